@@ -1,0 +1,4 @@
+from lightformer.cli import main
+import sys
+
+sys.exit(main())

@@ -1,0 +1,212 @@
+"""``lightformer <verb>``: parse, build one config, call one library function, write atomically.
+
+Bad input (a value out of range, an unknown name, a foreign file) is one line on stderr and
+exit status 2, with nothing written.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from lightformer.errors import LightformerError
+
+EXIT_USAGE = 2
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+def parse_value(text: str, kind) -> object:
+    """Typed value for a ``key=value`` override, by the dataclass field's type name."""
+    kind = str(kind)
+    if "bool" in kind:
+        if text.lower() in ("1", "true", "yes", "on"):
+            return True
+        if text.lower() in ("0", "false", "no", "off"):
+            return False
+        raise LightformerError(f"expected a boolean (true/false), got {text!r}")
+    try:
+        if "int" in kind:
+            return int(text)
+        if "float" in kind:
+            return float(text)
+    except ValueError:
+        raise LightformerError(f"expected {kind}, got {text!r}") from None
+    return text
+
+
+def parse_overrides(pairs: list[str]) -> dict:
+    from lightformer.config import ModelConfig
+
+    types = {f.name: f.type for f in dataclasses.fields(ModelConfig)}
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise LightformerError(f"--set expects key=value, got {pair!r}")
+        if key not in types:
+            raise LightformerError(f"unknown model option {key!r}; allowed: {', '.join(sorted(types))}")
+        out[key] = parse_value(value, types[key])
+    return out
+
+
+def parse_rank(text: str) -> int | dict:
+    """'64' or 'all=64,embeddings=128'."""
+    try:
+        if "=" not in text:
+            return int(text)
+        out = {}
+        for item in text.split(","):
+            key, _, value = item.partition("=")
+            out[key.strip()] = int(value)
+        return out
+    except ValueError:
+        raise LightformerError(f"--rank expects an integer or role=int pairs, got {text!r}") from None
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def format_counts(counts: dict, baseline: dict | None = None) -> str:
+    rows = []
+    for key, n in counts.items():
+        line = f"  {key:<18}{n:>14,}"
+        if baseline and baseline.get(key):
+            line += f"   ({baseline[key] / n:.2f}x fewer)" if n else ""
+        rows.append(line)
+    return "\n".join(rows)
+
+
+# --- verbs ------------------------------------------------------------------------------------
+
+def cmd_init(args) -> None:
+    import lightformer as lf
+
+    overrides = parse_overrides(args.set)
+    if args.share_decoder_input_output_embed:
+        overrides["share_decoder_input_output_embed"] = True
+    if args.share_all_embeddings:
+        overrides["share_all_embeddings"] = True
+    model = lf.build_model(args.arch, args.src_vocab, args.tgt_vocab, seed=args.seed, **overrides)
+    lf.save_checkpoint(model, args.out, provenance={"arch": args.arch, "seed": args.seed, "init": "random"})
+    print(f"{args.out}: {args.arch}, {lf.count_parameters(model)['total']:,} parameters", file=sys.stderr)
+
+
+def cmd_params(args) -> None:
+    import lightformer as lf
+
+    model = lf.load_checkpoint(args.checkpoint)
+    counts = lf.count_parameters(model)
+    if args.json:
+        print(json.dumps(counts, indent=2))
+    else:
+        print(f"{args.checkpoint}\n{format_counts(counts)}")
+
+
+def cmd_compress(args) -> None:
+    import yaml
+
+    import lightformer as lf
+    from lightformer.checkpoint import file_sha256
+
+    spec = {}
+    if args.spec:
+        if not Path(args.spec).is_file():
+            raise LightformerError(f"spec file {args.spec!r} does not exist")
+        spec = yaml.safe_load(Path(args.spec).read_text()) or {}
+        if not isinstance(spec, dict):
+            raise LightformerError(f"spec file {args.spec!r} must hold a mapping of compression options")
+    flags = {
+        "rank": parse_rank(args.rank) if args.rank is not None else None,
+        "ratio": args.ratio, "roles": args.roles, "share_layers": args.share_layers,
+        "share_side": args.share_side, "share_roles": args.share_roles,
+        "share_qkv": True if args.share_qkv else None, "sigma_split": args.sigma_split,
+        "init": args.init, "seed": args.seed,
+    }
+    spec |= {k: v for k, v in flags.items() if v is not None}
+    dense = lf.load_checkpoint(args.checkpoint)
+    model = lf.compress(dense, spec)  # all checks happen here, before anything is written
+    before, after = lf.count_parameters(dense), lf.count_parameters(model)
+    report = {
+        "source": {"path": str(args.checkpoint), "sha256": file_sha256(args.checkpoint)},
+        "spec": model.compression["spec"],
+        "params": {"dense": before, "compressed": after, "ratio": before["total"] / after["total"]},
+        "groups": model.compression["groups"],
+        "matrices": model.compression["report"],
+    }
+    lf.save_checkpoint(model, args.out, provenance={"parent": report["source"]})
+    if args.report:
+        write_text_atomic(args.report, json.dumps(report, indent=2) + "\n")
+    print(f"{args.out}: {before['total']:,} -> {after['total']:,} parameters "
+          f"({report['params']['ratio']:.2f}x fewer)\n{format_counts(after, before)}")
+
+
+# --- parser -----------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    from lightformer import __version__
+    from lightformer.compress.spec import INITS, SHARE_SIDES, SIGMA_SPLITS
+    from lightformer.config import PRESETS
+
+    p = argparse.ArgumentParser(prog="lightformer", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"lightformer {__version__}")
+    sub = p.add_subparsers(dest="verb", required=True)
+
+    s = sub.add_parser("init", help="write a freshly initialised dense Transformer")
+    s.add_argument("--arch", required=True, choices=list(PRESETS))
+    s.add_argument("--src-vocab", type=int, required=True)
+    s.add_argument("--tgt-vocab", type=int, required=True)
+    s.add_argument("--share-decoder-input-output-embed", action="store_true")
+    s.add_argument("--share-all-embeddings", action="store_true", help="needs src-vocab == tgt-vocab")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a ModelConfig field, e.g. --set dropout=0.3")
+    s.add_argument("--seed", type=int, default=1)
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_init)
+
+    s = sub.add_parser("params", help="count a checkpoint's parameters by role (shared tensors once)")
+    s.add_argument("checkpoint")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_params)
+
+    s = sub.add_parser("compress", help="SVD weight transfer (or random init) to a LightFormer")
+    s.add_argument("checkpoint")
+    s.add_argument("--spec", help="YAML/JSON file of compression options; flags override it")
+    s.add_argument("--rank", help="an integer, or role=int pairs: all=64,embeddings=128")
+    s.add_argument("--ratio", type=float, help="target dense/compressed parameter ratio, e.g. 3.8")
+    s.add_argument("--roles", help="roles to factorise, comma-separated (default: all)")
+    s.add_argument("--share-layers", type=int, help="cross-layer group size k (1 = no sharing)")
+    s.add_argument("--share-side", choices=SHARE_SIDES, help="which factor a group shares (default: in)")
+    s.add_argument("--share-roles", help="roles that share across layers (default: body)")
+    s.add_argument("--share-qkv", action="store_true", help="q/k/v of each attention share one input basis")
+    s.add_argument("--sigma-split", choices=SIGMA_SPLITS)
+    s.add_argument("--init", choices=INITS)
+    s.add_argument("--seed", type=int)
+    s.add_argument("--out", required=True)
+    s.add_argument("--report", help="JSON report: per-matrix rank, error and energy kept")
+    s.set_defaults(func=cmd_compress)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except LightformerError as e:
+        print(f"lightformer {args.verb}: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

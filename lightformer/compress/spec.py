@@ -1,0 +1,159 @@
+"""What to compress and how: the roles a spec may name, and the validated ``CompressionSpec``.
+
+Only the LightFormer abstract is public, so everything here beyond "low-rank factors
+initialised by SVD of a trained model, plus parameter sharing" is our reconstruction, chosen
+by configuration. Defaults: every matrix factorised (the 3.8x IWSLT claim is out of reach
+without the embeddings, REFERENCE.md §1), balanced √Σ split, no sharing unless asked.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+from lightformer.errors import LightformerError
+
+# role -> (stack, module path inside a layer); fairseq module names
+LAYER_ROLES: dict[str, tuple[str, str]] = {
+    "enc_self_q": ("encoder", "self_attn.q_proj"),
+    "enc_self_k": ("encoder", "self_attn.k_proj"),
+    "enc_self_v": ("encoder", "self_attn.v_proj"),
+    "enc_self_o": ("encoder", "self_attn.out_proj"),
+    "enc_ffn_in": ("encoder", "fc1"),
+    "enc_ffn_out": ("encoder", "fc2"),
+    "dec_self_q": ("decoder", "self_attn.q_proj"),
+    "dec_self_k": ("decoder", "self_attn.k_proj"),
+    "dec_self_v": ("decoder", "self_attn.v_proj"),
+    "dec_self_o": ("decoder", "self_attn.out_proj"),
+    "dec_cross_q": ("decoder", "encoder_attn.q_proj"),
+    "dec_cross_k": ("decoder", "encoder_attn.k_proj"),
+    "dec_cross_v": ("decoder", "encoder_attn.v_proj"),
+    "dec_cross_o": ("decoder", "encoder_attn.out_proj"),
+    "dec_ffn_in": ("decoder", "fc1"),
+    "dec_ffn_out": ("decoder", "fc2"),
+}
+# role -> module path; tied matrices (share_*_embed) are one matrix with several roles
+EMBED_ROLES: dict[str, str] = {
+    "src_embed": "encoder.embed_tokens",
+    "tgt_embed": "decoder.embed_tokens",
+    "out_proj": "decoder.output_projection",
+}
+ROLES = list(LAYER_ROLES) + list(EMBED_ROLES)
+
+# attention blocks whose q/k/v may share one input basis (share_qkv)
+QKV_BLOCKS = {
+    "enc_self_qkv": ["enc_self_q", "enc_self_k", "enc_self_v"],
+    "dec_self_qkv": ["dec_self_q", "dec_self_k", "dec_self_v"],
+    "dec_cross_qkv": ["dec_cross_q", "dec_cross_k", "dec_cross_v"],
+}
+
+
+def _with(prefix: str, names) -> list[str]:
+    return [r for r in LAYER_ROLES if r.startswith(prefix) and r.rsplit("_", 1)[1] in names]
+
+
+ALIASES: dict[str, list[str]] = {
+    "all": ROLES,
+    "body": list(LAYER_ROLES),
+    "embeddings": list(EMBED_ROLES),
+    "encoder": [r for r in LAYER_ROLES if r.startswith("enc_")],
+    "decoder": [r for r in LAYER_ROLES if r.startswith("dec_")],
+    "attention": [r for r in LAYER_ROLES if "_ffn_" not in r],
+    "ffn": [r for r in LAYER_ROLES if "_ffn_" in r],
+    "qkv": [r for r in LAYER_ROLES if r[-2:] in ("_q", "_k", "_v")],
+    "enc_self": _with("enc_self", "qkvo"),
+    "dec_self": _with("dec_self", "qkvo"),
+    "dec_cross": _with("dec_cross", "qkvo"),
+    "enc_ffn": ["enc_ffn_in", "enc_ffn_out"],
+    "dec_ffn": ["dec_ffn_in", "dec_ffn_out"],
+}
+
+SHARE_SIDES = ("in", "out", "both")
+SIGMA_SPLITS = ("balanced", "left", "right")
+INITS = ("svd", "random")
+
+
+def expand_roles(names, what: str = "role") -> list[str]:
+    """Role names and aliases -> roles, in canonical order."""
+    if isinstance(names, str):
+        names = [n for n in names.replace(",", " ").split() if n]
+    chosen = set()
+    for n in names:
+        if n in ALIASES:
+            chosen.update(ALIASES[n])
+        elif n in LAYER_ROLES or n in EMBED_ROLES:
+            chosen.add(n)
+        else:
+            raise LightformerError(
+                f"unknown {what} {n!r}; allowed: {', '.join(ROLES)} or aliases {', '.join(ALIASES)}")
+    return [r for r in ROLES if r in chosen]
+
+
+def expand_rank_map(rank: dict) -> dict[str, int]:
+    """{'all': 64, 'embeddings': 128} -> per-role ranks; a narrower key overrides a wider one."""
+    keyed = []
+    for key, value in rank.items():
+        roles = expand_roles([key], what="role in rank")
+        keyed.append((len(roles), key, roles, _positive_int(value, f"rank[{key}]")))
+    out: dict[str, int] = {}
+    for _, _, roles, value in sorted(keyed, key=lambda t: -t[0]):
+        out.update({r: value for r in roles})
+    return out
+
+
+def _positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise LightformerError(f"{name}={value!r} is invalid: expected an integer >= 1")
+    return value
+
+
+@dataclass
+class CompressionSpec:
+    rank: int | dict | None = None  # one rank, or per role/alias; with ``ratio``, a dict fixes some roles
+    ratio: float | None = None  # target dense/compressed total parameters, solved to one uniform rank
+    roles: list[str] | None = None  # what to factorise; None = 'all' (or the rank dict's keys)
+    share_layers: int = 1  # cross-layer group size k over consecutive layers (1 = no sharing)
+    share_side: str = "in"  # shared factor: 'in' = B (input basis), 'out' = A, 'both' = plain tying
+    share_roles: list[str] = field(default_factory=lambda: ["body"])  # roles that share across layers
+    share_qkv: bool = False  # q/k/v of each attention block share one input basis B
+    sigma_split: str = "balanced"  # where Σ goes: √Σ to both, 'left' (A=UΣ) or 'right' (B=ΣVᵀ)
+    init: str = "svd"  # 'svd' weight transfer or 'random' (same shapes, for the ablation)
+    seed: int = 0  # for init='random'
+
+    def __post_init__(self):
+        if self.rank is None and self.ratio is None:
+            raise LightformerError("give a rank (int or per-role dict) or a target ratio")
+        if isinstance(self.rank, int) and self.ratio is not None:
+            raise LightformerError("give either rank or ratio, not both (a per-role rank dict may fix some roles)")
+        if isinstance(self.rank, dict):
+            self.rank = dict(self.rank)
+            expand_rank_map(self.rank)  # validate now
+        elif self.rank is not None:
+            _positive_int(self.rank, "rank")
+        if self.ratio is not None:
+            if isinstance(self.ratio, bool) or not isinstance(self.ratio, (int, float)) or not self.ratio > 1:
+                raise LightformerError(f"ratio={self.ratio!r} is out of range: allowed ratio > 1")
+            self.ratio = float(self.ratio)
+        _positive_int(self.share_layers, "share_layers")
+        for name, allowed in (("share_side", SHARE_SIDES), ("sigma_split", SIGMA_SPLITS), ("init", INITS)):
+            if getattr(self, name) not in allowed:
+                raise LightformerError(f"{name}={getattr(self, name)!r} is invalid; allowed: {', '.join(allowed)}")
+        if self.roles is None:
+            self.roles = list(self.rank) if isinstance(self.rank, dict) and self.ratio is None else ["all"]
+        self.roles = expand_roles(self.roles)
+        self.share_roles = expand_roles(self.share_roles, what="role in share_roles")
+        self.share_qkv = bool(self.share_qkv)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_any(cls, spec=None, **overrides) -> "CompressionSpec":
+        """Accept a CompressionSpec, a dict, or keyword arguments; unknown keys are an error."""
+        if isinstance(spec, CompressionSpec):
+            spec = spec.to_dict()
+        d = dict(spec or {}) | overrides
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise LightformerError(f"unknown compression option(s) {unknown}; allowed: {sorted(known)}")
+        return cls(**d)

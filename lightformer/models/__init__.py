@@ -1,0 +1,5 @@
+"""nn.Modules: the fairseq-faithful Transformer and its low-rank building blocks."""
+from lightformer.models.lowrank import Embedding, FactorizedEmbedding, LowRankLinear
+from lightformer.models.transformer import DecoderCache, EncoderOut, Transformer
+
+__all__ = ["Embedding", "FactorizedEmbedding", "LowRankLinear", "Transformer", "EncoderOut", "DecoderCache"]

@@ -1,0 +1,377 @@
+"""The Transformer encoder–decoder, matching fairseq's ``TransformerModel`` (transformer_legacy.py).
+
+Read top to bottom in data-flow order: positions -> attention -> layers -> encoder -> decoder
+-> model. Parameter names follow fairseq's state-dict keys (``encoder.layers.0.self_attn.q_proj``,
+``decoder.layers.0.encoder_attn``, ``fc1``/``fc2``, ``final_layer_norm`` = the FFN's LayerNorm),
+so the parameter counts of REFERENCE.md §3 can be checked key by key.
+
+Tensors are batch-first: tokens (B, T); activations (B, T, C); per-head (B, H, T, hd).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from lightformer.config import ModelConfig
+from lightformer.models.lowrank import Embedding, shared_input_basis
+
+
+# --- positions --------------------------------------------------------------------------------
+
+def sinusoidal_table(num_positions: int, dim: int, padding_idx: int) -> torch.Tensor:
+    """fairseq's SinusoidalPositionalEmbedding.get_embedding: [sin | cos] halves, pad row zero."""
+    half = dim // 2
+    freq = torch.exp(torch.arange(half, dtype=torch.float) * -(math.log(10000) / (half - 1)))
+    angles = torch.arange(num_positions, dtype=torch.float)[:, None] * freq[None, :]
+    table = torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
+    if dim % 2:
+        table = torch.cat([table, torch.zeros(num_positions, 1)], dim=1)
+    table[padding_idx] = 0
+    return table
+
+
+class SinusoidalPositions(nn.Module):
+    """No parameters. Positions count non-pad tokens from padding_idx+1 (fairseq make_positions),
+    so left- and right-padding give every real token the same position."""
+
+    def __init__(self, dim: int, padding_idx: int, max_positions: int):
+        super().__init__()
+        self.padding_idx = padding_idx
+        self.register_buffer("table", sinusoidal_table(max_positions + padding_idx + 1, dim, padding_idx),
+                             persistent=False)
+
+    def forward(self, tokens: torch.Tensor, start: int | None = None) -> torch.Tensor:
+        if start is None:  # whole sequences, possibly padded
+            mask = tokens.ne(self.padding_idx).int()
+            positions = torch.cumsum(mask, dim=1) * mask + self.padding_idx
+        else:  # incremental decoding: new tokens at offsets start.. of an unpadded prefix
+            first = self.padding_idx + 1 + start
+            positions = torch.arange(first, first + tokens.size(1), device=tokens.device).expand_as(tokens)
+        if positions.max() >= self.table.size(0):  # one sync; beats an opaque index error
+            raise ValueError(f"sequence longer than max positions {self.table.size(0) - self.padding_idx - 1}")
+        return self.table[positions]  # (B, T, C)
+
+
+# --- attention --------------------------------------------------------------------------------
+
+class MultiheadAttention(nn.Module):
+    """fairseq's MultiheadAttention with scaled_dot_product_attention as the kernel."""
+
+    def __init__(self, embed_dim: int, num_heads: int, dropout: float):
+        super().__init__()
+        self.num_heads = num_heads
+        self.head_dim = embed_dim // num_heads
+        self.dropout = dropout
+        self.q_proj = nn.Linear(embed_dim, embed_dim)
+        self.k_proj = nn.Linear(embed_dim, embed_dim)
+        self.v_proj = nn.Linear(embed_dim, embed_dim)
+        self.out_proj = nn.Linear(embed_dim, embed_dim)
+        # fairseq reset_parameters: q/k/v xavier with gain 1/sqrt(2) (same-dim case), out_proj
+        # xavier with zero bias; q/k/v biases keep nn.Linear's default init.
+        for proj in (self.q_proj, self.k_proj, self.v_proj):
+            nn.init.xavier_uniform_(proj.weight, gain=1 / math.sqrt(2))
+        nn.init.xavier_uniform_(self.out_proj.weight)
+        nn.init.constant_(self.out_proj.bias, 0.0)
+
+    def _heads(self, t: torch.Tensor) -> torch.Tensor:
+        B, T, _ = t.shape
+        return t.view(B, T, self.num_heads, self.head_dim).transpose(1, 2)  # (B, H, T, hd)
+
+    def qkv(self, x: torch.Tensor):
+        """q, k, v for self-attention; a shared low-rank input basis is applied to x once."""
+        basis = shared_input_basis(self.q_proj, self.k_proj, self.v_proj)
+        if basis is not None:
+            h = F.linear(x, basis)  # (B, T, r)
+            q, k, v = self.q_proj.expand(h), self.k_proj.expand(h), self.v_proj.expand(h)
+        else:
+            q, k, v = self.q_proj(x), self.k_proj(x), self.v_proj(x)
+        return self._heads(q), self._heads(k), self._heads(v)
+
+    def query(self, x: torch.Tensor) -> torch.Tensor:
+        return self._heads(self.q_proj(x))
+
+    def kv(self, memory: torch.Tensor):
+        """k, v of cross-attention over the encoder output (computed once per source in decoding)."""
+        basis = shared_input_basis(self.k_proj, self.v_proj)
+        if basis is not None:
+            h = F.linear(memory, basis)
+            k, v = self.k_proj.expand(h), self.v_proj.expand(h)
+        else:
+            k, v = self.k_proj(memory), self.v_proj(memory)
+        return self._heads(k), self._heads(v)
+
+    def attend(self, q, k, v, mask=None, is_causal=False) -> torch.Tensor:
+        # mask: bool, True = may attend, broadcastable to (B, H, Tq, Tk)
+        out = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask, is_causal=is_causal,
+            dropout_p=self.dropout if self.training else 0.0)  # (B, H, Tq, hd); scale hd^-1/2 as fairseq
+        B, H, T, hd = out.shape
+        return self.out_proj(out.transpose(1, 2).reshape(B, T, H * hd))
+
+
+# --- layers -----------------------------------------------------------------------------------
+
+def feed_forward(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """ReLU FFN of a layer holding fc1/fc2 (fairseq keeps them on the layer itself)."""
+    x = F.relu(layer.fc1(x))
+    x = F.dropout(x, layer.activation_dropout, layer.training)
+    return layer.fc2(x)
+
+
+class EncoderLayer(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        d = cfg.embed_dim
+        self.normalize_before = cfg.normalize_before
+        self.dropout = cfg.dropout
+        self.self_attn = MultiheadAttention(d, cfg.encoder_heads, cfg.attention_dropout)
+        self.self_attn_layer_norm = nn.LayerNorm(d)
+        self.activation_dropout = cfg.activation_dropout
+        self.fc1 = nn.Linear(d, cfg.encoder_ffn_dim)  # fairseq keeps nn.Linear's default init here
+        self.fc2 = nn.Linear(cfg.encoder_ffn_dim, d)
+        self.final_layer_norm = nn.LayerNorm(d)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        residual = x
+        if self.normalize_before:
+            x = self.self_attn_layer_norm(x)
+        q, k, v = self.self_attn.qkv(x)
+        x = residual + F.dropout(self.self_attn.attend(q, k, v, mask), self.dropout, self.training)
+        if not self.normalize_before:
+            x = self.self_attn_layer_norm(x)
+
+        residual = x
+        if self.normalize_before:
+            x = self.final_layer_norm(x)
+        x = residual + F.dropout(feed_forward(self, x), self.dropout, self.training)
+        if not self.normalize_before:
+            x = self.final_layer_norm(x)
+        return x
+
+
+class LayerCache:
+    """One decoder layer's decoding state: self-attention keys/values written in place into
+    preallocated (B, H, capacity, hd) buffers, cross-attention keys/values computed once."""
+
+    __slots__ = ("k", "v", "cross_k", "cross_v")
+
+    def __init__(self, k, v, cross_k, cross_v):
+        self.k, self.v, self.cross_k, self.cross_v = k, v, cross_k, cross_v
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        d = cfg.embed_dim
+        self.normalize_before = cfg.normalize_before
+        self.dropout = cfg.dropout
+        self.self_attn = MultiheadAttention(d, cfg.decoder_heads, cfg.attention_dropout)
+        self.self_attn_layer_norm = nn.LayerNorm(d)
+        self.encoder_attn = MultiheadAttention(d, cfg.decoder_heads, cfg.attention_dropout)
+        self.encoder_attn_layer_norm = nn.LayerNorm(d)
+        self.activation_dropout = cfg.activation_dropout
+        self.fc1 = nn.Linear(d, cfg.decoder_ffn_dim)
+        self.fc2 = nn.Linear(cfg.decoder_ffn_dim, d)
+        self.final_layer_norm = nn.LayerNorm(d)
+
+    def _self_attention(self, x, cache: LayerCache | None, start: int):
+        q, k, v = self.self_attn.qkv(x)
+        if cache is None:  # teacher forcing: right-padded targets need only the causal mask
+            return self.self_attn.attend(q, k, v, is_causal=True)
+        end = start + x.size(1)
+        cache.k[:, :, start:end] = k  # in place: no re-allocation per step
+        cache.v[:, :, start:end] = v
+        k, v = cache.k[:, :, :end], cache.v[:, :, :end]
+        mask = None
+        if x.size(1) > 1:  # several new tokens at once: causal with an offset
+            pos_q = torch.arange(start, end, device=x.device)[:, None]
+            mask = torch.arange(end, device=x.device)[None, :] <= pos_q
+        return self.self_attn.attend(q, k, v, mask)
+
+    def forward(self, x, memory, memory_mask, cache: LayerCache | None = None, start: int = 0):
+        residual = x
+        if self.normalize_before:
+            x = self.self_attn_layer_norm(x)
+        x = residual + F.dropout(self._self_attention(x, cache, start), self.dropout, self.training)
+        if not self.normalize_before:
+            x = self.self_attn_layer_norm(x)
+
+        residual = x
+        if self.normalize_before:
+            x = self.encoder_attn_layer_norm(x)
+        if cache is not None:
+            k, v = cache.cross_k, cache.cross_v
+        else:
+            k, v = self.encoder_attn.kv(memory)
+        x = self.encoder_attn.attend(self.encoder_attn.query(x), k, v, memory_mask)
+        x = residual + F.dropout(x, self.dropout, self.training)
+        if not self.normalize_before:
+            x = self.encoder_attn_layer_norm(x)
+
+        residual = x
+        if self.normalize_before:
+            x = self.final_layer_norm(x)
+        x = residual + F.dropout(feed_forward(self, x), self.dropout, self.training)
+        if not self.normalize_before:
+            x = self.final_layer_norm(x)
+        return x
+
+
+# --- encoder ----------------------------------------------------------------------------------
+
+@dataclass
+class EncoderOut:
+    out: torch.Tensor  # (B, S, C)
+    padding_mask: torch.Tensor | None  # (B, S) True at pads; None when the batch has none
+
+    def attn_mask(self) -> torch.Tensor | None:
+        """Keep-mask for scaled_dot_product_attention, (B, 1, 1, S)."""
+        return None if self.padding_mask is None else ~self.padding_mask[:, None, None, :]
+
+
+def build_embedding(vocab: int, dim: int, padding_idx: int) -> Embedding:
+    emb = Embedding(vocab, dim, padding_idx=padding_idx)
+    nn.init.normal_(emb.weight, mean=0.0, std=dim ** -0.5)  # fairseq Embedding()
+    nn.init.constant_(emb.weight[padding_idx], 0.0)
+    return emb
+
+
+class Encoder(nn.Module):
+    def __init__(self, cfg: ModelConfig, embed_tokens: nn.Module):
+        super().__init__()
+        self.padding_idx = cfg.pad
+        self.dropout = cfg.dropout
+        self.embed_scale = math.sqrt(cfg.embed_dim) if cfg.scale_embedding else 1.0
+        self.embed_tokens = embed_tokens
+        self.embed_positions = SinusoidalPositions(cfg.embed_dim, cfg.pad, cfg.max_source_positions)
+        self.layers = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.encoder_layers))
+        # post-LN has no final LayerNorm (fairseq: encoder_normalize_before=False -> layer_norm None)
+        self.layer_norm = nn.LayerNorm(cfg.embed_dim) if cfg.normalize_before else None
+
+    def forward(self, src_tokens: torch.Tensor) -> EncoderOut:
+        padding_mask = src_tokens.eq(self.padding_idx)  # (B, S)
+        has_pads = bool(padding_mask.any())
+        x = self.embed_scale * self.embed_tokens(src_tokens) + self.embed_positions(src_tokens)
+        x = F.dropout(x, self.dropout, self.training)
+        if has_pads:
+            x = x * (~padding_mask).unsqueeze(-1).type_as(x)  # fairseq zeroes padded positions
+        enc = EncoderOut(x, padding_mask if has_pads else None)
+        mask = enc.attn_mask()
+        for layer in self.layers:
+            x = layer(x, mask)
+        if self.layer_norm is not None:
+            x = self.layer_norm(x)
+        enc.out = x
+        return enc
+
+
+# --- decoder ----------------------------------------------------------------------------------
+
+class DecoderCache:
+    """Incremental decoding state for the whole decoder; ``reorder`` follows beam choices."""
+
+    def __init__(self, layers: list[LayerCache], memory_mask: torch.Tensor | None):
+        self.layers = layers
+        self.memory_mask = memory_mask  # (B, 1, 1, S) keep-mask or None
+        self.length = 0  # tokens already decoded
+
+    def reserve(self, end: int) -> None:
+        """Grow the self-attention buffers (doubling) when a step would overflow them."""
+        capacity = self.layers[0].k.size(2)
+        if end <= capacity:
+            return
+        new = max(end, 2 * capacity)
+        for lc in self.layers:
+            for name in ("k", "v"):
+                old = getattr(lc, name)
+                buf = old.new_empty(old.shape[:2] + (new,) + old.shape[3:])
+                buf[:, :, :capacity] = old
+                setattr(lc, name, buf)
+
+    def reorder(self, order: torch.Tensor) -> None:
+        """Select/reorder rows of the batch (beam search); ``order``: (B',) indices."""
+        for lc in self.layers:
+            lc.k = lc.k.index_select(0, order)
+            lc.v = lc.v.index_select(0, order)
+            lc.cross_k = lc.cross_k.index_select(0, order)
+            lc.cross_v = lc.cross_v.index_select(0, order)
+        if self.memory_mask is not None:
+            self.memory_mask = self.memory_mask.index_select(0, order)
+
+
+class Decoder(nn.Module):
+    def __init__(self, cfg: ModelConfig, embed_tokens: nn.Module):
+        super().__init__()
+        d = cfg.embed_dim
+        self.padding_idx = cfg.pad
+        self.dropout = cfg.dropout
+        self.num_heads = cfg.decoder_heads
+        self.embed_scale = math.sqrt(d) if cfg.scale_embedding else 1.0
+        self.embed_tokens = embed_tokens
+        self.embed_positions = SinusoidalPositions(d, cfg.pad, cfg.max_target_positions)
+        self.layers = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.decoder_layers))
+        self.layer_norm = nn.LayerNorm(d) if cfg.normalize_before else None
+        if cfg.share_decoder_input_output_embed:
+            self.output_projection = None  # logits through embed_tokens.logits
+        else:
+            self.output_projection = nn.Linear(d, cfg.tgt_vocab, bias=False)
+            nn.init.normal_(self.output_projection.weight, mean=0.0, std=d ** -0.5)
+
+    def init_cache(self, encoder_out: EncoderOut, capacity: int = 32) -> DecoderCache:
+        """Precompute cross-attention keys/values and allocate self-attention buffers."""
+        memory = encoder_out.out
+        B = memory.size(0)
+        layers = []
+        for layer in self.layers:
+            ck, cv = layer.encoder_attn.kv(memory)  # (B, H, S, hd)
+            H, hd = ck.shape[1], ck.shape[3]
+            k = memory.new_empty(B, H, capacity, hd)
+            layers.append(LayerCache(k, torch.empty_like(k), ck, cv))
+        return DecoderCache(layers, encoder_out.attn_mask())
+
+    def output_layer(self, x: torch.Tensor) -> torch.Tensor:
+        if self.output_projection is None:
+            return self.embed_tokens.logits(x)
+        return self.output_projection(x)
+
+    def forward(self, prev_output_tokens, encoder_out: EncoderOut | None, cache: DecoderCache | None = None):
+        """Logits (B, T, V). With ``cache``, only the tokens of ``prev_output_tokens`` beyond
+        ``cache.length`` are computed (O(1) new tokens per decoding step) and the cache advances."""
+        if cache is None:
+            tokens, start = prev_output_tokens, None
+            memory, memory_mask = encoder_out.out, encoder_out.attn_mask()
+        else:
+            start = cache.length
+            tokens = prev_output_tokens[:, start:]
+            cache.reserve(start + tokens.size(1))
+            memory, memory_mask = None, cache.memory_mask
+        x = self.embed_scale * self.embed_tokens(tokens) + self.embed_positions(tokens, start)
+        x = F.dropout(x, self.dropout, self.training)
+        for i, layer in enumerate(self.layers):
+            x = layer(x, memory, memory_mask, None if cache is None else cache.layers[i], start or 0)
+        if self.layer_norm is not None:
+            x = self.layer_norm(x)
+        if cache is not None:
+            cache.length += tokens.size(1)
+        return self.output_layer(x)
+
+
+# --- model ------------------------------------------------------------------------------------
+
+class Transformer(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.compression = None  # the plan and transfer report once compressed (lightformer.compress)
+        src_embed = build_embedding(cfg.src_vocab, cfg.embed_dim, cfg.pad)
+        tgt_embed = src_embed if cfg.share_all_embeddings else build_embedding(cfg.tgt_vocab, cfg.embed_dim, cfg.pad)
+        self.encoder = Encoder(cfg, src_embed)
+        self.decoder = Decoder(cfg, tgt_embed)
+
+    def forward(self, src_tokens: torch.Tensor, prev_output_tokens: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced logits (B, T_tgt, V_tgt); tokens batch-first, pad = cfg.pad."""
+        return self.decoder(prev_output_tokens, self.encoder(src_tokens))
