@@ -105,12 +105,20 @@ def cmd_init(args) -> None:
 def cmd_params(args) -> None:
     import lightformer as lf
 
-    model = lf.load_checkpoint(args.checkpoint)
-    counts = lf.count_parameters(model)
+    counts = [lf.count_parameters(lf.load_checkpoint(path)) for path in args.checkpoints]
     if args.json:
-        print(json.dumps(counts, indent=2))
-    else:
-        print(f"{args.checkpoint}\n{format_counts(counts)}")
+        rows = [{"checkpoint": p} | c for p, c in zip(args.checkpoints, counts)]
+        print(json.dumps(counts[0] if len(counts) == 1 else rows, indent=2))
+        return
+    if len(counts) == 1:
+        print(f"{args.checkpoints[0]}\n{format_counts(counts[0])}")
+        return
+    # several checkpoints: one row each, compression relative to the first
+    name_w = max(len(p) for p in args.checkpoints)
+    print(f"{'checkpoint':<{name_w}} {'total':>12} {'embedding':>12} {'body':>12} {'x fewer':>8}")
+    for path, c in zip(args.checkpoints, counts):
+        print(f"{path:<{name_w}} {c['total']:>12,} {c['embedding']:>12,} {c['body']:>12,} "
+              f"{counts[0]['total'] / c['total']:>8.2f}")
 
 
 def cmd_compress(args) -> None:
@@ -174,8 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_init)
 
-    s = sub.add_parser("params", help="count a checkpoint's parameters by role (shared tensors once)")
-    s.add_argument("checkpoint")
+    s = sub.add_parser("params", help="count parameters by role (shared tensors once); several files: "
+                                      "a table with compression relative to the first")
+    s.add_argument("checkpoints", nargs="+")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_params)
 

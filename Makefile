@@ -1,0 +1,23 @@
+# The README's two commands: `make demo` (the main job) and `make test`.
+# Both create .venv on first use: the CPU build torch==2.13.0 first (pip finds it on local disk;
+# an unpinned torch would pull a multi-GB CUDA build), then this package with its dev extras.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+$(BIN)/lightformer: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+.PHONY: install demo test
+install: $(BIN)/lightformer
+
+demo: install
+	PATH=$(CURDIR)/$(BIN):$$PATH snakemake --cores 2 all
+	@for t in iwslt14 wmt14; do $(BIN)/lightformer params results/models/$$t/*.safetensors; echo; done
+
+test: install
+	$(BIN)/python -m pytest -q

@@ -1,0 +1,70 @@
+"""Checkpoints rebuild their model exactly from the file alone, and refuse foreign files."""
+import json
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+import lightformer as lf
+from tests.conftest import batch, tiny
+
+
+def test_dense_round_trip(tmp_path):
+    m = tiny(normalize_before=True, dropout=0.2)
+    path = lf.save_checkpoint(m, tmp_path / "m.safetensors", provenance={"seed": 1})
+    back = lf.load_checkpoint(path).eval()
+    assert back.cfg == m.cfg and back.compression is None
+    assert back.provenance["seed"] == 1 and back.provenance["torch_version"] == torch.__version__
+    src, prev = batch()
+    assert torch.equal(back(src, prev), m(src, prev))
+
+
+def test_compressed_round_trip_restores_ties_and_stores_them_once(tmp_path):
+    m = tiny("transformer_tiny6", src=41, tgt=41, share_all_embeddings=True)
+    c = lf.compress(m, rank=6, share_layers=3, share_qkv=True).eval()
+    path = lf.save_checkpoint(c, tmp_path / "c.safetensors")
+    with safe_open(str(path), "pt") as f:
+        keys = set(f.keys())
+        meta = json.loads(f.metadata()["lightformer"])
+    assert "encoder.layers.0.self_attn.q_proj.B" in keys
+    assert "encoder.layers.0.self_attn.k_proj.B" not in keys  # shared with q: stored once
+    assert "encoder.layers.1.self_attn.q_proj.B" not in keys  # shared across layers: stored once
+    assert "decoder.embed_tokens.A" not in keys  # tied to the encoder's
+    assert meta["compression"]["spec"]["share_layers"] == 3
+    back = lf.load_checkpoint(path).eval()
+    qb = lambda x, i: x.encoder.layers[i].self_attn.q_proj.B  # noqa: E731
+    assert qb(back, 0) is qb(back, 2) is back.encoder.layers[1].self_attn.v_proj.B
+    assert back.encoder.embed_tokens is back.decoder.embed_tokens
+    assert lf.count_parameters(back) == lf.count_parameters(c)
+    src, prev = batch(41, 41)
+    assert torch.equal(back(src, prev), c(src, prev))
+
+
+def test_save_is_atomic_and_leaves_no_temp_files(tmp_path):
+    lf.save_checkpoint(tiny(), tmp_path / "a.safetensors")
+    assert [p.name for p in tmp_path.iterdir()] == ["a.safetensors"]
+
+
+@pytest.mark.parametrize("make,msg", [
+    (lambda p: torch.save({"model": {}}, p), "PyTorch pickle/zip file"),
+    (lambda p: p.write_bytes(b"\x00" * 64), "not a safetensors file"),
+    (lambda p: save_file({"w": torch.zeros(2)}, str(p)), "not a lightformer checkpoint"),
+    (lambda p: None, "does not exist"),
+], ids=["torch-pickle", "garbage", "foreign-safetensors", "missing"])
+def test_foreign_files_are_refused(tmp_path, make, msg):
+    p = tmp_path / "x.pt"
+    make(p)
+    with pytest.raises(lf.LightformerError, match=msg):
+        lf.load_checkpoint(p)
+
+
+def test_tensor_set_must_match_the_architecture(tmp_path):
+    path = lf.save_checkpoint(tiny(), tmp_path / "m.safetensors")
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata()
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    del tensors["encoder.layers.0.fc1.weight"]
+    save_file(tensors, str(path), metadata=meta)
+    with pytest.raises(lf.LightformerError, match="does not match its own architecture"):
+        lf.load_checkpoint(path)
