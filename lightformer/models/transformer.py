@@ -122,6 +122,14 @@ def feed_forward(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return layer.fc2(x)
 
 
+def sublayer(layer: nn.Module, x: torch.Tensor, norm: nn.LayerNorm, fn) -> torch.Tensor:
+    """Residual around ``fn`` with the LayerNorm after it (post-LN, fairseq's default) or
+    before it (pre-LN, ``normalize_before``)."""
+    if layer.normalize_before:
+        return x + F.dropout(fn(norm(x)), layer.dropout, layer.training)
+    return norm(x + F.dropout(fn(x), layer.dropout, layer.training))
+
+
 class EncoderLayer(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -136,21 +144,8 @@ class EncoderLayer(nn.Module):
         self.final_layer_norm = nn.LayerNorm(d)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        residual = x
-        if self.normalize_before:
-            x = self.self_attn_layer_norm(x)
-        q, k, v = self.self_attn.qkv(x)
-        x = residual + F.dropout(self.self_attn.attend(q, k, v, mask), self.dropout, self.training)
-        if not self.normalize_before:
-            x = self.self_attn_layer_norm(x)
-
-        residual = x
-        if self.normalize_before:
-            x = self.final_layer_norm(x)
-        x = residual + F.dropout(feed_forward(self, x), self.dropout, self.training)
-        if not self.normalize_before:
-            x = self.final_layer_norm(x)
-        return x
+        x = sublayer(self, x, self.self_attn_layer_norm, lambda h: self.self_attn.attend(*self.self_attn.qkv(h), mask))
+        return sublayer(self, x, self.final_layer_norm, lambda h: feed_forward(self, h))
 
 
 class LayerCache:
@@ -192,33 +187,18 @@ class DecoderLayer(nn.Module):
             mask = torch.arange(end, device=x.device)[None, :] <= pos_q
         return self.self_attn.attend(q, k, v, mask)
 
-    def forward(self, x, memory, memory_mask, cache: LayerCache | None = None, start: int = 0):
-        residual = x
-        if self.normalize_before:
-            x = self.self_attn_layer_norm(x)
-        x = residual + F.dropout(self._self_attention(x, cache, start), self.dropout, self.training)
-        if not self.normalize_before:
-            x = self.self_attn_layer_norm(x)
-
-        residual = x
-        if self.normalize_before:
-            x = self.encoder_attn_layer_norm(x)
+    def _cross_attention(self, x, memory, memory_mask, cache: LayerCache | None):
         if cache is not None:
             k, v = cache.cross_k, cache.cross_v
         else:
             k, v = self.encoder_attn.kv(memory)
-        x = self.encoder_attn.attend(self.encoder_attn.query(x), k, v, memory_mask)
-        x = residual + F.dropout(x, self.dropout, self.training)
-        if not self.normalize_before:
-            x = self.encoder_attn_layer_norm(x)
+        return self.encoder_attn.attend(self.encoder_attn.query(x), k, v, memory_mask)
 
-        residual = x
-        if self.normalize_before:
-            x = self.final_layer_norm(x)
-        x = residual + F.dropout(feed_forward(self, x), self.dropout, self.training)
-        if not self.normalize_before:
-            x = self.final_layer_norm(x)
-        return x
+    def forward(self, x, memory, memory_mask, cache: LayerCache | None = None, start: int = 0):
+        x = sublayer(self, x, self.self_attn_layer_norm, lambda h: self._self_attention(h, cache, start))
+        x = sublayer(self, x, self.encoder_attn_layer_norm,
+                     lambda h: self._cross_attention(h, memory, memory_mask, cache))
+        return sublayer(self, x, self.final_layer_norm, lambda h: feed_forward(self, h))
 
 
 # --- encoder ----------------------------------------------------------------------------------
