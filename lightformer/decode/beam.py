@@ -1,0 +1,166 @@
+"""Batched beam search over the incremental decoder cache, as fairseq's SequenceGenerator.
+
+Each step feeds one new token per hypothesis (the cache holds the prefix's keys/values), scores
+all continuations of all beams of a sentence at once, keeps the 2K best candidates, finalises
+those ending in </s> among the top K, and continues with the K best that do not. A sentence is
+done once it has K finished hypotheses; finished sentences leave the batch, so later steps run
+on fewer rows. Scores are summed log-probabilities divided by length**lenpen, the length
+counting the final </s> (fairseq). Beam 1 is greedy search.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from lightformer.config import EOS, PAD, UNK
+from lightformer.errors import LightformerError
+
+
+@dataclass
+class SearchConfig:
+    beam: int = 5
+    lenpen: float = 1.0
+    max_len_a: float = 0.0  # max length = a * (padded source length) + b, as fairseq
+    max_len_b: int = 200
+    min_len: int = 1
+    no_repeat_ngram_size: int = 0
+    unk_penalty: float = 0.0
+    fixed_length: bool = False  # never stop early: every hypothesis runs max length (speed tests)
+
+    def __post_init__(self):
+        if self.beam < 1:
+            raise LightformerError(f"beam={self.beam} is invalid: expected >= 1")
+        if self.min_len < 0 or self.no_repeat_ngram_size < 0:
+            raise LightformerError("min_len and no_repeat_ngram_size must be >= 0")
+
+
+@dataclass
+class Hypothesis:
+    tokens: list[int]  # without the final </s>
+    score: float  # length-normalised
+    positional_scores: list[float] = field(default_factory=list)  # log-prob of each token incl. </s>
+
+
+def _max_len(model, src_tokens, cfg: SearchConfig) -> int:
+    limit = model.cfg.max_target_positions - 1
+    return max(1, min(int(cfg.max_len_a * src_tokens.size(1) + cfg.max_len_b), limit))
+
+
+def _ban_repeated_ngrams(lprobs, tokens, step, n):
+    """-inf for tokens that would complete an n-gram already present in the hypothesis.
+
+    tokens: (N, step+1) generated so far incl. the leading </s>; vectorised over hypotheses.
+    """
+    if step + 2 <= n:  # fewer than n tokens would exist after this step
+        return
+    grams = tokens.unfold(1, n, 1)  # (N, G, n) every n-gram so far
+    tail = tokens[:, step + 2 - n:]  # (N, n-1) the prefix the next token extends
+    hit = (grams[:, :, :-1] == tail[:, None, :]).all(-1)  # (N, G)
+    banned = torch.where(hit, grams[:, :, -1], lprobs.size(1))  # V = a spare column for misses
+    spare = torch.cat([lprobs, lprobs.new_zeros(lprobs.size(0), 1)], dim=1)
+    spare.scatter_(1, banned, -math.inf)
+    lprobs.copy_(spare[:, :-1])
+
+
+@torch.inference_mode()
+def beam_search(model, src_tokens: torch.Tensor, cfg: SearchConfig | None = None,
+                use_cache: bool = True) -> list[list[Hypothesis]]:
+    """Hypotheses per source sentence, best first (at most ``cfg.beam`` each).
+
+    ``use_cache=False`` recomputes the whole prefix every step: the reference the cached path
+    is tested against, never faster.
+    """
+    cfg = cfg or SearchConfig()
+    model.eval()
+    B, K = src_tokens.size(0), cfg.beam
+    device = src_tokens.device
+    max_len = _max_len(model, src_tokens, cfg)
+    V = model.cfg.tgt_vocab
+
+    enc = model.encoder(src_tokens)
+    expand = torch.arange(B, device=device).repeat_interleave(K)  # (B*K,) row -> sentence
+    enc.out = enc.out.index_select(0, expand)
+    if enc.padding_mask is not None:
+        enc.padding_mask = enc.padding_mask.index_select(0, expand)
+    cache = model.decoder.init_cache(enc, capacity=max_len + 1) if use_cache else None
+
+    tokens = torch.full((B * K, max_len + 2), PAD, dtype=torch.long, device=device)
+    tokens[:, 0] = EOS  # fairseq starts the decoder from </s>
+    pos_scores = torch.zeros(B * K, max_len + 1, device=device)
+    scores = torch.zeros(B, K, device=device)
+    scores[:, 1:] = -math.inf  # step 0: only one live beam per sentence, no duplicates
+    sent = torch.arange(B, device=device)  # original index of each live sentence
+    finished: list[list[Hypothesis]] = [[] for _ in range(B)]
+
+    for step in range(max_len + 1):
+        n = sent.numel()  # live sentences; rows are n*K
+        logits = model.decoder(tokens[:, : step + 1], None if use_cache else enc, cache)[:, -1]
+        lprobs = F.log_softmax(logits.float(), dim=-1)  # (n*K, V)
+        lprobs[:, PAD] = -math.inf
+        if cfg.unk_penalty:
+            lprobs[:, UNK] -= cfg.unk_penalty
+        if step >= max_len:  # out of room: only </s>
+            eos_col = lprobs[:, EOS].clone()
+            lprobs.fill_(-math.inf)
+            lprobs[:, EOS] = eos_col
+        elif step < cfg.min_len or cfg.fixed_length:
+            lprobs[:, EOS] = -math.inf
+        if cfg.no_repeat_ngram_size:
+            _ban_repeated_ngrams(lprobs, tokens[:, : step + 1], step, cfg.no_repeat_ngram_size)
+
+        cand = (scores.view(-1, 1) + lprobs).view(n, K * V)
+        top_scores, top_idx = cand.topk(min(2 * K, K * V), dim=1)  # (n, 2K)
+        top_beam, top_tok = top_idx // V, top_idx % V
+
+        # finalise </s> candidates among the top K (fairseq), best first
+        is_eos = (top_tok == EOS) & torch.isfinite(top_scores)
+        is_eos[:, K:] = False
+        if is_eos.any():
+            rows, cols = is_eos.nonzero(as_tuple=True)
+            norm = top_scores[rows, cols] / (step + 1) ** cfg.lenpen
+            src_rows = rows * K + top_beam[rows, cols]
+            hyp_tokens = tokens[src_rows, 1: step + 1].tolist()
+            step_scores = torch.cat([pos_scores[src_rows, :step], lprobs[src_rows, EOS].unsqueeze(1)], 1)
+            for r, toks, s, ps in zip(rows.tolist(), hyp_tokens, norm.tolist(), step_scores.tolist()):
+                bucket = finished[sent[r].item()]
+                if len(bucket) < K:
+                    bucket.append(Hypothesis(toks, s, ps))
+
+        done = torch.tensor([len(finished[i]) >= K for i in sent.tolist()], device=device)
+        if step >= max_len or bool(done.all()):
+            break
+
+        # continue with the K best candidates that do not end in </s>
+        live = ~((top_tok == EOS) | ~torch.isfinite(top_scores))
+        order = torch.where(live, torch.arange(2 * K, device=device).expand_as(live), 4 * K)
+        pick = order.sort(dim=1).values[:, :K].clamp(max=top_scores.size(1) - 1)  # (n, K) positions
+        new_scores = top_scores.gather(1, pick)
+        new_scores = torch.where(live.gather(1, pick), new_scores, -math.inf)
+        new_beam = top_beam.gather(1, pick)
+        new_tok = top_tok.gather(1, pick)
+        origin = (torch.arange(n, device=device)[:, None] * K + new_beam).view(-1)  # (n*K,)
+
+        keep = (~done).nonzero(as_tuple=True)[0]  # drop sentences that are complete
+        if keep.numel() < n:
+            origin = origin.view(n, K)[keep].view(-1)
+            new_scores, new_tok = new_scores[keep], new_tok[keep]
+            sent = sent[keep]
+        if use_cache:
+            cache.reorder(origin)
+        else:
+            enc.out = enc.out.index_select(0, origin)
+            if enc.padding_mask is not None:
+                enc.padding_mask = enc.padding_mask.index_select(0, origin)
+        tokens = tokens.index_select(0, origin)
+        pos_scores = pos_scores.index_select(0, origin)
+        prev_cum = scores.view(-1).index_select(0, origin)
+        tokens[:, step + 1] = new_tok.view(-1)
+        pos_scores[:, step] = new_scores.view(-1) - prev_cum
+        scores = new_scores
+
+    for i, bucket in enumerate(finished):
+        bucket.sort(key=lambda h: -h.score)
+    return finished

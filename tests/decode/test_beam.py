@@ -1,0 +1,104 @@
+import itertools
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import lightformer as lf
+from lightformer.config import EOS, PAD
+from lightformer.decode import SearchConfig, beam_search
+from tests.conftest import trained_like
+
+
+def model(tgt_vocab, **kw):
+    m = lf.build_model("transformer_tiny", 20, tgt_vocab, seed=2, **kw)
+    with torch.no_grad():  # sharpen the output so hypotheses differ clearly
+        trained_like(m, seed=5)
+        for p in m.parameters():
+            p.mul_(3.0)
+    return m.eval()
+
+
+def sources(B=3, S=6, vocab=20):
+    g = torch.Generator().manual_seed(9)
+    src = torch.randint(4, vocab, (B, S), generator=g)
+    src[:, -1] = EOS
+    src[0, :2] = PAD
+    return src
+
+
+def score_of(m, src, toks, lenpen):
+    """Length-normalised log-prob of toks + </s> by teacher forcing (no cache, no search)."""
+    tgt = torch.tensor([list(toks) + [EOS]])
+    prev = torch.tensor([[EOS] + list(toks)])
+    lp = F.log_softmax(m(src, prev).float(), -1)[0].gather(1, tgt.T).sum()
+    return lp.item() / len(tgt[0]) ** lenpen
+
+
+@pytest.mark.parametrize("lenpen", [1.0, 0.6])
+def test_wide_beam_equals_exhaustive_search(lenpen):
+    m = model(tgt_vocab=5)  # choices per step: 0, 3, 4 and </s> (pad is never generated)
+    src = sources(B=1)[:, 2:]
+    cfg = SearchConfig(beam=64, lenpen=lenpen, max_len_b=3, min_len=1)  # 64 >= 4^3
+    best = beam_search(m, src, cfg)[0][0]
+    candidates = [seq for L in (1, 2, 3) for seq in itertools.product((0, 3, 4), repeat=L)]
+    scored = sorted(((score_of(m, src, seq, lenpen), seq) for seq in candidates), reverse=True)
+    assert tuple(best.tokens) == scored[0][1]
+    assert best.score == pytest.approx(scored[0][0], abs=1e-5)
+    assert sum(best.positional_scores) / (len(best.tokens) + 1) ** lenpen == pytest.approx(best.score, abs=1e-5)
+
+
+@pytest.mark.parametrize("opts", [dict(beam=4, lenpen=0.6), dict(beam=1), dict(beam=3, no_repeat_ngram_size=2),
+                                  dict(beam=2, min_len=5)])
+def test_cached_decoding_equals_full_recomputation(opts):
+    m = model(tgt_vocab=30)
+    src = sources()
+    cfg = SearchConfig(max_len_b=12, **opts)
+    cached, full = beam_search(m, src, cfg), beam_search(m, src, cfg, use_cache=False)
+    for a, b in zip(cached, full):
+        assert [h.tokens for h in a] == [h.tokens for h in b]
+        assert [h.score for h in a] == pytest.approx([h.score for h in b], abs=1e-5)
+
+
+def test_greedy_is_argmax_decoding():
+    m = model(tgt_vocab=30)
+    src = sources(B=1)
+    hyp = beam_search(m, src, SearchConfig(beam=1, max_len_b=10))[0][0]
+    prev = [EOS]
+    for _ in range(10):  # max_len_b=10 tokens, then </s> is forced (fairseq)
+        lp = F.log_softmax(m(src, torch.tensor([prev]))[0, -1], -1)
+        lp[PAD] = -math.inf
+        tok = int(lp.argmax())
+        if tok == EOS:
+            break
+        prev.append(tok)
+    assert hyp.tokens == prev[1:]
+
+
+def test_batching_and_padding_do_not_change_results():
+    m = model(tgt_vocab=30)
+    src = sources()
+    cfg = SearchConfig(beam=3, max_len_b=8)
+    batched = beam_search(m, src, cfg)
+    for i in range(src.size(0)):
+        row = src[i: i + 1]
+        row = row[:, row[0].ne(PAD)]
+        alone = beam_search(m, row, SearchConfig(beam=3, max_len_a=0, max_len_b=8))[0]
+        assert alone[0].tokens == batched[i][0].tokens
+        assert alone[0].score == pytest.approx(batched[i][0].score, abs=1e-5)
+
+
+def test_no_repeat_ngram_and_fixed_length():
+    m = model(tgt_vocab=6)  # tiny vocabulary: repeats are likely without the ban
+    src = sources(B=2)
+    for hyp in (h[0] for h in beam_search(m, src, SearchConfig(beam=2, max_len_b=12, no_repeat_ngram_size=2))):
+        grams = list(zip([EOS] + hyp.tokens, hyp.tokens))
+        assert len(grams) == len(set(grams))
+    fixed = beam_search(m, src, SearchConfig(beam=2, max_len_b=9, fixed_length=True))
+    assert all(len(h.tokens) == 9 for hyps in fixed for h in hyps)
+
+
+def test_bad_search_config():
+    with pytest.raises(lf.LightformerError, match="beam=0"):
+        SearchConfig(beam=0)
