@@ -159,6 +159,52 @@ def cmd_compress(args) -> None:
           f"({report['params']['ratio']:.2f}x fewer)\n{format_counts(after, before)}")
 
 
+def cmd_speed(args) -> None:
+    import csv
+
+    import lightformer as lf
+    from lightformer.speed.bench import SpeedConfig, run_speed
+
+    cfg = SpeedConfig(protocol=args.protocol, device=args.device, dtype=args.dtype, threads=args.threads,
+                      beam=args.beam, lenpen=args.lenpen, src_len=args.src_len, tgt_len=args.tgt_len,
+                      batch=args.batch, sentences=args.sentences, runs=args.runs, warmup=args.warmup,
+                      fixed_length=not args.free_length, fast=not args.no_fast_path,
+                      cuda_graph=args.cuda_graph, seed=args.seed)
+    stems = [Path(p).name.split(".")[0] for p in args.checkpoints]
+    names = stems if len(set(stems)) == len(stems) else list(args.checkpoints)
+    models = {n: lf.load_checkpoint(p) for n, p in zip(names, args.checkpoints)}
+    rows = run_speed(models, cfg)
+    for row, path in zip(rows, args.checkpoints):
+        row["checkpoint"] = str(path)
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        previous = []
+        if args.append and out.exists():
+            with open(out, newline="") as f:
+                reader = csv.DictReader(f)
+                if reader.fieldnames != list(rows[0]):
+                    raise LightformerError(f"{out} has other columns than this lightformer writes; "
+                                           f"use a new --out file")
+                previous = list(reader)
+        fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".tmp")
+        with os.fdopen(fd, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(previous + rows)
+        os.replace(tmp, out)
+    r0 = rows[0]
+    print(f"{cfg.protocol} on {r0['device_name']} ({r0['dtype']}, threads {r0['threads'] or '-'}, "
+          f"batch {r0['batch']}, beam {r0['beam']}, src {cfg.src_len}, tgt {cfg.tgt_len} fixed={cfg.fixed_length}, "
+          f"cuda_graph={cfg.cuda_graph})")
+    print(f"{'model':<20}{'params':>12}{'x fewer':>9}{'enc ms':>9}{'dec ms':>10}{'sent/s':>9}"
+          f"{'speedup':>9}  p10-p90")
+    for r in rows:
+        print(f"{r['model']:<20}{r['params']:>12,}{r['compression']:>9.2f}{r['encoder_ms']:>9.2f}"
+              f"{r['decoder_ms']:>10.2f}{r['sentences_per_s']:>9.1f}{r['speedup']:>9.2f}  "
+              f"{r['speedup_p10']:.2f}-{r['speedup_p90']:.2f}")
+
+
 # --- parser -----------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -204,6 +250,27 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.add_argument("--report", help="JSON report: per-matrix rank, error and energy kept")
     s.set_defaults(func=cmd_compress)
+    s = sub.add_parser("speed", help="time checkpoints interleaved; speedups relative to the first")
+    s.add_argument("checkpoints", nargs="+")
+    s.add_argument("--protocol", choices=["latency", "throughput"], default="latency")
+    s.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    s.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32")
+    s.add_argument("--threads", type=int, help="CPU threads (default: torch's current setting)")
+    s.add_argument("--beam", type=int, default=5)
+    s.add_argument("--lenpen", type=float, default=1.0)
+    s.add_argument("--src-len", type=int, default=23, help="source tokens: 23 IWSLT, 30 WMT (HAT)")
+    s.add_argument("--tgt-len", type=int, help="decoder steps in fixed-length mode (default: src-len)")
+    s.add_argument("--batch", type=int, default=128, help="throughput: sentences per batch")
+    s.add_argument("--sentences", type=int, default=512, help="throughput: synthetic set size")
+    s.add_argument("--runs", type=int, default=300)
+    s.add_argument("--warmup", type=int, default=5)
+    s.add_argument("--free-length", action="store_true", help="stop at </s> (trained models only)")
+    s.add_argument("--no-fast-path", action="store_true", help="time the training-time modules as they are")
+    s.add_argument("--cuda-graph", action="store_true", help="GPU: replay each decoder step as a CUDA graph")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", help="CSV, one row per model with every condition")
+    s.add_argument("--append", action="store_true", help="add rows to an existing --out CSV")
+    s.set_defaults(func=cmd_speed)
     return p
 
 

@@ -50,7 +50,7 @@ class LowRankLinear(nn.Module):
         return self.A @ self.B
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.expand(F.linear(x, self.B))
+        return F.linear(F.linear(x, self.B), self.A, self.bias)
 
     def expand(self, h: torch.Tensor) -> torch.Tensor:
         """From the rank-r code h = Bx to the output; lets a shared basis be applied once."""

@@ -44,15 +44,24 @@ class SinusoidalPositions(nn.Module):
         self.register_buffer("table", sinusoidal_table(max_positions + padding_idx + 1, dim, padding_idx),
                              persistent=False)
 
-    def forward(self, tokens: torch.Tensor, start: int | None = None) -> torch.Tensor:
+    @property
+    def max_positions(self) -> int:
+        return self.table.size(0) - self.padding_idx - 1
+
+    def forward(self, tokens: torch.Tensor, start: int | torch.Tensor | None = None) -> torch.Tensor:
+        """``start``: None for whole (padded) sequences; an int offset for the new tokens of an
+        unpadded prefix; a 0-d device tensor for static-shape decoding (one token, no host sync)."""
+        if isinstance(start, torch.Tensor):
+            return self.table[(start + self.padding_idx + 1).view(1, 1)].expand(tokens.size(0), 1, -1)
+        end = tokens.size(1) + (0 if start is None else start)
+        if end > self.max_positions:  # checked on sizes: no host sync
+            raise ValueError(f"sequence of {end} tokens is longer than max positions {self.max_positions}")
         if start is None:  # whole sequences, possibly padded
             mask = tokens.ne(self.padding_idx).int()
             positions = torch.cumsum(mask, dim=1) * mask + self.padding_idx
         else:  # incremental decoding: new tokens at offsets start.. of an unpadded prefix
             first = self.padding_idx + 1 + start
             positions = torch.arange(first, first + tokens.size(1), device=tokens.device).expand_as(tokens)
-        if positions.max() >= self.table.size(0):  # one sync; beats an opaque index error
-            raise ValueError(f"sequence longer than max positions {self.table.size(0) - self.padding_idx - 1}")
         return self.table[positions]  # (B, T, C)
 
 
@@ -76,6 +85,7 @@ class MultiheadAttention(nn.Module):
             nn.init.xavier_uniform_(proj.weight, gain=1 / math.sqrt(2))
         nn.init.xavier_uniform_(self.out_proj.weight)
         nn.init.constant_(self.out_proj.bias, 0.0)
+        self.fused_qkv = None  # set by lightformer.speed.fast for inference: one projection for q, k, v
 
     def _heads(self, t: torch.Tensor) -> torch.Tensor:
         B, T, _ = t.shape
@@ -83,6 +93,9 @@ class MultiheadAttention(nn.Module):
 
     def qkv(self, x: torch.Tensor):
         """q, k, v for self-attention; a shared low-rank input basis is applied to x once."""
+        if self.fused_qkv is not None:
+            q, k, v = self.fused_qkv(x)
+            return self._heads(q), self._heads(k), self._heads(v)
         basis = shared_input_basis(self.q_proj, self.k_proj, self.v_proj)
         if basis is not None:
             h = F.linear(x, basis)  # (B, T, r)
@@ -115,19 +128,24 @@ class MultiheadAttention(nn.Module):
 
 # --- layers -----------------------------------------------------------------------------------
 
+def dropout(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    # skip the call entirely at inference: decoding runs ~100 of these per step
+    return F.dropout(x, p, True) if training and p > 0 else x
+
+
 def feed_forward(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """ReLU FFN of a layer holding fc1/fc2 (fairseq keeps them on the layer itself)."""
     x = F.relu(layer.fc1(x))
-    x = F.dropout(x, layer.activation_dropout, layer.training)
+    x = dropout(x, layer.activation_dropout, layer.training)
     return layer.fc2(x)
 
 
 def sublayer(layer: nn.Module, x: torch.Tensor, norm: nn.LayerNorm, fn) -> torch.Tensor:
-    """Residual around ``fn`` with the LayerNorm after it (post-LN, fairseq's default) or
-    before it (pre-LN, ``normalize_before``)."""
+    """Residual with the LayerNorm after it (post-LN, fairseq's default) or before it (pre-LN,
+    ``normalize_before``); ``fn`` maps the (normalised) input to the sublayer's output."""
     if layer.normalize_before:
-        return x + F.dropout(fn(norm(x)), layer.dropout, layer.training)
-    return norm(x + F.dropout(fn(x), layer.dropout, layer.training))
+        return x + dropout(fn(norm(x)), layer.dropout, layer.training)
+    return norm(x + dropout(fn(x), layer.dropout, layer.training))
 
 
 class EncoderLayer(nn.Module):
@@ -152,10 +170,11 @@ class LayerCache:
     """One decoder layer's decoding state: self-attention keys/values written in place into
     preallocated (B, H, capacity, hd) buffers, cross-attention keys/values computed once."""
 
-    __slots__ = ("k", "v", "cross_k", "cross_v")
+    __slots__ = ("k", "v", "cross_k", "cross_v", "mask")
 
     def __init__(self, k, v, cross_k, cross_v):
         self.k, self.v, self.cross_k, self.cross_v = k, v, cross_k, cross_v
+        self.mask = None  # static caches: the decoder's shared keep-mask over the capacity
 
 
 class DecoderLayer(nn.Module):
@@ -173,8 +192,13 @@ class DecoderLayer(nn.Module):
         self.fc2 = nn.Linear(cfg.decoder_ffn_dim, d)
         self.final_layer_norm = nn.LayerNorm(d)
 
-    def _self_attention(self, x, cache: LayerCache | None, start: int):
+    def _self_attention(self, x, cache: LayerCache | None, start):
         q, k, v = self.self_attn.qkv(x)
+        if isinstance(start, torch.Tensor):  # static shapes: write at the device-side step, mask the rest
+            idx = start.view(1)
+            cache.k.index_copy_(2, idx, k)
+            cache.v.index_copy_(2, idx, v)
+            return self.self_attn.attend(q, cache.k, cache.v, cache.mask)
         if cache is None:  # teacher forcing: right-padded targets need only the causal mask
             return self.self_attn.attend(q, k, v, is_causal=True)
         end = start + x.size(1)
@@ -236,7 +260,7 @@ class Encoder(nn.Module):
         padding_mask = src_tokens.eq(self.padding_idx)  # (B, S)
         has_pads = bool(padding_mask.any())
         x = self.embed_scale * self.embed_tokens(src_tokens) + self.embed_positions(src_tokens)
-        x = F.dropout(x, self.dropout, self.training)
+        x = dropout(x, self.dropout, self.training)
         if has_pads:
             x = x * (~padding_mask).unsqueeze(-1).type_as(x)  # fairseq zeroes padded positions
         enc = EncoderOut(x, padding_mask if has_pads else None)
@@ -252,12 +276,30 @@ class Encoder(nn.Module):
 # --- decoder ----------------------------------------------------------------------------------
 
 class DecoderCache:
-    """Incremental decoding state for the whole decoder; ``reorder`` follows beam choices."""
+    """Incremental decoding state for the whole decoder; ``reorder`` follows beam choices.
 
-    def __init__(self, layers: list[LayerCache], memory_mask: torch.Tensor | None):
+    ``static=True`` keeps every shape fixed for CUDA-graph capture: the step is a device tensor,
+    self-attention always spans the whole capacity under a keep-mask, and reorders copy in place.
+    """
+
+    def __init__(self, layers: list[LayerCache], memory_mask: torch.Tensor | None, static: bool = False):
         self.layers = layers
         self.memory_mask = memory_mask  # (B, 1, 1, S) keep-mask or None
-        self.length = 0  # tokens already decoded
+        self.length = 0  # tokens already decoded (Python side; not advanced by graph replays)
+        self.static = static
+        if static:
+            k = layers[0].k
+            self.step = torch.zeros((), dtype=torch.long, device=k.device)
+            self.self_mask = torch.zeros(1, 1, 1, k.size(2), dtype=torch.bool, device=k.device)
+            for lc in layers:
+                lc.mask = self.self_mask
+
+    def reset(self) -> None:
+        """Back to step 0 (static caches; buffers beyond the step are masked, not cleared)."""
+        self.length = 0
+        if self.static:
+            self.step.zero_()
+            self.self_mask.zero_()
 
     def reserve(self, end: int) -> None:
         """Grow the self-attention buffers (doubling) when a step would overflow them."""
@@ -272,14 +314,30 @@ class DecoderCache:
                 buf[:, :, :capacity] = old
                 setattr(lc, name, buf)
 
-    def reorder(self, order: torch.Tensor) -> None:
-        """Select/reorder rows of the batch (beam search); ``order``: (B',) indices."""
+    def reorder(self, order: torch.Tensor, cross: bool = True) -> None:
+        """Select/reorder rows of the batch (beam search); ``order``: (B',) indices.
+
+        Only the filled part of the self-attention buffers moves, in place when the batch size
+        stays. ``cross=False`` skips cross-attention keys/values: beams of one sentence share
+        them, so reordering within sentences leaves them unchanged.
+        """
+        L = self.length
+        if self.static:  # same buffers, so a captured graph keeps reading the right memory
+            for lc in self.layers:
+                lc.k.copy_(lc.k.index_select(0, order))
+                lc.v.copy_(lc.v.index_select(0, order))
+            return
         for lc in self.layers:
-            lc.k = lc.k.index_select(0, order)
-            lc.v = lc.v.index_select(0, order)
-            lc.cross_k = lc.cross_k.index_select(0, order)
-            lc.cross_v = lc.cross_v.index_select(0, order)
-        if self.memory_mask is not None:
+            if order.numel() == lc.k.size(0):
+                lc.k[:, :, :L] = lc.k[:, :, :L].index_select(0, order)
+                lc.v[:, :, :L] = lc.v[:, :, :L].index_select(0, order)
+            else:
+                lc.k = lc.k.index_select(0, order)
+                lc.v = lc.v.index_select(0, order)
+            if cross:
+                lc.cross_k = lc.cross_k.index_select(0, order)
+                lc.cross_v = lc.cross_v.index_select(0, order)
+        if cross and self.memory_mask is not None:
             self.memory_mask = self.memory_mask.index_select(0, order)
 
 
@@ -301,8 +359,10 @@ class Decoder(nn.Module):
             self.output_projection = nn.Linear(d, cfg.tgt_vocab, bias=False)
             nn.init.normal_(self.output_projection.weight, mean=0.0, std=d ** -0.5)
 
-    def init_cache(self, encoder_out: EncoderOut, capacity: int = 32) -> DecoderCache:
+    def init_cache(self, encoder_out: EncoderOut, capacity: int = 32, static: bool = False) -> DecoderCache:
         """Precompute cross-attention keys/values and allocate self-attention buffers."""
+        if static and capacity > self.embed_positions.max_positions:
+            raise ValueError(f"capacity {capacity} exceeds max positions {self.embed_positions.max_positions}")
         memory = encoder_out.out
         B = memory.size(0)
         layers = []
@@ -311,7 +371,17 @@ class Decoder(nn.Module):
             H, hd = ck.shape[1], ck.shape[3]
             k = memory.new_empty(B, H, capacity, hd)
             layers.append(LayerCache(k, torch.empty_like(k), ck, cv))
-        return DecoderCache(layers, encoder_out.attn_mask())
+        return DecoderCache(layers, encoder_out.attn_mask(), static)
+
+    def refill_cache(self, cache: DecoderCache, encoder_out: EncoderOut) -> None:
+        """Reuse a static cache (and any graph captured on it) for a new source of the same shape."""
+        for layer, lc in zip(self.layers, cache.layers):
+            ck, cv = layer.encoder_attn.kv(encoder_out.out)
+            lc.cross_k.copy_(ck)
+            lc.cross_v.copy_(cv)
+        if cache.memory_mask is not None:
+            cache.memory_mask.copy_(encoder_out.attn_mask())
+        cache.reset()
 
     def output_layer(self, x: torch.Tensor) -> torch.Tensor:
         if self.output_projection is None:
@@ -324,19 +394,26 @@ class Decoder(nn.Module):
         if cache is None:
             tokens, start = prev_output_tokens, None
             memory, memory_mask = encoder_out.out, encoder_out.attn_mask()
+        elif cache.static:  # one token per row at device-side step cache.step; no host syncs
+            tokens, start = prev_output_tokens[:, -1:], cache.step
+            cache.self_mask.index_fill_(3, start.view(1), True)
+            memory, memory_mask = None, cache.memory_mask
         else:
             start = cache.length
             tokens = prev_output_tokens[:, start:]
             cache.reserve(start + tokens.size(1))
             memory, memory_mask = None, cache.memory_mask
         x = self.embed_scale * self.embed_tokens(tokens) + self.embed_positions(tokens, start)
-        x = F.dropout(x, self.dropout, self.training)
+        x = dropout(x, self.dropout, self.training)
         for i, layer in enumerate(self.layers):
-            x = layer(x, memory, memory_mask, None if cache is None else cache.layers[i], start or 0)
+            x = layer(x, memory, memory_mask, None if cache is None else cache.layers[i],
+                      0 if start is None else start)
         if self.layer_norm is not None:
             x = self.layer_norm(x)
         if cache is not None:
             cache.length += tokens.size(1)
+            if cache.static:
+                cache.step.add_(1)
         return self.output_layer(x)
 
 

@@ -102,3 +102,46 @@ def test_no_repeat_ngram_and_fixed_length():
 def test_bad_search_config():
     with pytest.raises(lf.LightformerError, match="beam=0"):
         SearchConfig(beam=0)
+
+
+@pytest.mark.parametrize("opts", [dict(beam=4, lenpen=0.6, max_len_b=12), dict(beam=1, max_len_b=9),
+                                  dict(beam=3, max_len_b=7, fixed_length=True)])
+def test_static_shape_decoding_equals_dynamic(opts):
+    """The path CUDA graphs capture: fixed buffers, device-side step, full-capacity masked attention."""
+    m = model(tgt_vocab=30)
+    src = sources()
+    cfg = SearchConfig(**opts)
+    dynamic, static = beam_search(m, src, cfg), beam_search(m, src, cfg, static=True)
+    for a, b in zip(dynamic, static):
+        assert [h.tokens for h in a] == [h.tokens for h in b]
+        assert [h.score for h in a] == pytest.approx([h.score for h in b], abs=1e-5)
+
+
+def test_cuda_graph_needs_a_static_cache():
+    from lightformer.decode.cuda_graph import GraphedDecoderStep
+
+    m = model(tgt_vocab=30)
+    cache = m.decoder.init_cache(m.encoder(sources()))
+    with pytest.raises(ValueError, match="static cache"):
+        GraphedDecoderStep(m.decoder, cache)
+
+
+def test_refilled_static_cache_decodes_a_new_source_like_a_fresh_one():
+    m = model(tgt_vocab=30)
+    a, b = sources(), sources()
+    b[:, :-1] = torch.flip(b[:, :-1], dims=[1])  # another source of the same shape
+    b[0, :2] = PAD
+    cfg = SearchConfig(beam=3, max_len_b=8)
+    enc_a = m.encoder(a)
+    enc_a.out = enc_a.out.repeat_interleave(3, 0)
+    enc_a.padding_mask = enc_a.padding_mask.repeat_interleave(3, 0)
+    cache = m.decoder.init_cache(enc_a, capacity=9, static=True)
+    enc_b = m.encoder(b)
+    enc_b.out = enc_b.out.repeat_interleave(3, 0)
+    enc_b.padding_mask = enc_b.padding_mask.repeat_interleave(3, 0)
+    cache.step.fill_(5)
+    m.decoder.refill_cache(cache, enc_b)
+    fresh = m.decoder.init_cache(enc_b, capacity=9, static=True)
+    assert int(cache.step) == 0 and not cache.self_mask.any()
+    for x, y in zip(cache.layers, fresh.layers):
+        assert torch.equal(x.cross_k, y.cross_k) and torch.equal(x.cross_v, y.cross_v)

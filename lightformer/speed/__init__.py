@@ -1,0 +1,1 @@
+"""Speed: the inference path (fast.py) and the benchmark protocols (bench.py)."""

@@ -1,0 +1,274 @@
+"""Speed protocols you can compare across papers (REFERENCE.md §6).
+
+* ``latency`` (HAT): batch 1, a source of ``src_len`` tokens (23 IWSLT, 30 WMT), beam as the
+  decoder's batch; encoder and decoder timed separately; the mean of the 10th–90th percentiles.
+* ``throughput`` (fairseq-generate): a set of sentences translated in batches of ``batch``
+  sentences with beam ``beam``; sentences/s and generated tokens/s.
+
+Models run interleaved (A B A B ...) in one process after a warm-up, and each model's speedup
+over the first is taken run by run, so drifts in clock or load hit both sides of every ratio.
+``fixed_length`` decodes exactly ``tgt_len`` steps whatever the scores say, so untrained or
+random-weight models can be timed. Every row carries the conditions it was measured under.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import platform
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+from tqdm.auto import tqdm
+
+from lightformer.compress.count import count_parameters
+from lightformer.config import EOS, PAD
+from lightformer.decode.beam import SearchConfig, beam_search
+from lightformer.errors import LightformerError
+from lightformer.speed.fast import prepare_for_inference
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class SpeedConfig:
+    protocol: str = "latency"  # 'latency' or 'throughput'
+    device: str = "cpu"
+    dtype: str = "fp32"
+    threads: int | None = None  # CPU threads, fixed for the whole run (default: torch's current)
+    beam: int = 5
+    lenpen: float = 1.0
+    src_len: int = 23  # latency: source tokens incl. </s>; throughput: mean source length
+    tgt_len: int | None = None  # decoder steps under fixed_length (default: src_len)
+    batch: int = 128  # throughput: sentences per batch
+    sentences: int = 512  # throughput: size of the synthetic set
+    runs: int = 300  # latency: timed runs per model; throughput: timed passes over the set
+    warmup: int = 5
+    fixed_length: bool = True
+    fast: bool = True  # prepare_for_inference on every model (baselines too)
+    cuda_graph: bool = False  # GPU: replay each decoder step as a CUDA graph (captured in warm-up)
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.protocol not in ("latency", "throughput"):
+            raise LightformerError(f"protocol={self.protocol!r} is invalid; allowed: latency, throughput")
+        if self.dtype not in DTYPES:
+            raise LightformerError(f"dtype={self.dtype!r} is invalid; allowed: {', '.join(DTYPES)}")
+        for name in ("beam", "src_len", "batch", "sentences", "runs"):
+            if getattr(self, name) < 1:
+                raise LightformerError(f"{name}={getattr(self, name)} is invalid: expected >= 1")
+        if self.src_len < 2:
+            raise LightformerError(f"src_len={self.src_len} is too short: allowed >= 2 (tokens + </s>)")
+        self.tgt_len = self.tgt_len or self.src_len
+        if self.cuda_graph and not self.device.startswith("cuda"):
+            raise LightformerError("cuda_graph needs --device cuda")
+        if self.cuda_graph and self.warmup < 1:
+            raise LightformerError("cuda_graph needs warmup >= 1: graphs are captured in the warm-up")
+
+
+def resolve_device(name: str) -> torch.device:
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise LightformerError(f"device {name!r} asked for, but torch {torch.__version__} sees no CUDA device")
+    if device.type not in ("cpu", "cuda"):
+        raise LightformerError(f"device {name!r} is not supported; allowed: cpu, cuda, cuda:N")
+    return device
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def percentile(xs: list[float], q: float) -> float:
+    """Linear interpolation between order statistics (numpy's default)."""
+    xs = sorted(xs)
+    pos = q * (len(xs) - 1)
+    lo, hi = int(math.floor(pos)), int(math.ceil(pos))
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def trimmed_mean(xs: list[float]) -> float:
+    """Mean of the values between the 10th and 90th percentiles (HAT)."""
+    lo, hi = percentile(xs, 0.1), percentile(xs, 0.9)
+    return statistics.fmean(x for x in xs if lo <= x <= hi)
+
+
+class Timer:
+    """Wall time of a region; CUDA events on GPU (asynchronous work is waited for)."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+
+    def __call__(self, fn):
+        if self.cuda:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            out = fn()
+            end.record()
+            end.synchronize()
+            return out, start.elapsed_time(end) / 1e3
+        t0 = time.perf_counter()
+        out = fn()
+        return out, time.perf_counter() - t0
+
+
+def synthetic_sources(vocab: int, n: int, mean_len: int, seed: int, exact: bool) -> list[torch.Tensor]:
+    """Random token ids ending in </s>; lengths exactly ``mean_len`` or spread ±50% around it."""
+    g = torch.Generator().manual_seed(seed)
+    if exact:
+        lengths = [mean_len] * n
+    else:
+        lo, hi = max(2, mean_len // 2), max(3, mean_len * 3 // 2)
+        lengths = torch.randint(lo, hi + 1, (n,), generator=g).tolist()
+    out = []
+    for L in lengths:
+        s = torch.randint(4, vocab, (L,), generator=g)
+        s[-1] = EOS
+        out.append(s)
+    return out
+
+
+def length_batches(sources: list[torch.Tensor], batch: int) -> list[torch.Tensor]:
+    """Sort by length, cut into batches of ``batch`` sentences, left-pad (fairseq's source side)."""
+    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
+    batches = []
+    for i in range(0, len(order), batch):
+        rows = [sources[j] for j in order[i: i + batch]]
+        width = max(len(r) for r in rows)
+        t = torch.full((len(rows), width), PAD, dtype=torch.long)
+        for k, r in enumerate(rows):
+            t[k, width - len(r):] = r
+        batches.append(t)
+    return batches
+
+
+def macs(model, src_len: int, tgt_len: int, device) -> tuple[float, float]:
+    """Multiply-accumulates per source token (encoder, plus the decoder's cross-attention keys
+    and values, computed once per source) and per generated token and hypothesis (one cached
+    decoder step halfway through the target, output projection included)."""
+    src = torch.full((1, src_len), 5, dtype=torch.long, device=device)
+    prev = torch.full((1, tgt_len), 5, dtype=torch.long, device=device)
+    mid = max(1, tgt_len // 2)
+    with torch.inference_mode():
+        with FlopCounterMode(display=False) as fc:
+            enc = model.encoder(src)
+            cache = model.decoder.init_cache(enc, capacity=tgt_len)
+        per_source = fc.get_total_flops()
+        model.decoder(prev[:, :mid], None, cache)
+        with FlopCounterMode(display=False) as fc:
+            model.decoder(prev[:, : mid + 1], None, cache)
+        per_step = fc.get_total_flops()
+    return per_source / 2 / src_len, per_step / 2
+
+
+def run_speed(models: dict[str, torch.nn.Module], cfg: SpeedConfig, progress: bool = True) -> list[dict]:
+    """One row per model; the first model is the reference for the speedups."""
+    if not models:
+        raise LightformerError("no models to time")
+    vocabs = {(m.cfg.src_vocab, m.cfg.tgt_vocab) for m in models.values()}
+    if len(vocabs) > 1:
+        raise LightformerError(f"models with different vocabularies cannot be compared on one input: {sorted(vocabs)}")
+    device = resolve_device(cfg.device)
+    if device.type == "cpu" and cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    dtype = DTYPES[cfg.dtype]
+    names = list(models)
+    params = {n: count_parameters(m) for n, m in models.items()}  # of the stored models
+    run_models = {}
+    for n, m in models.items():
+        if cfg.fast:
+            run_models[n] = prepare_for_inference(m, dtype=dtype, device=device)
+        else:
+            run_models[n] = m.to(device=device, dtype=dtype).eval()
+    mac = {n: macs(run_models[n], cfg.src_len, cfg.tgt_len, device) for n in names}
+    search = SearchConfig(beam=cfg.beam, lenpen=cfg.lenpen, max_len_a=0, max_len_b=cfg.tgt_len,
+                          min_len=1, fixed_length=cfg.fixed_length)
+    src_vocab = next(iter(vocabs))[0]
+    timer = Timer(device)
+
+    if cfg.protocol == "latency":
+        src = synthetic_sources(src_vocab, 1, cfg.src_len, cfg.seed, exact=True)[0][None].to(device)
+        batches = None
+    else:
+        sources = synthetic_sources(src_vocab, cfg.sentences, cfg.src_len, cfg.seed, exact=False)
+        batches = [b.to(device) for b in length_batches(sources, cfg.batch)]
+
+    times = {n: {"enc": [], "dec": [], "total": [], "tokens": []} for n in names}
+    pools = {n: {} for n in names}  # captured CUDA graphs per model and input shape
+    decode = {"cuda_graph": cfg.cuda_graph}
+    total_runs = cfg.warmup + cfg.runs
+    bar = tqdm(total=total_runs * len(names), desc=f"speed {cfg.protocol} {device.type}", disable=not progress or None)
+    try:
+        with torch.inference_mode():
+            for r in range(total_runs):
+                for n in names:  # interleaved: A B A B ...
+                    m = run_models[n]
+                    if batches is None:
+                        enc, t_enc = timer(lambda: m.encoder(src))
+                        hyps, t_dec = timer(lambda: beam_search(m, src, search, encoder_out=enc,
+                                                                graph_pool=pools[n], **decode))
+                        tokens = sum(len(h[0].tokens) + 1 for h in hyps)
+                    else:
+                        t_enc = t_dec = 0.0
+                        tokens = 0
+                        for b in batches:
+                            enc, te = timer(lambda: m.encoder(b))
+                            hyps, td = timer(lambda: beam_search(m, b, search, encoder_out=enc,
+                                                                 graph_pool=pools[n], **decode))
+                            t_enc, t_dec = t_enc + te, t_dec + td
+                            tokens += sum(len(h[0].tokens) + 1 for h in hyps)
+                    if r >= cfg.warmup:
+                        t = times[n]
+                        t["enc"].append(t_enc)
+                        t["dec"].append(t_dec)
+                        t["total"].append(t_enc + t_dec)
+                        t["tokens"].append(tokens)
+                    bar.update()
+    except torch.cuda.OutOfMemoryError:
+        raise LightformerError(f"batch {cfg.batch} x beam {cfg.beam} does not fit on {device_name(device)}; "
+                               f"lower --batch") from None
+    finally:
+        bar.close()
+
+    base = times[names[0]]["total"]
+    meta = {
+        "protocol": cfg.protocol, "device": device.type, "device_name": device_name(device),
+        "torch": torch.__version__, "threads": torch.get_num_threads() if device.type == "cpu" else "",
+        "dtype": cfg.dtype, "batch": 1 if cfg.protocol == "latency" else cfg.batch, "beam": cfg.beam,
+        "lenpen": cfg.lenpen, "src_len": cfg.src_len, "tgt_len": cfg.tgt_len, "fixed_length": cfg.fixed_length,
+        "fast_path": cfg.fast, "cuda_graph": cfg.cuda_graph, "runs": cfg.runs, "warmup": cfg.warmup,
+        "sentences": 1 if cfg.protocol == "latency" else cfg.sentences,
+        "measured": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join(sys.argv),
+    }
+    rows = []
+    for n in names:
+        t = times[n]
+        ratios = [b / x for b, x in zip(base, t["total"])]
+        n_sent = meta["sentences"]
+        rows.append({
+            "model": n,
+            "params": params[n]["total"], "params_embedding": params[n]["embedding"],
+            "params_body": params[n]["body"],
+            "compression": params[names[0]]["total"] / params[n]["total"],
+            "macs_per_src_token": round(mac[n][0]), "macs_per_tgt_token": round(mac[n][1]),
+            "encoder_ms": 1e3 * trimmed_mean(t["enc"]), "decoder_ms": 1e3 * trimmed_mean(t["dec"]),
+            "total_ms": 1e3 * trimmed_mean(t["total"]),
+            "sentences_per_s": n_sent / statistics.median(t["total"]),
+            "tokens_per_s": statistics.median(tok / x for tok, x in zip(t["tokens"], t["total"])),
+            "speedup": statistics.median(ratios),
+            "speedup_p10": percentile(ratios, 0.1), "speedup_p90": percentile(ratios, 0.9),
+        } | meta)
+    return rows

@@ -1,0 +1,85 @@
+"""The speed protocols: what each row records, interleaving, and the bad inputs."""
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import lightformer as lf
+from lightformer.cli import main
+from lightformer.speed.bench import SpeedConfig, length_batches, percentile, run_speed, synthetic_sources, trimmed_mean
+from tests.conftest import tiny
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_trimmed_mean_drops_the_tails():
+    xs = [100.0] + [1.0] * 8 + [-100.0]
+    assert trimmed_mean(xs) == pytest.approx(1.0)
+    assert percentile([1, 2, 3, 4, 5], 0.5) == 3
+
+
+def test_length_batches_left_pad_sorted_sentences():
+    srcs = synthetic_sources(30, 10, 6, seed=0, exact=False)
+    batches = length_batches(srcs, 4)
+    assert [b.size(0) for b in batches] == [4, 4, 2]
+    assert all((b[:, -1] == 2).all() for b in batches)  # </s> last: padding on the left
+    assert sum(int(b.ne(1).sum()) for b in batches) == sum(len(s) for s in srcs)
+
+
+@pytest.mark.parametrize("protocol", ["latency", "throughput"])
+def test_rows_carry_conditions_and_pairwise_speedups(protocol):
+    dense = tiny("transformer_tiny6", src=40, tgt=40)
+    models = {"dense": dense, "light": lf.compress(dense, rank=4, share_qkv=True)}
+    cfg = SpeedConfig(protocol=protocol, beam=3, src_len=7, runs=3, warmup=1, batch=4, sentences=6, threads=1)
+    rows = run_speed(models, cfg, progress=False)
+    assert [r["model"] for r in rows] == ["dense", "light"]
+    assert rows[0]["speedup"] == 1.0 and rows[1]["compression"] > 1.5
+    for r in rows:
+        assert r["device"] == "cpu" and r["threads"] == 1 and r["beam"] == 3 and r["runs"] == 3
+        assert r["speedup_p10"] <= r["speedup"] <= r["speedup_p90"]
+        assert r["tokens_per_s"] > 0 and r["macs_per_tgt_token"] > 0
+    assert rows[1]["macs_per_tgt_token"] < rows[0]["macs_per_tgt_token"]
+    # fixed length: every hypothesis has tgt_len tokens + </s>
+    assert rows[0]["batch"] == (1 if protocol == "latency" else 4)
+
+
+def test_different_vocabularies_are_refused():
+    with pytest.raises(lf.LightformerError, match="different vocabularies"):
+        run_speed({"a": tiny(src=40, tgt=40), "b": tiny(src=41, tgt=40)}, SpeedConfig(runs=1))
+
+
+def test_bad_speed_options():
+    with pytest.raises(lf.LightformerError, match="no CUDA device|cuda"):
+        run_speed({"a": tiny()}, SpeedConfig(device="cuda", runs=1))
+    with pytest.raises(lf.LightformerError, match="cuda_graph needs --device cuda"):
+        SpeedConfig(cuda_graph=True)
+    with pytest.raises(lf.LightformerError, match="protocol"):
+        SpeedConfig(protocol="fastest")
+
+
+def test_cli_appends_rows_and_reports_exit_2_on_bad_input(tmp_path, capsys):
+    a, b, out = tmp_path / "a.safetensors", tmp_path / "b.safetensors", tmp_path / "s.csv"
+    main(["init", "--arch", "transformer_tiny", "--src-vocab", "30", "--tgt-vocab", "30", "--out", str(a)])
+    main(["compress", str(a), "--rank", "4", "--out", str(b)])
+    args = ["speed", str(a), str(b), "--runs", "2", "--warmup", "1", "--src-len", "6", "--out", str(out)]
+    assert main(args) == 0 and main(args + ["--append"]) == 0
+    rows = list(csv.DictReader(open(out)))
+    assert [r["model"] for r in rows] == ["a", "b", "a", "b"]
+    assert "speedup" in capsys.readouterr().out
+    r = subprocess.run([sys.executable, "-m", "lightformer", "speed", str(a), "--device", "cuda"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_gpu_script_reduced_mode_runs_on_cpu(tmp_path):
+    env = dict(os.environ, REDUCED="1", PYTHON=sys.executable)
+    r = subprocess.run(["bash", "workflow/scripts/gpu_speed_check.sh", str(tmp_path)], cwd=REPO, env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    rows = list(csv.DictReader(open(tmp_path / "speed.csv")))
+    assert {(r["protocol"], r["model"].split("_")[0]) for r in rows} == {
+        (p, t) for p in ("latency", "throughput") for t in ("iwslt14", "wmt14")}
+    assert "FAILED" not in r.stdout
