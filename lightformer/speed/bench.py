@@ -102,7 +102,8 @@ def percentile(xs: list[float], q: float) -> float:
 def trimmed_mean(xs: list[float]) -> float:
     """Mean of the values between the 10th and 90th percentiles (HAT)."""
     lo, hi = percentile(xs, 0.1), percentile(xs, 0.9)
-    return statistics.fmean(x for x in xs if lo <= x <= hi)
+    inside = [x for x in xs if lo <= x <= hi]
+    return statistics.fmean(inside) if inside else statistics.median(xs)  # too few runs for tails
 
 
 class Timer:
