@@ -15,7 +15,7 @@ PY=${PYTHON:-python3}
 export PYTHONPATH="$(pwd)${PYTHONPATH:+:$PYTHONPATH}"
 LF="$PY -m lightformer"
 mkdir -p "$OUTDIR"
-CK="$OUTDIR/checkpoints"
+CK=${CK:-$OUTDIR/checkpoints}  # override to keep large checkpoints elsewhere
 mkdir -p "$CK"
 LOG="$OUTDIR/speed.log"
 : > "$LOG"
