@@ -369,8 +369,10 @@ class Decoder(nn.Module):
         for layer in self.layers:
             ck, cv = layer.encoder_attn.kv(memory)  # (B, H, S, hd)
             H, hd = ck.shape[1], ck.shape[3]
-            k = memory.new_empty(B, H, capacity, hd)
-            layers.append(LayerCache(k, torch.empty_like(k), ck, cv))
+            # static caches attend over the whole capacity under a mask: masked slots get weight 0,
+            # and 0 * NaN = NaN, so they must never hold uninitialised memory (seen on an H200)
+            k = (memory.new_zeros if static else memory.new_empty)(B, H, capacity, hd)
+            layers.append(LayerCache(k, torch.zeros_like(k) if static else torch.empty_like(k), ck, cv))
         return DecoderCache(layers, encoder_out.attn_mask(), static)
 
     def refill_cache(self, cache: DecoderCache, encoder_out: EncoderOut) -> None:

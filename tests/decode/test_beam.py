@@ -145,3 +145,21 @@ def test_refilled_static_cache_decodes_a_new_source_like_a_fresh_one():
     assert int(cache.step) == 0 and not cache.self_mask.any()
     for x, y in zip(cache.layers, fresh.layers):
         assert torch.equal(x.cross_k, y.cross_k) and torch.equal(x.cross_v, y.cross_v)
+
+
+def test_static_cache_masks_its_unwritten_tail():
+    m = model(tgt_vocab=30)
+    src = sources(B=2, S=5)
+    enc = m.encoder(src)
+    static = m.decoder.init_cache(enc, capacity=8, static=True)
+    assert all(not lc.k.any() and not lc.v.any() for lc in static.layers)  # zeros, never garbage
+    for lc in static.layers:  # a finite but huge tail must not leak through the mask
+        lc.k[:, :, 3:] = 1e30
+        lc.v[:, :, 3:] = 1e30
+    dynamic = m.decoder.init_cache(enc)
+    prev = torch.full((2, 3), EOS)
+    prev[:, 1:] = torch.tensor([[5, 6], [7, 8]])
+    for t in range(3):
+        a = m.decoder(prev[:, t: t + 1], None, static)
+        b = m.decoder(prev[:, : t + 1], None, dynamic)
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)

@@ -29,7 +29,7 @@ else
     DEVICE=cuda; LAT_RUNS=100; TP_RUNS=10; WARMUP=5; SENTENCES=512; BATCH=128
     IWSLT=(transformer_iwslt_de_en 8848 6632 --share-decoder-input-output-embed)
     WMT=(transformer_wmt_en_de 32768 32768 --share-all-embeddings)
-    PRECISIONS=("fp32:" "bf16:" "bf16:--cuda-graph")
+    read -r -a PRECISIONS <<< "${PRECISIONS:-fp32: bf16: bf16:--cuda-graph}"  # dtype:extra-flags
 fi
 
 build() {  # task arch src tgt share ratio
