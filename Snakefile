@@ -17,6 +17,8 @@ configfile: "config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/compress.smk"
+include: "workflow/rules/speed.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

@@ -205,6 +205,16 @@ def cmd_speed(args) -> None:
               f"{r['speedup_p10']:.2f}-{r['speedup_p90']:.2f}")
 
 
+def cmd_report_speed(args) -> None:
+    from lightformer.report.speed import load_speed, speed_figure, write_speed_table
+
+    df = load_speed(args.csvs)
+    write_speed_table(df, args.table, args.markdown)
+    if args.figure:
+        speed_figure(df, args.figure)
+    print(f"{args.table}: {len(df)} rows from {len(args.csvs)} file(s)")
+
+
 # --- parser -----------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -271,6 +281,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="CSV, one row per model with every condition")
     s.add_argument("--append", action="store_true", help="add rows to an existing --out CSV")
     s.set_defaults(func=cmd_speed)
+
+    s = sub.add_parser("report", help="tables and figures from measurements")
+    rep = s.add_subparsers(dest="what", required=True)
+    r = rep.add_parser("speed", help="concatenate speed CSVs into one table (+ Markdown, + figure)")
+    r.add_argument("csvs", nargs="+")
+    r.add_argument("--table", required=True, help="output CSV")
+    r.add_argument("--markdown", help="output Markdown table")
+    r.add_argument("--figure", help="output PNG (a PDF is written beside it)")
+    r.set_defaults(func=cmd_report_speed)
     return p
 
 

@@ -1,5 +1,6 @@
 """The real Snakemake DAG on tiny architectures: runs, builds only what a target needs,
 validates the config before any job starts."""
+import csv
 import json
 import os
 import re
@@ -33,7 +34,14 @@ def test_whole_dag_runs_and_writes_logs_and_benchmarks(tmp_path):
     report = json.loads((res / "compress/small/r2_k2.json").read_text())
     assert report["spec"]["share_qkv"] is True
     assert json.loads((res / "models/small/r2_k2.spec.json").read_text())["ratio"] == 2.0
-    for rule in ("init_model", "compress_model", "count_params"):
+    speed = list(csv.DictReader(open(res / "tables/speed.csv")))
+    assert {(r["task"], r["protocol"]) for r in speed} == {
+        (t, p) for t in ("small", "other") for p in ("latency", "throughput")}
+    assert {r["model"] for r in speed if r["task"] == "small"} == {"baseline", "r2_k2", "rank4_out"}
+    assert all(r["threads"] == "1" and r["device"] == "cpu" for r in speed)
+    assert (res / "figures/speedup_vs_params.png").stat().st_size > 10_000
+    assert (res / "figures/speedup_vs_params.pdf").exists() and (res / "tables/speed.md").exists()
+    for rule in ("init_model", "compress_model", "count_params", "measure_speed", "speed_table"):
         assert any((res / "logs" / rule).rglob("*.log")), rule
         assert any((res / "benchmarks" / rule).rglob("*.tsv")), rule
     # nothing left to do afterwards

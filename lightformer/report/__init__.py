@@ -1,0 +1,1 @@
+"""Tables and figures from the measurements the other stages write."""

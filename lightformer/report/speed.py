@@ -1,0 +1,93 @@
+"""The speed table and the speedup-vs-compression figure, from `lightformer speed` CSVs."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from lightformer.errors import LightformerError
+
+# the abstract's claims (Lv et al., Findings of ACL 2023; REFERENCE.md §1): (task, x fewer, speedup)
+PAPER_CLAIMS = [("iwslt14", 3.8, 2.3), ("wmt14", 1.8, 1.5)]
+
+COLUMNS = ["task", "model", "device", "device_name", "protocol", "dtype", "threads", "batch", "beam",
+           "cuda_graph", "params", "compression", "speedup", "speedup_p10", "speedup_p90", "encoder_ms",
+           "decoder_ms", "total_ms", "sentences_per_s", "tokens_per_s", "macs_per_tgt_token", "runs", "torch",
+           "measured", "checkpoint", "command"]
+
+
+def task_of(row) -> str:
+    """The task a row belongs to: <task> in the workflow's results/models/<task>/<model>.safetensors,
+    else the model name's prefix before '_' (the GPU script names models <task>_<variant>)."""
+    path = Path(str(row.get("checkpoint", "") if pd.notna(row.get("checkpoint", "")) else ""))
+    if path.parent.parent.name == "models":
+        return path.parent.name
+    return str(row["model"]).split("_")[0]
+
+
+def load_speed(paths: list[str | Path]) -> pd.DataFrame:
+    frames = []
+    for p in paths:
+        if not Path(p).is_file():
+            raise LightformerError(f"speed CSV {str(p)!r} does not exist")
+        df = pd.read_csv(p)
+        if "speedup" not in df.columns:
+            raise LightformerError(f"{str(p)!r} is not a `lightformer speed` CSV (no 'speedup' column)")
+        frames.append(df)
+    df = pd.concat(frames, ignore_index=True)
+    if "checkpoint" not in df.columns:
+        df["checkpoint"] = ""
+    df["task"] = df.apply(task_of, axis=1)
+    return df[[c for c in COLUMNS if c in df.columns]]
+
+
+def write_speed_table(df: pd.DataFrame, csv_path: str | Path, markdown_path: str | Path | None = None) -> None:
+    Path(csv_path).parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(csv_path, index=False)
+    if markdown_path:
+        show = df[["task", "model", "device_name", "protocol", "dtype", "threads", "batch", "beam", "cuda_graph",
+                   "params", "compression", "speedup", "speedup_p10", "speedup_p90", "total_ms"]].copy()
+        show["speedup"] = [f"{s:.2f} ({a:.2f}–{b:.2f})" for s, a, b in
+                           zip(show.pop("speedup"), show.pop("speedup_p10"), show.pop("speedup_p90"))]
+        show["compression"] = show["compression"].map(lambda x: f"{x:.2f}x")
+        show["params"] = show["params"].map(lambda x: f"{int(x):,}")
+        show["total_ms"] = show["total_ms"].map(lambda x: f"{x:.1f}")
+        show["threads"] = show["threads"].map(lambda t: "" if pd.isna(t) else str(int(t)))
+        Path(markdown_path).write_text(_markdown(show))
+
+
+def _markdown(df: pd.DataFrame) -> str:
+    head = "| " + " | ".join(df.columns) + " |\n|" + "---|" * len(df.columns) + "\n"
+    return head + "".join("| " + " | ".join(str(v) for v in row) + " |\n" for row in df.itertuples(index=False))
+
+
+def speed_figure(df: pd.DataFrame, png_path: str | Path) -> None:
+    """Speedup vs parameter reduction, one panel per protocol, colour = device/dtype/graph;
+    the abstract's two claims marked for reference. Writes PNG and PDF."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    df = df.copy()
+    df["setting"] = (df["device"].astype(str) + " " + df["dtype"].astype(str)
+                     + df["cuda_graph"].map(lambda g: " graph" if str(g) == "True" else "")
+                     + df["threads"].map(lambda t: f" {int(t)}thr" if pd.notna(t) and str(t) != "" else ""))
+    protocols = sorted(df["protocol"].unique())
+    fig, axes = plt.subplots(1, len(protocols), figsize=(5.5 * len(protocols), 4.2), squeeze=False)
+    for ax, protocol in zip(axes[0], protocols):
+        sub = df[df["protocol"] == protocol]
+        sns.scatterplot(data=sub, x="compression", y="speedup", hue="setting", style="task", s=70, ax=ax)
+        for task, x, y in PAPER_CLAIMS:
+            ax.scatter([x], [y], marker="*", s=220, color="black", zorder=5)
+            ax.annotate(f"paper {task}", (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
+        ax.axhline(1.0, color="grey", lw=0.8, ls="--")
+        ax.set(title=f"{protocol}", xlabel="parameter reduction (x fewer)", ylabel="speedup vs baseline (x)")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    png_path = Path(png_path)
+    png_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png_path, dpi=150)
+    fig.savefig(png_path.with_suffix(".pdf"))
+    plt.close(fig)

@@ -1,0 +1,22 @@
+# Speed of each task's models against its baseline, interleaved in one process (lightformer speed).
+
+
+rule measure_speed:
+    input:
+        get_speed_models,
+    output:
+        "results/speed/{task}/{device}_{protocol}.csv",
+    params:
+        flags=get_speed_flags,
+    log:
+        "results/logs/measure_speed/{task}/{device}_{protocol}.log",
+    benchmark:
+        "results/benchmarks/measure_speed/{task}/{device}_{protocol}.tsv"
+    # the whole node, so no other job runs while this one times; --threads fixes the count used
+    threads: workflow.cores
+    resources:
+        mem_mb=16000,
+        runtime=120,
+        gpu=lambda wc: 1 if wc.device == "cuda" else 0,
+    shell:
+        "lightformer speed {input} {params.flags} --out {output} > {log} 2>&1"
