@@ -215,6 +215,67 @@ def cmd_report_speed(args) -> None:
     print(f"{args.table}: {len(df)} rows from {len(args.csvs)} file(s)")
 
 
+def cmd_train(args) -> int:
+    from lightformer.train.config import load_train_config
+    from lightformer.train.loop import EXIT_PREEMPTED, Preempted, train
+
+    cfg = load_train_config(args.recipe, args.config, args.overrides)
+    try:
+        summary = train(cfg)
+    except Preempted as e:
+        print(f"lightformer train: preempted: {e}; rerun the same command to resume", file=sys.stderr)
+        return EXIT_PREEMPTED
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+def cmd_average(args) -> None:
+    import lightformer as lf
+    from lightformer.train.checkpoints import average_checkpoints
+
+    model = average_checkpoints(args.checkpoints)
+    lf.save_checkpoint(model, args.out, provenance={"averaged": [str(p) for p in args.checkpoints]})
+    print(f"{args.out}: mean of {len(args.checkpoints)} checkpoints")
+
+
+def cmd_generate(args) -> None:
+    import torch
+
+    import lightformer as lf
+    from lightformer.checkpoint import file_sha256
+    from lightformer.data.indexed import ParallelData
+    from lightformer.decode.beam import SearchConfig
+    from lightformer.decode.generate import generate
+
+    device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise LightformerError(f"device {args.device!r} asked for, but torch sees no CUDA device")
+    search = SearchConfig(beam=args.beam, lenpen=args.lenpen, max_len_a=args.max_len_a, max_len_b=args.max_len_b,
+                          min_len=args.min_len, no_repeat_ngram_size=args.no_repeat_ngram_size)
+    model = lf.load_checkpoint(args.checkpoint)
+    res = generate(model, ParallelData(args.data), args.split, search, device, max_tokens=args.max_tokens,
+                   batch_size=args.batch_size, remove_bpe=args.remove_bpe, detok_lang=args.detok,
+                   bleu=None if args.bleu == "none" else args.bleu)
+    write_text_atomic(args.out, "".join(h + "\n" for h in res["hypotheses"]))
+    summary = {k: v for k, v in res.items() if k not in ("hypotheses", "references")} | {
+        "checkpoint": str(args.checkpoint), "checkpoint_sha256": file_sha256(args.checkpoint),
+        "data": str(args.data), "split": args.split, "search": dataclasses.asdict(search), "device": str(device),
+        "remove_bpe": args.remove_bpe, "detok": args.detok, "command": " ".join(sys.argv)}
+    write_text_atomic(f"{args.out}.json", json.dumps(summary, indent=2) + "\n")
+    line = f"{res['sentences']} sentences, {res['sentences_per_s']:.1f} sent/s, {res['tokens_per_s']:.0f} tok/s"
+    if "bleu" in res:
+        line += f"; {res['bleu']['label']}: {res['bleu']['score']:.2f} ({res['bleu']['signature']})"
+    print(line)
+
+
+def cmd_data_synthetic(args) -> None:
+    from lightformer.data.synthetic import write_synthetic
+
+    root = write_synthetic(args.out, args.task, train=args.train, valid=args.valid, test=args.test,
+                           vocab=args.vocab, seed=args.seed)
+    print(f"{root}: synthetic {args.task} task")
+
+
 # --- parser -----------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
@@ -282,6 +343,48 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--append", action="store_true", help="add rows to an existing --out CSV")
     s.set_defaults(func=cmd_speed)
 
+    s = sub.add_parser("train", help="train, fine-tune (init_from=CKPT) or resume (same save_dir)")
+    s.add_argument("--recipe", help="preset: iwslt_de_en, wmt_en_de_base, finetune, synthetic")
+    s.add_argument("--config", help="YAML file of TrainConfig keys (after the recipe)")
+    s.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="last word, e.g. data=DIR save_dir=DIR lr=1e-3")
+    s.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("average", help="average checkpoints (fairseq average_checkpoints)")
+    s.add_argument("checkpoints", nargs="+", help="checkpoint directories or model files")
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_average)
+
+    s = sub.add_parser("generate", help="translate a prepared split; hypotheses in order + metrics JSON")
+    s.add_argument("checkpoint")
+    s.add_argument("--data", required=True)
+    s.add_argument("--split", default="test")
+    s.add_argument("--beam", type=int, default=5)
+    s.add_argument("--lenpen", type=float, default=1.0)
+    s.add_argument("--max-len-a", type=float, default=0.0)
+    s.add_argument("--max-len-b", type=int, default=200)
+    s.add_argument("--min-len", type=int, default=1)
+    s.add_argument("--no-repeat-ngram-size", type=int, default=0)
+    s.add_argument("--batch-size", type=int, default=128, help="sentences per batch (fairseq --batch-size)")
+    s.add_argument("--max-tokens", type=int, default=8192)
+    s.add_argument("--remove-bpe", nargs="?", const="@@ ", default=None, help="BPE continuation marker")
+    s.add_argument("--detok", metavar="LANG", help="Moses-detokenize hypotheses and references")
+    s.add_argument("--bleu", choices=["tokenized", "sacrebleu", "compound", "none"], default="tokenized")
+    s.add_argument("--device", default="auto")
+    s.add_argument("--out", required=True, help="hypotheses, one per line in split order (+ OUT.json)")
+    s.set_defaults(func=cmd_generate)
+
+    s = sub.add_parser("data", help="datasets")
+    dsub = s.add_subparsers(dest="what", required=True)
+    d = dsub.add_parser("synthetic", help="write the built-in copy/reverse task as a prepared directory")
+    d.add_argument("--task", choices=["copy", "reverse"], default="copy")
+    d.add_argument("--train", type=int, default=4000)
+    d.add_argument("--valid", type=int, default=200)
+    d.add_argument("--test", type=int, default=200)
+    d.add_argument("--vocab", type=int, default=24)
+    d.add_argument("--seed", type=int, default=1)
+    d.add_argument("--out", required=True)
+    d.set_defaults(func=cmd_data_synthetic)
+
     s = sub.add_parser("report", help="tables and figures from measurements")
     rep = s.add_subparsers(dest="what", required=True)
     r = rep.add_parser("speed", help="concatenate speed CSVs into one table (+ Markdown, + figure)")
@@ -296,11 +399,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.func(args)
+        return args.func(args) or 0
     except LightformerError as e:
         print(f"lightformer {args.verb}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
-    return 0
 
 
 if __name__ == "__main__":

@@ -421,6 +421,24 @@ class Decoder(nn.Module):
 
 # --- model ------------------------------------------------------------------------------------
 
+def set_dropout(model: nn.Module, dropout=None, attention_dropout=None, activation_dropout=None) -> None:
+    """Change dropout rates of a built model (fine-tuning a checkpoint with another recipe)."""
+    for m in model.modules():
+        if isinstance(m, MultiheadAttention):
+            if attention_dropout is not None:
+                m.dropout = attention_dropout
+        elif isinstance(m, (EncoderLayer, DecoderLayer, Encoder, Decoder)):
+            if dropout is not None:
+                m.dropout = dropout
+            if activation_dropout is not None and hasattr(m, "activation_dropout"):
+                m.activation_dropout = activation_dropout
+    cfg = model.cfg
+    for name, value in (("dropout", dropout), ("attention_dropout", attention_dropout),
+                        ("activation_dropout", activation_dropout)):
+        if value is not None:
+            setattr(cfg, name, value)
+
+
 class Transformer(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()

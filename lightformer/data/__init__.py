@@ -1,0 +1,1 @@
+"""Data: dictionaries, prepared (memory-mapped) splits, token-bucketed batching, synthetic tasks."""

@@ -1,0 +1,51 @@
+"""Translate a prepared split: hypotheses in the split's order, timing, and the labelled metric."""
+from __future__ import annotations
+
+import time
+
+import torch
+from tqdm.auto import tqdm
+
+from lightformer.data.batching import collate, length_buckets
+from lightformer.data.indexed import ParallelData
+from lightformer.decode.beam import SearchConfig, beam_search
+from lightformer.errors import LightformerError
+from lightformer.metrics.bleu import score_bleu
+
+
+def postprocess(text: str, detokenizer=None) -> str:
+    return detokenizer.detokenize(text.split()) if detokenizer is not None else text
+
+
+def generate(model, data: ParallelData, split: str, search: SearchConfig, device: torch.device,
+             max_tokens: int = 8192, batch_size: int = 128, remove_bpe: str | None = None,
+             detok_lang: str | None = None, bleu: str | None = "tokenized", progress: bool = True) -> dict:
+    if (model.cfg.src_vocab, model.cfg.tgt_vocab) != (len(data.src_dict), len(data.tgt_dict)):
+        raise LightformerError(f"the model's vocabularies ({model.cfg.src_vocab}/{model.cfg.tgt_vocab}) do not "
+                               f"match the data's dictionaries ({len(data.src_dict)}/{len(data.tgt_dict)})")
+    detok = None
+    if detok_lang:
+        from sacremoses import MosesDetokenizer
+
+        detok = MosesDetokenizer(lang=detok_lang)
+    src, tgt = data.split(split)
+    model = model.to(device).eval()
+    hyps: list[str | None] = [None] * len(src)
+    n_tokens = 0
+    batches = length_buckets(src.sizes, src.sizes, max_tokens, max_sentences=batch_size)
+    start = time.perf_counter()
+    for idx in tqdm(batches, desc=f"generate {split}", unit="batch", disable=not progress or None):
+        b = collate([src[i] for i in idx])
+        for i, found in zip(idx, beam_search(model, b["src_tokens"].to(device), search)):
+            best = found[0]
+            n_tokens += len(best.tokens) + 1
+            hyps[i] = postprocess(data.tgt_dict.decode(best.tokens, remove_bpe), detok)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - start
+    refs = [postprocess(data.tgt_dict.decode(tgt[i].tolist(), remove_bpe), detok) for i in range(len(tgt))]
+    out = {"hypotheses": hyps, "references": refs, "sentences": len(hyps), "generated_tokens": n_tokens,
+           "seconds": seconds, "sentences_per_s": len(hyps) / seconds, "tokens_per_s": n_tokens / seconds}
+    if bleu:
+        out["bleu"] = score_bleu(bleu, hyps, refs)
+    return out

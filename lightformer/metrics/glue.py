@@ -1,0 +1,52 @@
+"""GLUE dev metrics per task (REFERENCE.md §5): accuracy, F1, Matthews, Pearson/Spearman."""
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats
+
+from lightformer.errors import LightformerError
+
+TASK_METRICS = {
+    "cola": ("matthews",), "sst2": ("accuracy",), "mrpc": ("accuracy", "f1"), "qqp": ("accuracy", "f1"),
+    "stsb": ("pearson", "spearman"), "mnli": ("accuracy",), "mnli_matched": ("accuracy",),
+    "mnli_mismatched": ("accuracy",), "qnli": ("accuracy",), "rte": ("accuracy",), "wnli": ("accuracy",),
+}
+
+
+def _binary_f1(pred: np.ndarray, gold: np.ndarray) -> float:
+    tp = float(((pred == 1) & (gold == 1)).sum())
+    fp = float(((pred == 1) & (gold == 0)).sum())
+    fn = float(((pred == 0) & (gold == 1)).sum())
+    return 0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn)
+
+
+def _matthews(pred: np.ndarray, gold: np.ndarray) -> float:
+    tp = float(((pred == 1) & (gold == 1)).sum())
+    tn = float(((pred == 0) & (gold == 0)).sum())
+    fp = float(((pred == 1) & (gold == 0)).sum())
+    fn = float(((pred == 0) & (gold == 1)).sum())
+    denom = np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
+    return 0.0 if denom == 0 else (tp * tn - fp * fn) / denom
+
+
+def glue_metrics(task: str, predictions, labels) -> dict:
+    if task not in TASK_METRICS:
+        raise LightformerError(f"GLUE task {task!r} is unknown; allowed: {', '.join(TASK_METRICS)}")
+    pred, gold = np.asarray(predictions), np.asarray(labels)
+    if pred.shape != gold.shape or pred.size == 0:
+        raise LightformerError(f"need as many predictions as labels, got {pred.size} and {gold.size}")
+    if task != "stsb" and (gold < 0).any():
+        raise LightformerError("labels contain -1: GLUE test labels are hidden; score the dev split")
+    out = {}
+    for m in TASK_METRICS[task]:
+        if m == "accuracy":
+            out[m] = 100 * float((pred == gold).mean())
+        elif m == "f1":
+            out[m] = 100 * _binary_f1(pred, gold)
+        elif m == "matthews":
+            out[m] = 100 * _matthews(pred, gold)
+        elif m == "pearson":
+            out[m] = 100 * float(stats.pearsonr(pred, gold)[0])
+        elif m == "spearman":
+            out[m] = 100 * float(stats.spearmanr(pred, gold)[0])
+    return {"metric": f"glue_{task}", "scores": out, "label": f"GLUE {task} dev: {', '.join(TASK_METRICS[task])} x100"}

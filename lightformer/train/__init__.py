@@ -1,0 +1,1 @@
+"""Training and fine-tuning: recipes (config.py), the loop (loop.py), checkpoints, loss, schedule."""

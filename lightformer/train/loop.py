@@ -1,0 +1,342 @@
+"""One readable training loop (also fine-tuning), fairseq-equivalent where it counts.
+
+Per update: ``update_freq`` token-bucketed batches (times the number of DDP ranks), summed
+label-smoothed loss, gradients divided by the target tokens of the whole update, optional clip,
+AdamW step at the inverse-sqrt learning rate. Validation (loss and beam-search BLEU) and
+checkpoints at fixed update intervals and at each epoch end; the learning curve goes to
+``curve.csv``. A run directory resumes from its ``last`` checkpoint to the same weights an
+uninterrupted run reaches (CPU, bit-identical): model, optimizer, update count, RNG states and
+the position in the (seed, epoch)-determined batch order are all restored. SIGTERM/SIGUSR1 save
+a checkpoint at the next update boundary and exit with ``EXIT_PREEMPTED``.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import json
+import math
+import os
+import signal
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from tqdm.auto import tqdm
+
+import lightformer as lf
+from lightformer.data.batching import collate, epoch_order, length_buckets
+from lightformer.data.indexed import ParallelData
+from lightformer.decode.beam import SearchConfig, beam_search
+from lightformer.errors import LightformerError
+from lightformer.metrics.bleu import tokenized_bleu
+from lightformer.models.transformer import set_dropout
+from lightformer.train.checkpoints import load_state, mark_best, pointed, prune, save_train_checkpoint
+from lightformer.train.config import TrainConfig
+from lightformer.train.losses import label_smoothed_nll_loss
+from lightformer.train.schedule import inverse_sqrt_lr
+
+EXIT_PREEMPTED = 75  # EX_TEMPFAIL: "try again" — rerunning the same command resumes
+CURVE_FIELDS = ["update", "epoch", "wall_s", "tokens_seen", "lr", "train_loss", "train_nll",
+                "valid_loss", "valid_nll", "valid_ppl", "valid_bleu"]
+# keys that may differ between a run and its resumption (schedule length, logging, hardware)
+RESUMABLE_CHANGES = {"max_updates", "max_epochs", "validate_interval_updates", "save_interval_updates",
+                     "keep_last", "device", "compile", "threads", "eval_max_sentences"}
+
+
+class Preempted(Exception):
+    """Raised after a signal-triggered checkpoint; the CLI exits with EXIT_PREEMPTED."""
+
+
+class _StopFlag:
+    def __init__(self):
+        self.signum = None
+        self._old = {}
+
+    def __enter__(self):
+        for s in (signal.SIGTERM, signal.SIGUSR1):
+            try:
+                self._old[s] = signal.signal(s, self._handle)
+            except ValueError:  # not the main thread: leave signals alone
+                pass
+        return self
+
+    def _handle(self, signum, frame):
+        self.signum = signum
+
+    def __exit__(self, *exc):
+        for s, h in self._old.items():
+            signal.signal(s, h)
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise LightformerError(f"device {name!r} asked for, but torch sees no CUDA device")
+    return torch.device(name)
+
+
+def _distributed() -> tuple[int, int]:
+    """(rank, world size); initialises the process group under torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
+def _build_model(cfg: TrainConfig, data: ParallelData, resume_dir: Path | None):
+    if resume_dir is not None:
+        return lf.load_checkpoint(resume_dir / "model.safetensors")
+    if cfg.init_from:
+        model = lf.load_checkpoint(cfg.init_from)
+        drop = {k: v for k, v in cfg.model.items() if k in ("dropout", "attention_dropout", "activation_dropout")}
+        other = sorted(set(cfg.model) - set(drop))
+        if other:
+            raise LightformerError(f"model options {other} cannot change when fine-tuning {cfg.init_from!r}; "
+                                   f"only dropout rates can")
+        set_dropout(model, **drop)
+    else:
+        model = lf.build_model(cfg.arch, len(data.src_dict), len(data.tgt_dict), seed=cfg.seed, **cfg.model)
+    if (model.cfg.src_vocab, model.cfg.tgt_vocab) != (len(data.src_dict), len(data.tgt_dict)):
+        raise LightformerError(
+            f"the model's vocabularies ({model.cfg.src_vocab}/{model.cfg.tgt_vocab}) do not match the data's "
+            f"dictionaries ({len(data.src_dict)}/{len(data.tgt_dict)}) in {cfg.data!r}")
+    return model
+
+
+def _check_resume_config(saved: dict, cfg: TrainConfig, where: Path) -> None:
+    now = cfg.to_dict()
+    changed = sorted(k for k in now if k not in RESUMABLE_CHANGES and saved.get(k) != now[k])
+    if changed:
+        detail = ", ".join(f"{k}: {saved.get(k)!r} -> {now[k]!r}" for k in changed)
+        raise LightformerError(f"{where} was trained with another config ({detail}); use a new save_dir "
+                               f"or the same settings")
+
+
+@torch.no_grad()
+def validate(model, data: ParallelData, cfg: TrainConfig, device, autocast) -> dict:
+    """Validation loss/NLL per target token, and tokenized BLEU of beam search on the first
+    ``eval_max_sentences`` sentences."""
+    model.eval()
+    src, tgt = data.split("valid")
+    batches = length_buckets(src.sizes, tgt.sizes, cfg.max_tokens)
+    loss_sum = nll_sum = ntok = 0.0
+    for idx in batches:
+        b = collate([src[i] for i in idx], [tgt[i] for i in idx])
+        with autocast():
+            logits = model(b["src_tokens"].to(device), b["prev_output_tokens"].to(device))
+        loss, nll = label_smoothed_nll_loss(logits, b["target"].to(device), cfg.label_smoothing)
+        loss_sum, nll_sum, ntok = loss_sum + float(loss), nll_sum + float(nll), ntok + b["ntokens"]
+    out = {"valid_loss": loss_sum / ntok, "valid_nll": nll_sum / ntok, "valid_ppl": math.exp(nll_sum / ntok)}
+    if cfg.eval_bleu:
+        n = min(len(src), cfg.eval_max_sentences)
+        hyps, refs = [], []
+        search = SearchConfig(beam=cfg.eval_beam, max_len_a=1.2, max_len_b=10)
+        for idx in length_buckets(src.sizes[:n], tgt.sizes[:n], cfg.max_tokens, max_sentences=128):
+            b = collate([src[i] for i in idx])
+            with autocast():
+                found = beam_search(model, b["src_tokens"].to(device), search)
+            hyps += [data.tgt_dict.decode(h[0].tokens, cfg.eval_remove_bpe) for h in found]
+            refs += [data.tgt_dict.decode(tgt[i].tolist(), cfg.eval_remove_bpe) for i in idx]
+        out["valid_bleu"] = tokenized_bleu(hyps, refs)["score"]
+    model.train()
+    return out
+
+
+def _rng_state(device) -> dict:
+    state = {"torch": torch.get_rng_state()}
+    if device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
+
+
+def _set_rng_state(state: dict, device) -> None:
+    torch.set_rng_state(state["torch"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+def _rewrite_curve(path: Path, upto_update: int) -> None:
+    """Drop curve rows written after the checkpoint being resumed (they will be redone)."""
+    if not path.exists():
+        return
+    with open(path, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if int(r["update"]) <= upto_update]
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=CURVE_FIELDS)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def train(cfg: TrainConfig, progress: bool = True) -> dict:
+    """Train (or fine-tune, or resume) as ``cfg`` says; returns the final summary."""
+    if not cfg.data or not cfg.save_dir:
+        raise LightformerError("data and save_dir must be set (e.g. data=DIR save_dir=DIR)")
+    rank, world = _distributed()
+    device = _device(cfg.device)
+    if device.type == "cuda" and world > 1:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(device)
+    if cfg.threads and device.type == "cpu":
+        torch.set_num_threads(cfg.threads)
+    use_bf16 = cfg.bf16 and device.type == "cuda"
+
+    def autocast():
+        return torch.autocast("cuda", dtype=torch.bfloat16) if use_bf16 else contextlib.nullcontext()
+
+    data = ParallelData(cfg.data)
+    train_src, train_tgt = data.split("train")
+    data.split("valid")  # fail early on a missing or empty validation split
+    run = Path(cfg.save_dir)
+    resume_dir = pointed(run, "last")
+    state = None
+    if resume_dir is not None:
+        state = load_state(resume_dir)
+        _check_resume_config(state["config"], cfg, resume_dir)
+    model = _build_model(cfg, data, resume_dir).to(device)
+    torch.manual_seed(cfg.seed)
+    model.train()
+    params = list(model.parameters())  # each shared factor once
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.adam_eps, weight_decay=cfg.weight_decay)
+    if world > 1:
+        forward = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    else:
+        forward = model
+    if cfg.compile:
+        forward = torch.compile(forward)
+
+    num_updates, epoch, position, tokens_seen, wall_before, best = 0, 1, 0, 0, 0.0, None
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        num_updates, epoch, position = state["num_updates"], state["epoch"], state["position"]
+        tokens_seen, wall_before, best = state["tokens_seen"], state["wall_s"], state["best"]
+        _set_rng_state(state["rng"], device)
+    if rank == 0:
+        run.mkdir(parents=True, exist_ok=True)
+        (run / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+        _rewrite_curve(run / "curve.csv", num_updates)
+
+    batches = length_buckets(train_src.sizes, train_tgt.sizes, cfg.max_tokens)
+    per_update = cfg.update_freq * world
+    t0 = time.perf_counter()
+    running = {"loss": 0.0, "nll": 0.0, "ntok": 0}
+    bar = tqdm(total=cfg.max_updates or None, initial=num_updates, desc="train", unit="upd",
+               disable=(not progress or rank != 0) or None)
+
+    def wall() -> float:
+        return wall_before + time.perf_counter() - t0
+
+    def checkpoint(name: str, metrics: dict | None = None) -> None:
+        nonlocal best
+        is_best = False
+        if metrics:
+            value = metrics["valid_bleu" if cfg.best_metric == "bleu" else "valid_loss"]
+            is_best = best is None or (value > best if cfg.best_metric == "bleu" else value < best)
+            best = value if is_best else best
+        if rank != 0:
+            return
+        st = {"config": cfg.to_dict(), "optimizer": optimizer.state_dict(), "num_updates": num_updates,
+              "epoch": epoch, "position": position, "tokens_seen": tokens_seen, "wall_s": wall(),
+              "best": best, "rng": _rng_state(device)}
+        save_train_checkpoint(run, name, model, st, provenance={"train": "lightformer train", "update": num_updates,
+                                                                "epoch": epoch, "data": cfg.data})
+        if is_best:
+            mark_best(run, name)
+        prune(run, cfg.keep_last)
+
+    def evaluate() -> dict:
+        metrics = validate(model, data, cfg, device, autocast) if rank == 0 else {}
+        if rank == 0:
+            row = {"update": num_updates, "epoch": epoch, "wall_s": round(wall(), 3), "tokens_seen": tokens_seen,
+                   "lr": optimizer.param_groups[0]["lr"],
+                   "train_loss": running["loss"] / max(running["ntok"], 1),
+                   "train_nll": running["nll"] / max(running["ntok"], 1)} | metrics
+            path = run / "curve.csv"
+            new = not path.exists()
+            with open(path, "a", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=CURVE_FIELDS, extrasaction="ignore")
+                if new:
+                    w.writeheader()
+                w.writerow(row)
+            running.update(loss=0.0, nll=0.0, ntok=0)
+        return metrics
+
+    def done() -> bool:
+        return bool((cfg.max_updates and num_updates >= cfg.max_updates) or
+                    (cfg.max_epochs and epoch > cfg.max_epochs))
+
+    saved_at, last_eval = -1, (-1, None)  # update of the last checkpoint, (update, metrics) of the last validation
+    with _StopFlag() as stop:
+        while not done():
+            order = epoch_order(len(batches), cfg.seed, epoch)
+            while position < len(order) and not done():
+                group = order[position: position + per_update][rank::world]
+                samples = [collate([train_src[i] for i in batches[j]], [train_tgt[i] for i in batches[j]])
+                           for j in group]
+                ntok = torch.tensor(sum(s["ntokens"] for s in samples), dtype=torch.float64)
+                if world > 1:
+                    dist.all_reduce(ntok)
+                loss_sum = nll_sum = 0.0
+                for k, s in enumerate(samples):
+                    sync = contextlib.nullcontext() if (world == 1 or k == len(samples) - 1) else forward.no_sync()
+                    with sync, autocast():
+                        logits = forward(s["src_tokens"].to(device), s["prev_output_tokens"].to(device))
+                        loss, nll = label_smoothed_nll_loss(logits, s["target"].to(device), cfg.label_smoothing)
+                    loss.backward()
+                    loss_sum, nll_sum = loss_sum + loss.item(), nll_sum + nll.item()
+                if not math.isfinite(loss_sum):
+                    last = pointed(run, "last")
+                    raise LightformerError(f"non-finite loss at update {num_updates + 1}; stopped without saving. "
+                                           f"Last good checkpoint: {last or 'none'}")
+                scale = world / float(ntok)  # DDP averaged over ranks; fairseq divides the sum by tokens
+                for p in params:
+                    if p.grad is not None:
+                        p.grad.mul_(scale)
+                if cfg.clip_norm > 0:
+                    torch.nn.utils.clip_grad_norm_(params, cfg.clip_norm)
+                num_updates += 1
+                lr = inverse_sqrt_lr(num_updates, cfg.lr, cfg.warmup_updates, cfg.warmup_init_lr)
+                for g in optimizer.param_groups:
+                    g["lr"] = lr
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                position += per_update
+                tokens_seen += int(ntok)
+                running["loss"] += loss_sum
+                running["nll"] += nll_sum
+                running["ntok"] += int(ntok) // world
+                bar.update()
+                bar.set_postfix(loss=f"{loss_sum / max(int(ntok) // world, 1):.3f}", lr=f"{lr:.2e}",
+                                tok_s=f"{tokens_seen / max(wall() - wall_before, 1e-9):.0f}")
+                if position >= len(order):  # epoch end: validate and save there
+                    break
+                metrics = None
+                if cfg.validate_interval_updates and num_updates % cfg.validate_interval_updates == 0:
+                    metrics = evaluate()
+                    last_eval = (num_updates, metrics)
+                if (cfg.save_interval_updates and num_updates % cfg.save_interval_updates == 0) or stop.signum:
+                    checkpoint(f"update_{num_updates:07d}", metrics)
+                    saved_at = num_updates
+                if stop.signum:
+                    bar.close()
+                    raise Preempted(f"signal {stop.signum}: saved {run / 'checkpoints'} at update {num_updates}")
+            # epoch end or the last update: validate (under the epoch that just ran) and save,
+            # unless this very update was validated or saved already
+            metrics = last_eval[1] if last_eval[0] == num_updates else evaluate()
+            last_eval = (num_updates, metrics)
+            if position >= len(order):
+                epoch, position = epoch + 1, 0
+            if saved_at != num_updates:
+                checkpoint(f"update_{num_updates:07d}", metrics)
+                saved_at = num_updates
+            if stop.signum:
+                bar.close()
+                raise Preempted(f"signal {stop.signum}: saved {run / 'checkpoints'} at update {num_updates}")
+    bar.close()
+    summary = {"num_updates": num_updates, "epoch": epoch, "tokens_seen": tokens_seen, "wall_s": wall(),
+               "best": best, "best_metric": cfg.best_metric, "last": str(pointed(run, "last")),
+               "best_checkpoint": str(pointed(run, "best"))}
+    if rank == 0:
+        (run / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
