@@ -18,7 +18,7 @@ _COMPOUND = re.compile(r"(\S)-(\S)")
 
 
 def compound_split(line: str) -> str:
-    """One left-to-right pass, as fairseq's `perl -ple 's{(\S)-(\S)}{$1 ##AT##-##AT## $2}g'`:
+    r"""One left-to-right pass, as fairseq's `perl -ple 's{(\S)-(\S)}{$1 ##AT##-##AT## $2}g'`:
     matches do not overlap, so in "a-b-c" only the first hyphen splits, exactly as in Perl."""
     return _COMPOUND.sub(r"\1 ##AT##-##AT## \2", line)
 

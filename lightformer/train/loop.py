@@ -339,4 +339,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
                "best_checkpoint": str(pointed(run, "best"))}
     if rank == 0:
         (run / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
     return summary

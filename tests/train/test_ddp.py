@@ -1,0 +1,28 @@
+"""Data parallel through torchrun (2 CPU processes, gloo) gives the weights of one process that
+accumulates the same batches (update_freq=2): bit-identical without dropout."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from lightformer.data.synthetic import write_synthetic
+from lightformer.train.checkpoints import pointed
+
+
+def test_torchrun_two_processes_equal_one_process_with_update_freq_2(tmp_path):
+    data = write_synthetic(tmp_path / "syn", "copy", train=600, valid=50, test=50)
+    common = ["--recipe", "synthetic", f"data={data}", "max_updates=20", "eval_bleu=false", "threads=1"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    torchrun = str(Path(sys.executable).parent / "torchrun")
+    r = subprocess.run([torchrun, "--nproc_per_node", "2", "--master_port", "29517", "-m", "lightformer", "train",
+                        *common, f"save_dir={tmp_path / 'ddp'}"], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    r = subprocess.run([sys.executable, "-m", "lightformer", "train", *common, "update_freq=2",
+                        f"save_dir={tmp_path / 'one'}"], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    a = load_file(str(pointed(tmp_path / "ddp", "last") / "model.safetensors"))
+    b = load_file(str(pointed(tmp_path / "one", "last") / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
