@@ -268,6 +268,45 @@ def cmd_generate(args) -> None:
     print(line)
 
 
+def cmd_translate(args) -> None:
+    """Lines in (tokenised, BPE applied as in training), hypotheses out, in input order."""
+    import time
+
+    import torch
+
+    import lightformer as lf
+    from lightformer.data.batching import collate, length_buckets
+    from lightformer.data.indexed import ParallelData
+    from lightformer.decode.beam import SearchConfig, beam_search
+    from lightformer.decode.generate import postprocess
+
+    data = ParallelData(args.data)
+    model = lf.load_checkpoint(args.checkpoint).eval()
+    if (model.cfg.src_vocab, model.cfg.tgt_vocab) != (len(data.src_dict), len(data.tgt_dict)):
+        raise LightformerError(f"the checkpoint's vocabularies ({model.cfg.src_vocab}/{model.cfg.tgt_vocab}) do not "
+                               f"match the dictionaries in {args.data!r}")
+    lines = (open(args.input) if args.input else sys.stdin).read().splitlines()
+    if not lines:
+        raise LightformerError("no input lines to translate")
+    detok = None
+    if args.detok:
+        from sacremoses import MosesDetokenizer
+
+        detok = MosesDetokenizer(lang=args.detok)
+    sources = [data.src_dict.encode(line).long() for line in lines]
+    sizes = torch.tensor([len(s) for s in sources]).numpy()
+    search = SearchConfig(beam=args.beam, lenpen=args.lenpen, max_len_a=args.max_len_a, max_len_b=args.max_len_b)
+    out: list[str] = [""] * len(lines)
+    start = time.perf_counter()
+    for idx in length_buckets(sizes, sizes, max(int(sizes.max()) * args.batch_size, 1), max_sentences=args.batch_size):
+        found = beam_search(model, collate([sources[i] for i in idx])["src_tokens"], search)
+        for i, hyps in zip(idx, found):
+            out[i] = postprocess(data.tgt_dict.decode(hyps[0].tokens, args.remove_bpe), detok)
+    seconds = time.perf_counter() - start
+    sys.stdout.write("".join(h + "\n" for h in out))
+    print(f"{len(lines)} sentences in {seconds:.2f} s ({len(lines) / seconds:.1f} sent/s)", file=sys.stderr)
+
+
 def cmd_data_synthetic(args) -> None:
     from lightformer.data.synthetic import write_synthetic
 
@@ -372,6 +411,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--device", default="auto")
     s.add_argument("--out", required=True, help="hypotheses, one per line in split order (+ OUT.json)")
     s.set_defaults(func=cmd_generate)
+
+    s = sub.add_parser("translate", help="translate lines (tokenised + BPE as in training) from a file or stdin")
+    s.add_argument("checkpoint")
+    s.add_argument("--data", required=True, help="prepared directory holding the dictionaries")
+    s.add_argument("--input", help="input file (default: stdin)")
+    s.add_argument("--beam", type=int, default=5)
+    s.add_argument("--lenpen", type=float, default=1.0)
+    s.add_argument("--max-len-a", type=float, default=0.0)
+    s.add_argument("--max-len-b", type=int, default=200)
+    s.add_argument("--batch-size", type=int, default=64)
+    s.add_argument("--remove-bpe", nargs="?", const="@@ ", default=None)
+    s.add_argument("--detok", metavar="LANG")
+    s.set_defaults(func=cmd_translate)
 
     s = sub.add_parser("data", help="datasets")
     dsub = s.add_subparsers(dest="what", required=True)

@@ -136,3 +136,15 @@ def test_non_finite_loss_stops_without_writing(copy_data, tmp_path):
     assert failed > 1 and f"update_{failed - 1:07d}" in str(err.value)  # names the last good checkpoint
     assert not (run / "checkpoints" / f"update_{failed:07d}").exists()
     assert pointed(run, "last").name == f"update_{failed - 1:07d}"
+
+
+def test_translate_reads_lines_and_keeps_their_order(copy_data, tmp_path):
+    run = tmp_path / "t"
+    train(load_train_config("synthetic", overrides=[f"data={copy_data}", f"save_dir={run}", "eval_bleu=false"]),
+          progress=False)
+    lines = ["w1 w2 w3 w4 w5", "w6 w10 w11", "w7 w8 w9"]  # lengths as in training (3-12)
+    r = subprocess.run([sys.executable, "-m", "lightformer", "translate", str(pointed(run, "last") / "model.safetensors"),
+                        "--data", str(copy_data), "--beam", "3"], input="\n".join(lines) + "\n",
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == lines  # the copy task, learned
