@@ -455,6 +455,9 @@ def main(argv: list[str] | None = None) -> int:
     except LightformerError as e:
         print(f"lightformer {args.verb}: error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:  # output piped into `head` and the like: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
