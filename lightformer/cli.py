@@ -307,6 +307,43 @@ def cmd_translate(args) -> None:
     print(f"{len(lines)} sentences in {seconds:.2f} s ({len(lines) / seconds:.1f} sent/s)", file=sys.stderr)
 
 
+def cmd_data(args) -> None:
+    from lightformer.data import download
+    from lightformer.data.sources import get_dataset
+
+    ds = get_dataset(args.dataset)
+    root = Path(args.root)
+    if args.what == "fetch":
+        for path in download.fetch(ds, root, args.mirror):
+            print(f"{path}: verified")
+    elif args.what == "verify":
+        print("\n".join(download.verify(ds, root)))
+    elif args.what == "mirror":
+        for path in download.mirror_to(ds, root, Path(args.to)):
+            print(f"{path}: copied")
+    elif args.what == "prepare":
+        download.verify(ds, root)
+        out = root / ds.name / "prepared"
+        if ds.name == "iwslt14":
+            from lightformer.data.iwslt14 import prepare_iwslt14
+
+            counts = prepare_iwslt14(root / ds.name / "raw" / ds.files[0].name, out,
+                                     bpe_merges=args.bpe_merges or 10_000,
+                                     expected=None if args.no_expected else ds.expected)
+        else:
+            raise LightformerError(f"preparation of {ds.name!r} is not implemented yet; allowed: iwslt14")
+        print(f"{out}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items() if k != "drift"))
+        if counts.get("drift") and any(counts["drift"].values()):
+            print(f"drift from the published split sizes: {counts['drift']} (recorded in meta.json)")
+
+
+def cmd_data_fixtures(args) -> None:
+    from lightformer.data.fixtures import write_mirror
+
+    for name, path in write_mirror(args.out).items():
+        print(f"{path}: embedded {name}")
+
+
 def cmd_data_synthetic(args) -> None:
     from lightformer.data.synthetic import write_synthetic
 
@@ -436,6 +473,26 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=1)
     d.add_argument("--out", required=True)
     d.set_defaults(func=cmd_data_synthetic)
+    for verb, text in (("fetch", "download (or copy from --mirror) and verify the raw files"),
+                       ("verify", "re-check fetched files against pinned or recorded checksums"),
+                       ("prepare", "tokenise, clean, BPE and binarise as the fairseq recipe"),
+                       ("mirror", "copy verified raw files into a mirror directory for offline nodes")):
+        d = dsub.add_parser(verb, help=text)
+        d.add_argument("dataset")
+        d.add_argument("--root", default="data", help="data root: <root>/<dataset>/{raw,prepared}")
+        if verb == "fetch":
+            d.add_argument("--mirror", help="local directory or http(s) URL laid out as <dataset>/<file> "
+                                            "(default: $LIGHTFORMER_MIRROR, else the original URLs)")
+        if verb == "mirror":
+            d.add_argument("--to", required=True, help="mirror directory to fill")
+        if verb == "prepare":
+            d.add_argument("--bpe-merges", type=int, help="joint BPE merges (IWSLT default 10,000)")
+            d.add_argument("--no-expected", action="store_true",
+                           help="do not compare split sizes with the published ones (embedded data)")
+        d.set_defaults(func=cmd_data)
+    d = dsub.add_parser("fixtures", help="write the embedded tiny datasets as a mirror directory")
+    d.add_argument("--out", required=True)
+    d.set_defaults(func=cmd_data_fixtures)
 
     s = sub.add_parser("report", help="tables and figures from measurements")
     rep = s.add_subparsers(dest="what", required=True)
