@@ -109,6 +109,8 @@ def _typed(name: str, text: str, current):
             return type(current)(text) if isinstance(current, float) else int(text)
         except ValueError:
             raise LightformerError(f"{name} expects {type(current).__name__}, got {text!r}") from None
+    if isinstance(current, str) or current is None:  # strings as typed; none/null unset the option
+        return None if text.lower() in ("none", "null", "") else text
     try:
         value = yaml.safe_load(text)
     except yaml.YAMLError:

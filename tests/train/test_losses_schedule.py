@@ -42,3 +42,11 @@ def test_inverse_sqrt_schedule():
     assert inverse_sqrt_lr(2000, 5e-4, 4000) == pytest.approx(1e-7 + 2000 * (5e-4 - 1e-7) / 4000)
     assert inverse_sqrt_lr(4000, 5e-4, 4000) == pytest.approx(5e-4)
     assert inverse_sqrt_lr(16000, 5e-4, 4000) == pytest.approx(5e-4 * math.sqrt(4000 / 16000))
+
+
+def test_string_overrides_are_taken_as_typed():
+    from lightformer.train.config import load_train_config
+
+    cfg = load_train_config("synthetic", overrides=["eval_remove_bpe=@@ ", "init_from=a b.safetensors"])
+    assert cfg.eval_remove_bpe == "@@ " and cfg.init_from == "a b.safetensors"
+    assert load_train_config("iwslt_de_en", overrides=["eval_remove_bpe=none"]).eval_remove_bpe is None
