@@ -244,14 +244,12 @@ def cmd_generate(args) -> None:
     import lightformer as lf
     from lightformer.checkpoint import file_sha256
     from lightformer.data.indexed import ParallelData
-    from lightformer.decode.beam import SearchConfig
     from lightformer.decode.generate import generate
 
     device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
     if device.type == "cuda" and not torch.cuda.is_available():
         raise LightformerError(f"device {args.device!r} asked for, but torch sees no CUDA device")
-    search = SearchConfig(beam=args.beam, lenpen=args.lenpen, max_len_a=args.max_len_a, max_len_b=args.max_len_b,
-                          min_len=args.min_len, no_repeat_ngram_size=args.no_repeat_ngram_size)
+    search = search_config(args)
     model = lf.load_checkpoint(args.checkpoint)
     res = generate(model, ParallelData(args.data), args.split, search, device, max_tokens=args.max_tokens,
                    batch_size=args.batch_size, remove_bpe=args.remove_bpe, detok_lang=args.detok,
@@ -277,25 +275,19 @@ def cmd_translate(args) -> None:
     import lightformer as lf
     from lightformer.data.batching import collate, length_buckets
     from lightformer.data.indexed import ParallelData
-    from lightformer.decode.beam import SearchConfig, beam_search
-    from lightformer.decode.generate import postprocess
+    from lightformer.decode.beam import beam_search
+    from lightformer.decode.generate import check_vocabularies, detokenizer, postprocess
 
     data = ParallelData(args.data)
     model = lf.load_checkpoint(args.checkpoint).eval()
-    if (model.cfg.src_vocab, model.cfg.tgt_vocab) != (len(data.src_dict), len(data.tgt_dict)):
-        raise LightformerError(f"the checkpoint's vocabularies ({model.cfg.src_vocab}/{model.cfg.tgt_vocab}) do not "
-                               f"match the dictionaries in {args.data!r}")
+    check_vocabularies(model, data)
     lines = (open(args.input) if args.input else sys.stdin).read().splitlines()
     if not lines:
         raise LightformerError("no input lines to translate")
-    detok = None
-    if args.detok:
-        from sacremoses import MosesDetokenizer
-
-        detok = MosesDetokenizer(lang=args.detok)
+    detok = detokenizer(args.detok)
     sources = [data.src_dict.encode(line).long() for line in lines]
-    sizes = torch.tensor([len(s) for s in sources]).numpy()
-    search = SearchConfig(beam=args.beam, lenpen=args.lenpen, max_len_a=args.max_len_a, max_len_b=args.max_len_b)
+    sizes = torch.tensor([len(x) for x in sources]).numpy()
+    search = search_config(args)
     out: list[str] = [""] * len(lines)
     start = time.perf_counter()
     for idx in length_buckets(sizes, sizes, max(int(sizes.max()) * args.batch_size, 1), max_sentences=args.batch_size):
@@ -353,6 +345,26 @@ def cmd_data_synthetic(args) -> None:
 
 
 # --- parser -----------------------------------------------------------------------------------
+
+def add_decoding_args(s: argparse.ArgumentParser, batch_size: int) -> None:
+    """Beam-search and post-processing options shared by generate and translate (fairseq names)."""
+    s.add_argument("--beam", type=int, default=5)
+    s.add_argument("--lenpen", type=float, default=1.0)
+    s.add_argument("--max-len-a", type=float, default=0.0)
+    s.add_argument("--max-len-b", type=int, default=200)
+    s.add_argument("--min-len", type=int, default=1)
+    s.add_argument("--no-repeat-ngram-size", type=int, default=0)
+    s.add_argument("--batch-size", type=int, default=batch_size, help="sentences per batch")
+    s.add_argument("--remove-bpe", nargs="?", const="@@ ", default=None, help="BPE continuation marker")
+    s.add_argument("--detok", metavar="LANG", help="Moses-detokenize the output (and references)")
+
+
+def search_config(args):
+    from lightformer.decode.beam import SearchConfig
+
+    return SearchConfig(beam=args.beam, lenpen=args.lenpen, max_len_a=args.max_len_a, max_len_b=args.max_len_b,
+                        min_len=args.min_len, no_repeat_ngram_size=args.no_repeat_ngram_size)
+
 
 def build_parser() -> argparse.ArgumentParser:
     from lightformer import __version__
@@ -434,16 +446,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("checkpoint")
     s.add_argument("--data", required=True)
     s.add_argument("--split", default="test")
-    s.add_argument("--beam", type=int, default=5)
-    s.add_argument("--lenpen", type=float, default=1.0)
-    s.add_argument("--max-len-a", type=float, default=0.0)
-    s.add_argument("--max-len-b", type=int, default=200)
-    s.add_argument("--min-len", type=int, default=1)
-    s.add_argument("--no-repeat-ngram-size", type=int, default=0)
-    s.add_argument("--batch-size", type=int, default=128, help="sentences per batch (fairseq --batch-size)")
+    add_decoding_args(s, batch_size=128)
     s.add_argument("--max-tokens", type=int, default=8192)
-    s.add_argument("--remove-bpe", nargs="?", const="@@ ", default=None, help="BPE continuation marker")
-    s.add_argument("--detok", metavar="LANG", help="Moses-detokenize hypotheses and references")
     s.add_argument("--bleu", choices=["tokenized", "sacrebleu", "compound", "none"], default="tokenized")
     s.add_argument("--device", default="auto")
     s.add_argument("--out", required=True, help="hypotheses, one per line in split order (+ OUT.json)")
@@ -453,13 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("checkpoint")
     s.add_argument("--data", required=True, help="prepared directory holding the dictionaries")
     s.add_argument("--input", help="input file (default: stdin)")
-    s.add_argument("--beam", type=int, default=5)
-    s.add_argument("--lenpen", type=float, default=1.0)
-    s.add_argument("--max-len-a", type=float, default=0.0)
-    s.add_argument("--max-len-b", type=int, default=200)
-    s.add_argument("--batch-size", type=int, default=64)
-    s.add_argument("--remove-bpe", nargs="?", const="@@ ", default=None)
-    s.add_argument("--detok", metavar="LANG")
+    add_decoding_args(s, batch_size=64)
     s.set_defaults(func=cmd_translate)
 
     s = sub.add_parser("data", help="datasets")

@@ -13,21 +13,30 @@ from lightformer.errors import LightformerError
 from lightformer.metrics.bleu import score_bleu
 
 
-def postprocess(text: str, detokenizer=None) -> str:
-    return detokenizer.detokenize(text.split()) if detokenizer is not None else text
+def postprocess(text: str, detok=None) -> str:
+    return detok.detokenize(text.split()) if detok is not None else text
+
+
+def detokenizer(lang: str | None):
+    """Moses detokenizer for ``lang`` (sacremoses), or None."""
+    if not lang:
+        return None
+    from sacremoses import MosesDetokenizer
+
+    return MosesDetokenizer(lang=lang)
+
+
+def check_vocabularies(model, data: ParallelData) -> None:
+    if (model.cfg.src_vocab, model.cfg.tgt_vocab) != (len(data.src_dict), len(data.tgt_dict)):
+        raise LightformerError(f"the model's vocabularies ({model.cfg.src_vocab}/{model.cfg.tgt_vocab}) do not "
+                               f"match the data's dictionaries ({len(data.src_dict)}/{len(data.tgt_dict)})")
 
 
 def generate(model, data: ParallelData, split: str, search: SearchConfig, device: torch.device,
              max_tokens: int = 8192, batch_size: int = 128, remove_bpe: str | None = None,
              detok_lang: str | None = None, bleu: str | None = "tokenized", progress: bool = True) -> dict:
-    if (model.cfg.src_vocab, model.cfg.tgt_vocab) != (len(data.src_dict), len(data.tgt_dict)):
-        raise LightformerError(f"the model's vocabularies ({model.cfg.src_vocab}/{model.cfg.tgt_vocab}) do not "
-                               f"match the data's dictionaries ({len(data.src_dict)}/{len(data.tgt_dict)})")
-    detok = None
-    if detok_lang:
-        from sacremoses import MosesDetokenizer
-
-        detok = MosesDetokenizer(lang=detok_lang)
+    check_vocabularies(model, data)
+    detok = detokenizer(detok_lang)
     src, tgt = data.split(split)
     model = model.to(device).eval()
     hyps: list[str | None] = [None] * len(src)
