@@ -17,8 +17,7 @@ install: $(BIN)/lightformer
 
 demo: install
 	PATH=$(CURDIR)/$(BIN):$$PATH snakemake --cores 2 all
-	@for t in iwslt14 wmt14; do $(BIN)/lightformer params results/models/$$t/*.safetensors; echo; done
-	@cat results/tables/speed.md
+	@echo; cat results/tables/paper_comparison.md; echo; cat results/tables/ablation_init.md
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -172,6 +172,10 @@ def cmd_speed(args) -> None:
                       cuda_graph=args.cuda_graph, seed=args.seed)
     stems = [Path(p).name.split(".")[0] for p in args.checkpoints]
     names = stems if len(set(stems)) == len(stems) else list(args.checkpoints)
+    if args.names:
+        if len(args.names) != len(args.checkpoints) or len(set(args.names)) != len(args.names):
+            raise LightformerError(f"--names needs {len(args.checkpoints)} distinct names, one per checkpoint")
+        names = args.names
     models = {n: lf.load_checkpoint(p) for n, p in zip(names, args.checkpoints)}
     rows = run_speed(models, cfg)
     for row, path in zip(rows, args.checkpoints):
@@ -344,6 +348,32 @@ def cmd_data_synthetic(args) -> None:
     print(f"{root}: synthetic {args.task} task")
 
 
+def cmd_report_tables(args) -> None:
+    import pandas as pd
+
+    from lightformer.report.figures import learning_curves, metric_vs_params, sharing_heatmap
+    from lightformer.report.tables import ablations, paper_comparison, task_rows, write_table
+
+    results, out = Path(args.results), Path(args.out)
+    tables = {t: task_rows(results, t) for t in args.tasks}
+    if not args.summary:
+        for task, df in tables.items():
+            write_table(df, out / f"{task}.csv", out / f"{task}.md")
+        print(f"{out}: tables for {', '.join(args.tasks)}")
+        return
+    everything = pd.concat(tables.values(), ignore_index=True)
+    for name, df in ablations(everything).items():
+        write_table(df, out / f"ablation_{name}.csv", out / f"ablation_{name}.md")
+    write_table(paper_comparison(tables), out / "paper_comparison.csv", out / "paper_comparison.md")
+    figures = Path(args.figures)
+    metric_vs_params(everything, figures / "metric_vs_params.png")
+    sharing_heatmap(everything, figures / "sharing_heatmap.png")
+    curves = {f"{p.parent.parent.name} {p.parent.name}": pd.read_csv(p)
+              for t in args.tasks for p in sorted((results / "finetune" / t).glob("*/seed*/curve.csv"))}
+    learning_curves(curves, figures / "learning_curves.png")
+    print(f"{out}: ablations and paper comparison for {', '.join(args.tasks)}; {figures}: figures")
+
+
 # --- parser -----------------------------------------------------------------------------------
 
 def add_decoding_args(s: argparse.ArgumentParser, batch_size: int) -> None:
@@ -429,6 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", help="CSV, one row per model with every condition")
     s.add_argument("--append", action="store_true", help="add rows to an existing --out CSV")
+    s.add_argument("--names", nargs="+", help="model names for the rows (default: file names)")
     s.set_defaults(func=cmd_speed)
 
     s = sub.add_parser("train", help="train, fine-tune (init_from=CKPT) or resume (same save_dir)")
@@ -500,6 +531,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--markdown", help="output Markdown table")
     r.add_argument("--figure", help="output PNG (a PDF is written beside it)")
     r.set_defaults(func=cmd_report_speed)
+    r = rep.add_parser("tables", help="task tables, ablations, paper comparison and figures from results/")
+    r.add_argument("--results", default="results")
+    r.add_argument("--tasks", nargs="+", required=True)
+    r.add_argument("--out", default="results/tables")
+    r.add_argument("--figures", default="results/figures")
+    r.add_argument("--summary", action="store_true",
+                   help="instead of the task tables: ablations, paper comparison and figures")
+    r.set_defaults(func=cmd_report_tables)
     return p
 
 

@@ -56,9 +56,13 @@ def write_speed_table(df: pd.DataFrame, csv_path: str | Path, markdown_path: str
         Path(markdown_path).write_text(_markdown(show))
 
 
+def _cell(value) -> str:
+    return str(value).replace("|", "\\|").replace("\n", " ")  # sacreBLEU signatures contain '|'
+
+
 def _markdown(df: pd.DataFrame) -> str:
-    head = "| " + " | ".join(df.columns) + " |\n|" + "---|" * len(df.columns) + "\n"
-    return head + "".join("| " + " | ".join(str(v) for v in row) + " |\n" for row in df.itertuples(index=False))
+    head = "| " + " | ".join(map(_cell, df.columns)) + " |\n|" + "---|" * len(df.columns) + "\n"
+    return head + "".join("| " + " | ".join(_cell(v) for v in row) + " |\n" for row in df.itertuples(index=False))
 
 
 def speed_figure(df: pd.DataFrame, png_path: str | Path) -> None:

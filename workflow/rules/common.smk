@@ -1,5 +1,5 @@
 # Config validation, wildcard constraints and input helpers. No rules here.
-import json
+import itertools
 import shlex
 
 from snakemake.utils import validate
@@ -7,31 +7,58 @@ from snakemake.utils import validate
 
 validate(config, "../schemas/config.schema.yaml")
 
-for _task in config.get("compress_model", {}):
-    if _task not in config["init_model"]:
-        raise ValueError(f"config: compress_model.{_task} has no baseline under init_model.{_task}")
+DATA = config.get("data", {})
+DATA_ROOT = DATA.get("root", "results/data")
+MIRROR = DATA.get("mirror")
+EMBEDDED = DATA.get("embedded", False)
+SEEDS = config.get("seeds", [1])
 
 
 wildcard_constraints:
     task="[a-z0-9_]+",
-    variant="[A-Za-z0-9_.]+",
+    dataset="[a-z0-9_]+",
     model="[A-Za-z0-9_.]+",
+    variant="r[0-9.]+_k[0-9]+_(svd|random)",
+    seed="[0-9]+",
     device="cpu|cuda",
     protocol="latency|throughput",
 
 
 def get_variants(task):
-    return list(config.get("compress_model", {}).get(task, {}))
+    """Variant name -> compression options, one per combination of the task's grid."""
+    grid = config["tasks"][task]["grid"]
+    out = {}
+    for ratio, k, init in itertools.product(grid["ratio"], grid["share_layers"], grid["init"]):
+        out[f"r{ratio}_k{k}_{init}"] = {"ratio": ratio, "share_layers": k, "init": init,
+                                        "share_qkv": grid.get("share_qkv", False)}
+    return out
 
 
-def get_all_targets():
-    targets = []
-    for task in config["init_model"]:
-        targets.append(f"results/params/{task}/baseline.json")
-        targets += [f"results/params/{task}/{v}.json" for v in get_variants(task)]
-    if get_speed_csvs():
-        targets.append("results/tables/speed.csv")
-    return targets
+def get_models(task):
+    return ["baseline"] + list(get_variants(task))
+
+
+def prepared(task):
+    return f"{DATA_ROOT}/{config['tasks'][task]['dataset']}/prepared"
+
+
+def model_path(task, model, seed):
+    if model == "baseline":
+        return f"results/train/{task}/baseline/seed{seed}/model.safetensors"
+    return f"results/finetune/{task}/{model}/seed{seed}/model.safetensors"
+
+
+def run_args(task, stage):
+    """`--recipe R key=value ...` for lightformer train, shell-quoted."""
+    run = config["tasks"][task][stage]
+    pairs = [f"{k}={v}" for k, v in run.get("overrides", {}).items()]
+    return f"--recipe {run['recipe']} " + " ".join(shlex.quote(p) for p in pairs)
+
+
+def compress_flags(wildcards):
+    v = get_variants(wildcards.task)[wildcards.variant]
+    flags = f"--ratio {v['ratio']} --share-layers {v['share_layers']} --init {v['init']} --seed {wildcards.seed}"
+    return flags + (" --share-qkv" if v["share_qkv"] else "")
 
 
 def get_speed_settings():
@@ -42,15 +69,13 @@ def get_speed_csvs():
     s = get_speed_settings()
     if not s:
         return []
-    return [f"results/speed/{task}/{device}_{protocol}.csv" for task in config["init_model"]
+    return [f"results/speed/{task}/{device}_{protocol}.csv" for task in config["tasks"]
             for device in s.get("devices", ["cpu"]) for protocol in s.get("protocols", ["latency"])]
 
 
 def get_speed_models(wildcards):
-    """The baseline first: speedups are relative to the first checkpoint."""
-    task = wildcards.task
-    return [f"results/models/{task}/baseline.safetensors"] + [
-        f"results/models/{task}/{v}.safetensors" for v in get_variants(task)]
+    """The baseline first (speedups are relative to the first), then every variant; seed 1."""
+    return [model_path(wildcards.task, m, SEEDS[0]) for m in get_models(wildcards.task)]
 
 
 def get_speed_flags(wildcards):
@@ -59,7 +84,8 @@ def get_speed_flags(wildcards):
     flags = [f"--device {wildcards.device}", f"--protocol {wildcards.protocol}", f"--dtype {s.get('dtype', 'fp32')}",
              f"--runs {s.get('runs', 300)}", f"--warmup {s.get('warmup', 5)}", f"--beam {t.get('beam', 5)}",
              f"--lenpen {t.get('lenpen', 1.0)}", f"--src-len {t.get('src_len', 23)}",
-             f"--batch {s.get('batch', 128)}", f"--sentences {s.get('sentences', 512)}"]
+             f"--batch {s.get('batch', 128)}", f"--sentences {s.get('sentences', 512)}",
+             "--names " + " ".join(get_models(wildcards.task))]
     if wildcards.device == "cpu":
         flags.append(f"--threads {s.get('threads', 2)}")
     if wildcards.device == "cuda" and s.get("cuda_graph", False):
@@ -67,12 +93,9 @@ def get_speed_flags(wildcards):
     return " ".join(flags)
 
 
-def get_share_flag(wildcards):
-    share = config["init_model"][wildcards.task].get("share", "none")
-    return {"none": "", "decoder_input_output": "--share-decoder-input-output-embed",
-            "all": "--share-all-embeddings"}[share]
-
-
-def get_compress_spec(wildcards):
-    """The variant's options as shell-quoted JSON, written beside the model for provenance."""
-    return shlex.quote(json.dumps(config["compress_model"][wildcards.task][wildcards.variant]))
+def get_all_targets():
+    targets = [f"results/tables/{task}.csv" for task in config["tasks"]]
+    targets += ["results/tables/paper_comparison.csv", "results/figures/metric_vs_params.png"]
+    if get_speed_csvs():
+        targets.append("results/tables/speed.csv")
+    return targets

@@ -1,6 +1,56 @@
 # Tables and figures from the measurements.
 
 
+rule task_table:
+    input:
+        scores=lambda wc: [f"results/evaluate/{wc.task}/{m}/seed{s}/hyps.txt.json"
+                           for m in get_models(wc.task) for s in SEEDS],
+        params=lambda wc: [f"results/params/{wc.task}/{m}.json" for m in get_models(wc.task)],
+        compress=lambda wc: [f"results/compress/{wc.task}/{v}/seed{SEEDS[0]}/report.json" for v in get_variants(wc.task)],
+        speed=lambda wc: [p for p in get_speed_csvs() if p.startswith(f"results/speed/{wc.task}/")],
+    output:
+        table="results/tables/{task}.csv",
+        markdown=report("results/tables/{task}.md", category="Tables"),
+    log:
+        "results/logs/task_table/{task}.log",
+    benchmark:
+        "results/benchmarks/task_table/{task}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "lightformer report tables --results results --tasks {wildcards.task} --out results/tables > {log} 2>&1"
+
+
+rule summary_tables:
+    input:
+        tables=expand("results/tables/{task}.csv", task=list(config["tasks"])),
+        curves=lambda wc: [f"results/finetune/{t}/{v}/seed{s}/curve.csv" for t in config["tasks"]
+                           for v in get_variants(t) for s in SEEDS],
+    output:
+        comparison=report("results/tables/paper_comparison.csv", category="Tables"),
+        ablation_init="results/tables/ablation_init.csv",
+        ablation_sharing="results/tables/ablation_sharing.csv",
+        ablation_rank="results/tables/ablation_rank.csv",
+        metric_fig=report("results/figures/metric_vs_params.png", category="Figures"),
+        curves_fig=report("results/figures/learning_curves.png", category="Figures"),
+        heatmap_fig=report("results/figures/sharing_heatmap.png", category="Figures"),
+    params:
+        tasks=" ".join(config["tasks"]),
+    log:
+        "results/logs/summary_tables/summary.log",
+    benchmark:
+        "results/benchmarks/summary_tables/summary.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "lightformer report tables --results results --tasks {params.tasks} --summary --out results/tables"
+        " --figures results/figures > {log} 2>&1"
+
+
 rule speed_table:
     input:
         get_speed_csvs(),

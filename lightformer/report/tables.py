@@ -1,0 +1,120 @@
+"""Task tables, ablations and the paper comparison, from the files the workflow writes:
+
+* ``results/evaluate/<task>/<model>/seed<n>/hyps.txt.json`` (lightformer generate),
+* ``results/params/<task>/<model>.json`` (lightformer params --json),
+* ``results/speed/<task>/<device>_<protocol>.csv`` (lightformer speed),
+* ``results/compress/<task>/<model>/seed<n>/report.json`` (lightformer compress --report).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from lightformer.errors import LightformerError
+from lightformer.report.speed import PAPER_CLAIMS, _markdown
+
+
+def _read_json(path: Path) -> dict:
+    if not path.is_file():
+        raise LightformerError(f"{path} is missing")
+    return json.loads(path.read_text())
+
+
+def task_rows(results: Path, task: str) -> pd.DataFrame:
+    """One row per model of the task: parameters, compression, metric mean ± sd over seeds,
+    speedups per measured setting, and the compression settings."""
+    results = Path(results)
+    evals = sorted((results / "evaluate" / task).glob("*/seed*/hyps.txt.json"))
+    if not evals:
+        raise LightformerError(f"no evaluations under {results / 'evaluate' / task}")
+    per_model: dict[str, list[dict]] = {}
+    for path in evals:
+        per_model.setdefault(path.parent.parent.name, []).append(_read_json(path))
+    base_params = _read_json(results / "params" / task / "baseline.json")
+    speed = pd.concat([pd.read_csv(p) for p in sorted((results / "speed" / task).glob("*.csv"))], ignore_index=True) \
+        if (results / "speed" / task).is_dir() and any((results / "speed" / task).glob("*.csv")) else None
+    rows = []
+    for model, runs in sorted(per_model.items(), key=lambda kv: (kv[0] != "baseline", kv[0])):
+        scores = pd.Series([r["bleu"]["score"] for r in runs])
+        params = _read_json(results / "params" / task / f"{model}.json")
+        row = {"task": task, "model": model, "params_total": params["total"],
+               "params_embedding": params["embedding"], "params_body": params["body"],
+               "compression": base_params["total"] / params["total"],
+               "metric": runs[0]["bleu"]["metric"], "metric_label": runs[0]["bleu"]["label"],
+               "metric_mean": scores.mean(), "metric_sd": scores.std(ddof=1) if len(scores) > 1 else 0.0,
+               "seeds": len(runs), "beam": runs[0]["search"]["beam"], "lenpen": runs[0]["search"]["lenpen"],
+               "signature": runs[0]["bleu"]["signature"]}
+        spec_path = next((results / "compress" / task / model).glob("seed*/report.json"), None) \
+            if (results / "compress" / task / model).is_dir() else None
+        if spec_path:
+            spec = _read_json(spec_path)["spec"]
+            row |= {"init": spec["init"], "ratio_target": spec["ratio"], "rank": spec["rank"],
+                    "share_layers": spec["share_layers"], "share_side": spec["share_side"],
+                    "share_qkv": spec["share_qkv"]}
+        if speed is not None:
+            for _, s in speed[speed["model"] == model].iterrows():
+                key = f"speedup_{s['device']}_{s['protocol']}"
+                row[key] = s["speedup"]
+                row[f"{key}_conditions"] = (f"{s['device_name']}, {s['dtype']}, threads {s['threads']}, "
+                                            f"batch {s['batch']}, beam {s['beam']}")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_table(df: pd.DataFrame, csv_path: Path, md_path: Path | None = None) -> None:
+    csv_path = Path(csv_path)
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(csv_path, index=False)
+    if md_path:
+        show = df.copy()
+        for c in show.columns:
+            if show[c].dtype.kind == "f":
+                show[c] = show[c].map(lambda x: "" if pd.isna(x) else f"{x:.2f}")
+        Path(md_path).write_text(_markdown(show))
+
+
+def ablations(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """SVD transfer vs random init (same shapes), sharing levels at equal budget, rank sweep."""
+    lf = df[df["model"] != "baseline"].copy()
+    if lf.empty or "init" not in lf:
+        return {}
+    keys = ["task", "ratio_target", "share_layers", "share_side", "share_qkv"]
+    pivot = lf.pivot_table(index=keys, columns="init", values="metric_mean", aggfunc="first").reset_index()
+    if {"svd", "random"} <= set(pivot.columns):
+        pivot["svd_minus_random"] = pivot["svd"] - pivot["random"]
+    svd = lf[lf["init"] == "svd"]
+    sharing = svd.sort_values(["ratio_target", "share_layers"])[
+        ["task", "model", "ratio_target", "share_layers", "share_qkv", "params_total", "metric_mean", "metric_sd"]]
+    ranks = svd.sort_values("compression")[["task", "model", "compression", "params_total", "metric_mean"] +
+                                           [c for c in svd.columns if c.startswith("speedup_") and
+                                            not c.endswith("_conditions")]]
+    return {"init": pivot, "sharing": sharing, "rank": ranks}
+
+
+def paper_comparison(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Each claim of the abstract beside our closest measurement."""
+    rows = []
+    source = "Lv et al., Findings of ACL 2023, abstract"
+    for task, fewer, speedup in PAPER_CLAIMS:
+        df = tables.get(task)
+        if df is None:
+            rows.append({"task": task, "claim": "parameters", "paper": fewer, "ours": None, "source": source,
+                         "ours_model": "", "note": "task not run"})
+            continue
+        base = df[df["model"] == "baseline"].iloc[0]
+        cand = df[(df["model"] != "baseline") & (df.get("init", "svd") == "svd")] if "init" in df else df[df["model"] != "baseline"]
+        if cand.empty:
+            continue
+        best = cand.iloc[(cand["compression"] - fewer).abs().argmin()]
+        rows.append({"task": task, "claim": "x fewer parameters", "paper": fewer, "ours": best["compression"],
+                     "ours_model": best["model"], "source": source, "note": ""})
+        speed_cols = [c for c in df.columns if c.startswith("speedup_") and not c.endswith("_conditions")]
+        for c in speed_cols:
+            rows.append({"task": task, "claim": f"speedup ({c[8:]})", "paper": speedup, "ours": best[c],
+                         "ours_model": best["model"], "source": source, "note": best.get(f"{c}_conditions", "")})
+        rows.append({"task": task, "claim": "metric vs baseline (paper: similar)", "paper": 0.0,
+                     "ours": best["metric_mean"] - base["metric_mean"], "ours_model": best["model"],
+                     "source": source, "note": best["metric_label"]})
+    return pd.DataFrame(rows)

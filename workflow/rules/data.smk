@@ -1,0 +1,59 @@
+# Raw data from the mirror (or the original URLs), verified, then prepared as fairseq's recipes.
+
+
+rule write_embedded_mirror:
+    output:
+        f"{MIRROR}/iwslt14/de-en.tgz" if MIRROR else "results/mirror/iwslt14/de-en.tgz",
+    params:
+        out=MIRROR or "results/mirror",
+    log:
+        "results/logs/write_embedded_mirror/mirror.log",
+    benchmark:
+        "results/benchmarks/write_embedded_mirror/mirror.tsv"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    shell:
+        "lightformer data fixtures --out {params.out} > {log} 2>&1"
+
+
+rule fetch_data:
+    input:
+        lambda wc: [f"{MIRROR}/{wc.dataset}/de-en.tgz"] if EMBEDDED else [],
+    output:
+        f"{DATA_ROOT}/{{dataset}}/raw/manifest.json",
+    params:
+        mirror=f"--mirror {MIRROR}" if MIRROR else "",
+    log:
+        "results/logs/fetch_data/{dataset}.log",
+    benchmark:
+        "results/benchmarks/fetch_data/{dataset}.tsv"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=120,
+    shell:
+        "lightformer data fetch {wildcards.dataset} --root {DATA_ROOT} {params.mirror} > {log} 2>&1"
+
+
+rule prepare_data:
+    input:
+        f"{DATA_ROOT}/{{dataset}}/raw/manifest.json",
+    output:
+        f"{DATA_ROOT}/{{dataset}}/prepared/meta.json",
+    params:
+        merges=lambda wc: next(t.get("bpe_merges", 10000) for t in config["tasks"].values()
+                               if t["dataset"] == wc.dataset),
+        expected="--no-expected" if EMBEDDED else "",
+    log:
+        "results/logs/prepare_data/{dataset}.log",
+    benchmark:
+        "results/benchmarks/prepare_data/{dataset}.tsv"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=240,
+    shell:
+        "lightformer data prepare {wildcards.dataset} --root {DATA_ROOT} --bpe-merges {params.merges}"
+        " {params.expected} > {log} 2>&1"

@@ -1,0 +1,44 @@
+# Test-set decoding and scoring (labelled BLEU), and parameter accounting, per model.
+
+
+rule evaluate_model:
+    input:
+        model=lambda wc: model_path(wc.task, wc.model, wc.seed),
+        data=lambda wc: f"{prepared(wc.task)}/meta.json",
+    output:
+        hyps="results/evaluate/{task}/{model}/seed{seed}/hyps.txt",
+        scores="results/evaluate/{task}/{model}/seed{seed}/hyps.txt.json",
+    params:
+        data=lambda wc: prepared(wc.task),
+        beam=lambda wc: config["tasks"][wc.task].get("generate", {}).get("beam", 5),
+        lenpen=lambda wc: config["tasks"][wc.task].get("generate", {}).get("lenpen", 1.0),
+        bleu=lambda wc: config["tasks"][wc.task].get("generate", {}).get("bleu", "tokenized"),
+    log:
+        "results/logs/evaluate_model/{task}/{model}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/evaluate_model/{task}/{model}/seed{seed}.tsv"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=120,
+        gpu=1,
+    shell:
+        "lightformer generate {input.model} --data {params.data} --beam {params.beam} --lenpen {params.lenpen}"
+        " --remove-bpe --bleu {params.bleu} --out {output.hyps} > {log} 2>&1"
+
+
+rule count_params:
+    input:
+        lambda wc: model_path(wc.task, wc.model, SEEDS[0]),
+    output:
+        "results/params/{task}/{model}.json",
+    log:
+        "results/logs/count_params/{task}/{model}.log",
+    benchmark:
+        "results/benchmarks/count_params/{task}/{model}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=5,
+    shell:
+        "lightformer params {input} --json > {output} 2> {log}"
