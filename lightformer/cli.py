@@ -310,8 +310,16 @@ def cmd_data(args) -> None:
     ds = get_dataset(args.dataset)
     root = Path(args.root)
     if args.what == "fetch":
+        if args.embedded:
+            mirror = args.mirror or os.environ.get(download.MIRROR_ENV)
+            if not mirror:
+                raise LightformerError("--embedded needs --mirror (the directory `lightformer data fixtures` wrote)")
+            ds = download.embedded_pins(ds, mirror)
         for path in download.fetch(ds, root, args.mirror):
             print(f"{path}: verified")
+        if args.embedded:  # later verifies use the recorded (fixture) checksums, not the published ones
+            manifest = download.read_manifest(root / ds.name / "raw")
+            download.write_manifest(root / ds.name / "raw", manifest | {"embedded": True})
     elif args.what == "verify":
         print("\n".join(download.verify(ds, root)))
     elif args.what == "mirror":
@@ -320,14 +328,20 @@ def cmd_data(args) -> None:
     elif args.what == "prepare":
         download.verify(ds, root)
         out = root / ds.name / "prepared"
+        expected = None if args.no_expected or download.read_manifest(root / ds.name / "raw").get("embedded") \
+            else ds.expected
         if ds.name == "iwslt14":
             from lightformer.data.iwslt14 import prepare_iwslt14
 
             counts = prepare_iwslt14(root / ds.name / "raw" / ds.files[0].name, out,
-                                     bpe_merges=args.bpe_merges or 10_000,
-                                     expected=None if args.no_expected else ds.expected)
+                                     bpe_merges=args.bpe_merges or 10_000, expected=expected)
+        elif ds.name == "wmt14":
+            from lightformer.data.wmt14 import prepare_wmt14
+
+            counts = prepare_wmt14(root / ds.name / "raw", out, bpe_merges=args.bpe_merges or 40_000,
+                                   valid_from=args.valid_from, workers=args.workers, expected=expected)
         else:
-            raise LightformerError(f"preparation of {ds.name!r} is not implemented yet; allowed: iwslt14")
+            raise LightformerError(f"preparation of {ds.name!r} is not implemented yet; allowed: iwslt14, wmt14")
         print(f"{out}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items() if k != "drift"))
         if counts.get("drift") and any(counts["drift"].values()):
             print(f"drift from the published split sizes: {counts['drift']} (recorded in meta.json)")
@@ -512,12 +526,17 @@ def build_parser() -> argparse.ArgumentParser:
         if verb == "fetch":
             d.add_argument("--mirror", help="local directory or http(s) URL laid out as <dataset>/<file> "
                                             "(default: $LIGHTFORMER_MIRROR, else the original URLs)")
+            d.add_argument("--embedded", action="store_true",
+                           help="the mirror holds the embedded fixtures: verify against its SHA256SUMS")
         if verb == "mirror":
             d.add_argument("--to", required=True, help="mirror directory to fill")
         if verb == "prepare":
             d.add_argument("--bpe-merges", type=int, help="joint BPE merges (IWSLT default 10,000)")
             d.add_argument("--no-expected", action="store_true",
                            help="do not compare split sizes with the published ones (embedded data)")
+            d.add_argument("--valid-from", choices=["newstest2013", "train"], default="newstest2013",
+                           help="WMT'14 validation set: newstest2013, or fairseq's every 100th train line")
+            d.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="tokenizer processes")
         d.set_defaults(func=cmd_data)
     d = dsub.add_parser("fixtures", help="write the embedded tiny datasets as a mirror directory")
     d.add_argument("--out", required=True)

@@ -154,14 +154,33 @@ def fetch_file(dataset: str, f: RemoteFile, dest: Path, mirror: str | None = Non
     return final
 
 
+def embedded_pins(ds: Dataset, mirror: str) -> Dataset:
+    """The dataset with checksums and sizes taken from ``<mirror>/<dataset>/SHA256SUMS``: the
+    embedded fixtures are other files than the published ones, so they carry their own pins."""
+    sums = Path(mirror) / ds.name / "SHA256SUMS"
+    if not sums.is_file():
+        raise LightformerError(f"{sums} is missing; write the embedded data with `lightformer data fixtures --out {mirror}`")
+    pins = dict(reversed(line.split(None, 1)) for line in sums.read_text().splitlines() if line.strip())
+    files = []
+    for f in ds.files:
+        if f.name not in pins:
+            raise LightformerError(f"{sums} has no entry for {f.name}")
+        files.append(RemoteFile(f.name, f.url, pins[f.name].strip(), (Path(mirror) / ds.name / f.name).stat().st_size))
+    return Dataset(ds.name, tuple(files), notes="embedded fixture", expected={})
+
+
 def fetch(ds: Dataset, root: Path, mirror: str | None = None, progress: bool = True) -> list[Path]:
     return [fetch_file(ds.name, f, Path(root) / ds.name / "raw", mirror, progress) for f in ds.files]
 
 
 def verify(ds: Dataset, root: Path) -> list[str]:
-    """Re-check every fetched file against its pinned or recorded checksum."""
+    """Re-check every fetched file against its pinned or recorded checksum (for files fetched
+    with --embedded, the pins recorded in the manifest at fetch time)."""
     dest = Path(root) / ds.name / "raw"
     manifest = read_manifest(dest)
+    embedded = bool(manifest.get("embedded"))
+    if embedded:
+        ds = Dataset(ds.name, tuple(RemoteFile(f.name, f.url) for f in ds.files))
     lines = []
     for f in ds.files:
         path = dest / f.name
@@ -170,6 +189,7 @@ def verify(ds: Dataset, root: Path) -> list[str]:
         sha, size, basis = _expected(f, manifest)
         if sha is None:
             raise LightformerError(f"{path} has no pinned or recorded checksum; fetch it to record one")
+        basis = "embedded fixture SHA256SUMS" if embedded else basis
         _verify(path, f, sha, size, basis)
         lines.append(f"{path}: OK ({basis})")
     return lines

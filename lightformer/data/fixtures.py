@@ -92,10 +92,63 @@ def iwslt14_archive(train: int = 1200, per_test_set: int = 20, seed: int = 14) -
     return buf.getvalue()
 
 
+def _tgz(members: dict[str, str]) -> bytes:
+    buf = io.BytesIO()
+    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0) as gz, tarfile.open(fileobj=gz, mode="w") as tar:
+        for name, text in members.items():
+            _add(tar, name, text)
+    return buf.getvalue()
+
+
+def _sgm(segments: list[str], lang: str, kind: str) -> str:
+    body = "".join(f'<seg id="{i}">{s}</seg>\n' for i, s in enumerate(segments, 1))
+    return (f'<{kind}set setid="newstest2014" srclang="any" trglang="{lang}">\n'
+            f'<doc sysid="ref" docid="1" genre="news" origlang="en">\n<p>\n{body}</p>\n</doc>\n</{kind}set>\n')
+
+
+def wmt14_archives(seed: int = 2014) -> dict[str, bytes]:
+    """The four statmt.org archives fairseq's --icml17 recipe reads, with their real member
+    paths; English -> German over the same toy lexicon, plus the characters the recipe normalises."""
+    rng = random.Random(seed)
+
+    def pairs(n):
+        out = []
+        for _ in range(n):
+            de, en = sentence_pair(rng)
+            out.append((en, de))
+        return out
+
+    def corpus(prefix, n, extra=()):
+        ps = pairs(n) + list(extra)
+        return {f"{prefix}.en": "\n".join(p[0] for p in ps) + "\n", f"{prefix}.de": "\n".join(p[1] for p in ps) + "\n"}
+
+    special = [("The state-of-the-art car is \u201cfast\u201d .", "Das state-of-the-art Auto ist \u201eschnell\u201c ."),
+               ("The well-known\u00ad city .", "Die bekannte\u00ad Stadt .")]  # quotes, soft hyphen (\\p{C})
+    test = pairs(100)
+    return {
+        "training-parallel-europarl-v7.tgz": _tgz(corpus("training/europarl-v7.de-en", 600, special)),
+        "training-parallel-commoncrawl.tgz": _tgz(corpus("commoncrawl.de-en", 300)),
+        "training-parallel-nc-v9.tgz": _tgz(corpus("training/news-commentary-v9.de-en", 200)),
+        "dev.tgz": _tgz(corpus("dev/newstest2013", 120) | {
+            "dev/newstest2014-deen-src.en.sgm": _sgm([p[0] for p in test], "en", "src"),
+            "dev/newstest2014-deen-ref.de.sgm": _sgm([p[1] for p in test], "de", "ref")}),
+    }
+
+
 def write_mirror(root: str | Path) -> dict[str, Path]:
-    """The embedded datasets laid out as a mirror (``<root>/<dataset>/<file>``)."""
+    """The embedded datasets laid out as a mirror (``<root>/<dataset>/<file>``), each dataset with
+    a SHA256SUMS that `lightformer data fetch --embedded` verifies against instead of the
+    published checksums (which belong to the real files)."""
+    import hashlib
+
     root = Path(root)
-    path = root / "iwslt14" / "de-en.tgz"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(iwslt14_archive())
-    return {"iwslt14": path}
+    written = {}
+    for dataset, files in (("iwslt14", {"de-en.tgz": iwslt14_archive()}), ("wmt14", wmt14_archives())):
+        d = root / dataset
+        d.mkdir(parents=True, exist_ok=True)
+        for name, data in files.items():
+            (d / name).write_bytes(data)
+        (d / "SHA256SUMS").write_text("".join(f"{hashlib.sha256(data).hexdigest()}  {name}\n"
+                                              for name, data in sorted(files.items())))
+        written[dataset] = d / "SHA256SUMS"
+    return written
