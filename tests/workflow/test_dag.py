@@ -34,8 +34,11 @@ def test_whole_dag_runs_and_writes_tables_figures_logs(tmp_path):
         assert "speedup_cpu_latency" in row and float(row["params_total"]) > 0
     light = next(r for r in rows if r["model"] == "r2.0_k1_svd")
     assert float(light["compression"]) >= 2.0
+    wmt = list(csv.DictReader(open(res / "tables/wmt14.csv")))
+    assert {r["model"] for r in wmt} == {"baseline", "r1.8_k2_svd"} and "compound-split" in wmt[0]["metric_label"]
     comparison = list(csv.DictReader(open(res / "tables/paper_comparison.csv")))
-    assert {c["claim"] for c in comparison if c["task"] == "iwslt14"} >= {"x fewer parameters", "speedup (cpu_latency)"}
+    for task in ("iwslt14", "wmt14"):
+        assert {c["claim"] for c in comparison if c["task"] == task} >= {"x fewer parameters", "speedup (cpu_latency)"}
     assert list(csv.DictReader(open(res / "tables/ablation_init.csv")))[0].keys() >= {"svd", "random"}
     for fig in ("metric_vs_params", "learning_curves", "sharing_heatmap", "speedup_vs_params"):
         assert (res / f"figures/{fig}.png").stat().st_size > 10_000 and (res / f"figures/{fig}.pdf").exists()

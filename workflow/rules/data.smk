@@ -3,7 +3,7 @@
 
 rule write_embedded_mirror:
     output:
-        f"{MIRROR}/iwslt14/de-en.tgz" if MIRROR else "results/mirror/iwslt14/de-en.tgz",
+        [f"{MIRROR or 'results/mirror'}/{d}/SHA256SUMS" for d in ("iwslt14", "wmt14")],
     params:
         out=MIRROR or "results/mirror",
     log:
@@ -20,11 +20,11 @@ rule write_embedded_mirror:
 
 rule fetch_data:
     input:
-        lambda wc: [f"{MIRROR}/{wc.dataset}/de-en.tgz"] if EMBEDDED else [],
+        lambda wc: [f"{MIRROR or 'results/mirror'}/{wc.dataset}/SHA256SUMS"] if EMBEDDED else [],
     output:
         f"{DATA_ROOT}/{{dataset}}/raw/manifest.json",
     params:
-        mirror=f"--mirror {MIRROR}" if MIRROR else "",
+        mirror=(f"--mirror {MIRROR or 'results/mirror'}" + (" --embedded" if EMBEDDED else "")) if MIRROR or EMBEDDED else "",
     log:
         "results/logs/fetch_data/{dataset}.log",
     benchmark:
@@ -50,10 +50,10 @@ rule prepare_data:
         "results/logs/prepare_data/{dataset}.log",
     benchmark:
         "results/benchmarks/prepare_data/{dataset}.tsv"
-    threads: 1
+    threads: 2
     resources:
         mem_mb=8000,
         runtime=240,
     shell:
         "lightformer data prepare {wildcards.dataset} --root {DATA_ROOT} --bpe-merges {params.merges}"
-        " {params.expected} > {log} 2>&1"
+        " {params.expected} --workers {threads} > {log} 2>&1"
