@@ -50,6 +50,10 @@ def test_whole_dag_runs_and_writes_tables_figures_logs(tmp_path):
     assert (res / "runs/train/iwslt14/baseline/seed1/checkpoints/last").exists()  # resumable side state
     again = snakemake(tmp_path, "all", "-n")
     assert "Nothing to be done" in again.stdout + again.stderr
+    rep = snakemake(tmp_path, "--report", "report.html")
+    assert rep.returncode == 0, rep.stderr[-2000:]
+    html = (tmp_path / "report.html").read_text(errors="ignore")
+    assert all(name in html for name in ("paper_comparison.csv", "iwslt14.csv", "learning_curves.png"))
 
 
 def test_one_table_builds_only_what_it_needs(tmp_path):

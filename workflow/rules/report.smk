@@ -9,8 +9,8 @@ rule task_table:
         compress=lambda wc: [f"results/compress/{wc.task}/{v}/seed{SEEDS[0]}/report.json" for v in get_variants(wc.task)],
         speed=lambda wc: [p for p in get_speed_csvs() if p.startswith(f"results/speed/{wc.task}/")],
     output:
-        table="results/tables/{task}.csv",
-        markdown=report("results/tables/{task}.md", category="Tables"),
+        table=report("results/tables/{task}.csv", category="Tables"),
+        markdown="results/tables/{task}.md",
     log:
         "results/logs/task_table/{task}.log",
     benchmark:
@@ -30,9 +30,9 @@ rule summary_tables:
                            for v in get_variants(t) for s in SEEDS],
     output:
         comparison=report("results/tables/paper_comparison.csv", category="Tables"),
-        ablation_init="results/tables/ablation_init.csv",
-        ablation_sharing="results/tables/ablation_sharing.csv",
-        ablation_rank="results/tables/ablation_rank.csv",
+        ablation_init=report("results/tables/ablation_init.csv", category="Tables"),
+        ablation_sharing=report("results/tables/ablation_sharing.csv", category="Tables"),
+        ablation_rank=report("results/tables/ablation_rank.csv", category="Tables"),
         metric_fig=report("results/figures/metric_vs_params.png", category="Figures"),
         curves_fig=report("results/figures/learning_curves.png", category="Figures"),
         heatmap_fig=report("results/figures/sharing_heatmap.png", category="Figures"),
@@ -55,7 +55,7 @@ rule speed_table:
     input:
         get_speed_csvs(),
     output:
-        table="results/tables/speed.csv",
+        table=report("results/tables/speed.csv", category="Speed"),
         markdown="results/tables/speed.md",
         figure=report("results/figures/speedup_vs_params.png", category="Speed"),
         figure_pdf="results/figures/speedup_vs_params.pdf",
