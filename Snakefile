@@ -13,7 +13,12 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# config.yaml (the embedded smoke run) only when no --configfile/--config is given: Snakemake
+# merges command-line config files into the directive's recursively, so smoke-run overrides
+# (max_updates, ...) would otherwise leak into e.g. workflow/configs/paper.yaml.
+if not config:
+
+    configfile: "config.yaml"
 
 
 include: "workflow/rules/common.smk"

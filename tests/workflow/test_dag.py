@@ -79,3 +79,16 @@ def test_bad_config_is_refused_before_any_job(tmp_path, edit, needle):
     assert r.returncode != 0
     assert needle in r.stderr + r.stdout
     assert not (tmp_path / "results").exists()
+
+
+def test_paper_scale_config_validates_and_plans_the_full_grid(tmp_path):
+    # run from the repository, where config.yaml (the smoke run) sits: none of it may leak in
+    r = subprocess.run([SNAKEMAKE, "all", "-n", "-p", "--cores", "2", "--configfile", "workflow/configs/paper.yaml"],
+                       cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = r.stdout + r.stderr
+    jobs = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", out, re.M)}
+    # IWSLT 2 ratios x 3 k x 2 inits + WMT 1 x 2 x 2 = 16 variants, 3 seeds each
+    assert jobs["finetune_model"] == 16 * 3 and jobs["train_baseline"] == 2 * 3
+    assert jobs["measure_speed"] == 2 * 2 * 2  # tasks x devices x protocols
+    assert "--recipe iwslt_de_en data=" in out and "max_updates=500" not in out

@@ -51,8 +51,8 @@ def model_path(task, model, seed):
 def run_args(task, stage):
     """`--recipe R key=value ...` for lightformer train, shell-quoted."""
     run = config["tasks"][task][stage]
-    pairs = [f"{k}={v}" for k, v in run.get("overrides", {}).items()]
-    return f"--recipe {run['recipe']} " + " ".join(shlex.quote(p) for p in pairs)
+    pairs = [shlex.quote(f"{k}={v}") for k, v in run.get("overrides", {}).items()]
+    return " ".join(["--recipe", run["recipe"], *pairs])
 
 
 def compress_flags(wildcards):
