@@ -92,3 +92,8 @@ def test_paper_scale_config_validates_and_plans_the_full_grid(tmp_path):
     assert jobs["finetune_model"] == 16 * 3 and jobs["train_baseline"] == 2 * 3
     assert jobs["measure_speed"] == 2 * 2 * 2  # tasks x devices x protocols
     assert "--recipe iwslt_de_en data=" in out and "max_updates=500" not in out
+
+
+def test_workflow_passes_snakemake_lint():
+    r = subprocess.run([SNAKEMAKE, "--lint"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]

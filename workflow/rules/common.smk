@@ -1,6 +1,7 @@
 # Config validation, wildcard constraints and input helpers. No rules here.
 import itertools
 import shlex
+from pathlib import Path
 
 from snakemake.utils import validate
 

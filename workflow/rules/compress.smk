@@ -2,6 +2,8 @@
 
 
 rule compress_model:
+    conda:
+        "../../envs/lightformer.yaml"
     input:
         "results/train/{task}/baseline/seed{seed}/model.safetensors",
     output:

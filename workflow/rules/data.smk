@@ -2,10 +2,12 @@
 
 
 rule write_embedded_mirror:
+    conda:
+        "../../envs/lightformer.yaml"
     output:
         [f"{MIRROR or 'results/mirror'}/{d}/SHA256SUMS" for d in ("iwslt14", "wmt14")],
     params:
-        out=MIRROR or "results/mirror",
+        out=lambda wc, output: str(Path(output[0]).parent.parent),
     log:
         "results/logs/write_embedded_mirror/mirror.log",
     benchmark:
@@ -19,11 +21,14 @@ rule write_embedded_mirror:
 
 
 rule fetch_data:
+    conda:
+        "../../envs/lightformer.yaml"
     input:
         lambda wc: [f"{MIRROR or 'results/mirror'}/{wc.dataset}/SHA256SUMS"] if EMBEDDED else [],
     output:
         f"{DATA_ROOT}/{{dataset}}/raw/manifest.json",
     params:
+        root=lambda wc, output: str(Path(output[0]).parents[2]),  # <root>/<dataset>/raw/manifest.json
         mirror=(f"--mirror {MIRROR or 'results/mirror'}" + (" --embedded" if EMBEDDED else "")) if MIRROR or EMBEDDED else "",
     log:
         "results/logs/fetch_data/{dataset}.log",
@@ -34,15 +39,18 @@ rule fetch_data:
         mem_mb=2000,
         runtime=120,
     shell:
-        "lightformer data fetch {wildcards.dataset} --root {DATA_ROOT} {params.mirror} > {log} 2>&1"
+        "lightformer data fetch {wildcards.dataset} --root {params.root} {params.mirror} > {log} 2>&1"
 
 
 rule prepare_data:
+    conda:
+        "../../envs/lightformer.yaml"
     input:
         f"{DATA_ROOT}/{{dataset}}/raw/manifest.json",
     output:
         f"{DATA_ROOT}/{{dataset}}/prepared/meta.json",
     params:
+        root=lambda wc, output: str(Path(output[0]).parents[2]),  # <root>/<dataset>/prepared/meta.json
         merges=lambda wc: next(t.get("bpe_merges", 10000) for t in config["tasks"].values()
                                if t["dataset"] == wc.dataset),
         expected="--no-expected" if EMBEDDED else "",
@@ -55,5 +63,5 @@ rule prepare_data:
         mem_mb=8000,
         runtime=240,
     shell:
-        "lightformer data prepare {wildcards.dataset} --root {DATA_ROOT} --bpe-merges {params.merges}"
+        "lightformer data prepare {wildcards.dataset} --root {params.root} --bpe-merges {params.merges}"
         " {params.expected} --workers {threads} > {log} 2>&1"

@@ -2,6 +2,8 @@
 
 
 rule evaluate_model:
+    conda:
+        "../../envs/lightformer.yaml"
     input:
         model=lambda wc: model_path(wc.task, wc.model, wc.seed),
         data=lambda wc: f"{prepared(wc.task)}/meta.json",
@@ -28,6 +30,8 @@ rule evaluate_model:
 
 
 rule count_params:
+    conda:
+        "../../envs/lightformer.yaml"
     input:
         lambda wc: model_path(wc.task, wc.model, SEEDS[0]),
     output:

@@ -2,6 +2,8 @@
 
 
 rule finetune_model:
+    conda:
+        "../../envs/lightformer.yaml"
     input:
         model="results/compress/{task}/{variant}/seed{seed}/model.safetensors",
         data=lambda wc: f"{prepared(wc.task)}/meta.json",

@@ -2,6 +2,8 @@
 
 
 rule task_table:
+    conda:
+        "../../envs/lightformer.yaml"
     input:
         scores=lambda wc: [f"results/evaluate/{wc.task}/{m}/seed{s}/hyps.txt.json"
                            for m in get_models(wc.task) for s in SEEDS],
@@ -24,6 +26,8 @@ rule task_table:
 
 
 rule summary_tables:
+    conda:
+        "../../envs/lightformer.yaml"
     input:
         tables=expand("results/tables/{task}.csv", task=list(config["tasks"])),
         curves=lambda wc: [f"results/finetune/{t}/{v}/seed{s}/curve.csv" for t in config["tasks"]
@@ -52,6 +56,8 @@ rule summary_tables:
 
 
 rule speed_table:
+    conda:
+        "../../envs/lightformer.yaml"
     input:
         get_speed_csvs(),
     output:

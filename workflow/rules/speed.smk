@@ -2,6 +2,8 @@
 
 
 rule measure_speed:
+    conda:
+        "../../envs/lightformer.yaml"
     input:
         get_speed_models,
     output:

@@ -3,6 +3,8 @@
 
 
 rule train_baseline:
+    conda:
+        "../../envs/lightformer.yaml"
     input:
         lambda wc: f"{prepared(wc.task)}/meta.json",
     output:
