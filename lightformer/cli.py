@@ -564,6 +564,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.verb in ("train", "generate", "translate", "speed"):
+            from lightformer.gpu import claim_gpu
+
+            claim_gpu()  # before anything initialises CUDA
         return args.func(args) or 0
     except LightformerError as e:
         print(f"lightformer {args.verb}: error: {e}", file=sys.stderr)

@@ -1,0 +1,39 @@
+"""Per-device GPU locks for local multi-GPU runs (no GPU needed: the lock logic is what is tested)."""
+import os
+import subprocess
+import sys
+
+PROBE = ("import os, sys, time; from lightformer.gpu import claim_gpu; "
+         "i = claim_gpu(count=2, wait_s=float(sys.argv[1])); print(i, os.environ.get('CUDA_VISIBLE_DEVICES'), flush=True); "
+         "time.sleep(float(sys.argv[2]))")
+
+
+def _start(locks, wait, hold):
+    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"} | {"LIGHTFORMER_GPU_LOCKS": str(locks)}
+    return subprocess.Popen([sys.executable, "-c", PROBE, str(wait), str(hold)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def test_concurrent_jobs_get_different_gpus_and_a_third_waits(tmp_path):
+    a = _start(tmp_path, 5, 3)
+    assert a.stdout.readline().split() == ["0", "0"]
+    b = _start(tmp_path, 5, 3)
+    assert b.stdout.readline().split() == ["1", "1"]
+    c = _start(tmp_path, 0.5, 0)  # both taken: gives up after 0.5 s with advice
+    _, err = c.communicate(timeout=30)
+    assert c.returncode != 0 and "stayed taken" in err and "--resources gpu=2" in err
+    a.wait(timeout=30)  # a exits: its lock is released with the process
+    d = _start(tmp_path, 5, 0)
+    assert d.stdout.readline().split() == ["0", "0"]
+    for p in (b, d):
+        p.wait(timeout=30)
+
+
+def test_scheduler_assignment_is_left_alone(tmp_path, monkeypatch):
+    from lightformer.gpu import claim_gpu
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3")
+    assert claim_gpu(str(tmp_path), count=2) is None and os.environ["CUDA_VISIBLE_DEVICES"] == "3"
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    monkeypatch.delenv("LIGHTFORMER_GPU_LOCKS", raising=False)
+    assert claim_gpu(None, count=2) is None  # not asked for: nothing happens
