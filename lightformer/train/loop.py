@@ -277,14 +277,17 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
                 ntok = torch.tensor(sum(s["ntokens"] for s in samples), dtype=torch.float64)
                 if world > 1:
                     dist.all_reduce(ntok)
-                loss_sum = nll_sum = 0.0
+                sums = torch.zeros(2, device=device, dtype=torch.float64)  # loss, nll: one host sync per update
                 for k, s in enumerate(samples):
                     sync = contextlib.nullcontext() if (world == 1 or k == len(samples) - 1) else forward.no_sync()
                     with sync, autocast():
-                        logits = forward(s["src_tokens"].to(device), s["prev_output_tokens"].to(device))
-                        loss, nll = label_smoothed_nll_loss(logits, s["target"].to(device), cfg.label_smoothing)
+                        logits = forward(s["src_tokens"].to(device, non_blocking=True),
+                                         s["prev_output_tokens"].to(device, non_blocking=True))
+                        loss, nll = label_smoothed_nll_loss(logits, s["target"].to(device, non_blocking=True),
+                                                            cfg.label_smoothing)
                     loss.backward()
-                    loss_sum, nll_sum = loss_sum + loss.item(), nll_sum + nll.item()
+                    sums += torch.stack([loss.detach(), nll.detach()]).double()
+                loss_sum, nll_sum = sums.tolist()
                 if not math.isfinite(loss_sum):
                     last = pointed(run, "last")
                     raise LightformerError(f"non-finite loss at update {num_updates + 1}; stopped without saving. "
