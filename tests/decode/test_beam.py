@@ -28,6 +28,12 @@ def sources(B=3, S=6, vocab=20):
     return src
 
 
+def assert_same_hypotheses(got, want):
+    for a, b in zip(got, want):
+        assert [h.tokens for h in a] == [h.tokens for h in b]
+        assert [h.score for h in a] == pytest.approx([h.score for h in b], abs=1e-5)
+
+
 def score_of(m, src, toks, lenpen):
     """Length-normalised log-prob of toks + </s> by teacher forcing (no cache, no search)."""
     tgt = torch.tensor([list(toks) + [EOS]])
@@ -55,10 +61,7 @@ def test_cached_decoding_equals_full_recomputation(opts):
     m = model(tgt_vocab=30)
     src = sources()
     cfg = SearchConfig(max_len_b=12, **opts)
-    cached, full = beam_search(m, src, cfg), beam_search(m, src, cfg, use_cache=False)
-    for a, b in zip(cached, full):
-        assert [h.tokens for h in a] == [h.tokens for h in b]
-        assert [h.score for h in a] == pytest.approx([h.score for h in b], abs=1e-5)
+    assert_same_hypotheses(beam_search(m, src, cfg), beam_search(m, src, cfg, use_cache=False))
 
 
 def test_greedy_is_argmax_decoding():
@@ -111,10 +114,7 @@ def test_static_shape_decoding_equals_dynamic(opts):
     m = model(tgt_vocab=30)
     src = sources()
     cfg = SearchConfig(**opts)
-    dynamic, static = beam_search(m, src, cfg), beam_search(m, src, cfg, static=True)
-    for a, b in zip(dynamic, static):
-        assert [h.tokens for h in a] == [h.tokens for h in b]
-        assert [h.score for h in a] == pytest.approx([h.score for h in b], abs=1e-5)
+    assert_same_hypotheses(beam_search(m, src, cfg, static=True), beam_search(m, src, cfg))
 
 
 def test_cuda_graph_needs_a_static_cache():
