@@ -177,7 +177,15 @@ def cmd_speed(args) -> None:
             raise LightformerError(f"--names needs {len(args.checkpoints)} distinct names, one per checkpoint")
         names = args.names
     models = {n: lf.load_checkpoint(p) for n, p in zip(names, args.checkpoints)}
-    rows = run_speed(models, cfg)
+    sources, source_name = None, "synthetic"
+    if args.data:
+        if cfg.protocol != "throughput":
+            raise LightformerError("--data applies to --protocol throughput (latency uses a fixed synthetic source)")
+        from lightformer.data.indexed import ParallelData
+
+        src, _ = ParallelData(args.data).split(args.split)
+        sources, source_name = [src[i] for i in range(len(src))], f"{args.data}:{args.split}"
+    rows = run_speed(models, cfg, sources=sources, source_name=source_name)
     for row, path in zip(rows, args.checkpoints):
         row["checkpoint"] = str(path)
     if args.out:
@@ -474,6 +482,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="CSV, one row per model with every condition")
     s.add_argument("--append", action="store_true", help="add rows to an existing --out CSV")
     s.add_argument("--names", nargs="+", help="model names for the rows (default: file names)")
+    s.add_argument("--data", help="throughput on this prepared directory's split instead of a synthetic set")
+    s.add_argument("--split", default="test")
     s.set_defaults(func=cmd_speed)
 
     s = sub.add_parser("train", help="train, fine-tune (init_from=CKPT) or resume (same save_dir)")

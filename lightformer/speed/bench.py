@@ -174,8 +174,10 @@ def macs(model, src_len: int, tgt_len: int, device) -> tuple[float, float]:
     return per_source / 2 / src_len, per_step / 2
 
 
-def run_speed(models: dict[str, torch.nn.Module], cfg: SpeedConfig, progress: bool = True) -> list[dict]:
-    """One row per model; the first model is the reference for the speedups."""
+def run_speed(models: dict[str, torch.nn.Module], cfg: SpeedConfig, progress: bool = True,
+              sources: list[torch.Tensor] | None = None, source_name: str = "synthetic") -> list[dict]:
+    """One row per model; the first model is the reference for the speedups. ``sources``
+    (token ids with </s>, e.g. a prepared test split) replace the synthetic throughput set."""
     if not models:
         raise LightformerError("no models to time")
     vocabs = {(m.cfg.src_vocab, m.cfg.tgt_vocab) for m in models.values()}
@@ -203,7 +205,11 @@ def run_speed(models: dict[str, torch.nn.Module], cfg: SpeedConfig, progress: bo
         src = synthetic_sources(src_vocab, 1, cfg.src_len, cfg.seed, exact=True)[0][None].to(device)
         batches = None
     else:
-        sources = synthetic_sources(src_vocab, cfg.sentences, cfg.src_len, cfg.seed, exact=False)
+        if sources is None:
+            sources = synthetic_sources(src_vocab, cfg.sentences, cfg.src_len, cfg.seed, exact=False)
+        elif max(int(x.max()) for x in sources) >= src_vocab:
+            raise LightformerError(f"the source sentences use ids up to {max(int(x.max()) for x in sources)}, "
+                                   f"beyond the models' source vocabulary of {src_vocab}")
         batches = [b.to(device) for b in length_batches(sources, cfg.batch)]
 
     times = {n: {"enc": [], "dec": [], "total": [], "tokens": []} for n in names}
@@ -250,7 +256,8 @@ def run_speed(models: dict[str, torch.nn.Module], cfg: SpeedConfig, progress: bo
         "dtype": cfg.dtype, "batch": 1 if cfg.protocol == "latency" else cfg.batch, "beam": cfg.beam,
         "lenpen": cfg.lenpen, "src_len": cfg.src_len, "tgt_len": cfg.tgt_len, "fixed_length": cfg.fixed_length,
         "fast_path": cfg.fast, "cuda_graph": cfg.cuda_graph, "runs": cfg.runs, "warmup": cfg.warmup,
-        "sentences": 1 if cfg.protocol == "latency" else cfg.sentences,
+        "sentences": 1 if cfg.protocol == "latency" else len(sources),
+        "source": "synthetic" if cfg.protocol == "latency" else source_name,
         "measured": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join(sys.argv),
     }

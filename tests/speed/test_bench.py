@@ -83,3 +83,17 @@ def test_gpu_script_reduced_mode_runs_on_cpu(tmp_path):
     assert {(r["protocol"], r["model"].split("_")[0]) for r in rows} == {
         (p, t) for p in ("latency", "throughput") for t in ("iwslt14", "wmt14")}
     assert "FAILED" not in r.stdout
+
+
+def test_throughput_on_a_prepared_test_split(tmp_path):
+    from lightformer.data.synthetic import write_synthetic
+
+    data = write_synthetic(tmp_path / "syn", "copy", train=20, valid=5, test=9)
+    ckpt = tmp_path / "m.safetensors"
+    lf.save_checkpoint(lf.build_model("transformer_tiny", 32, 32), ckpt)
+    out = tmp_path / "s.csv"
+    assert main(["speed", str(ckpt), "--protocol", "throughput", "--data", str(data), "--batch", "4",
+                 "--runs", "1", "--warmup", "1", "--out", str(out)]) == 0
+    row = next(csv.DictReader(open(out)))
+    assert row["sentences"] == "9" and row["source"].endswith(":test")
+    assert main(["speed", str(ckpt), "--data", str(data)]) == 2  # latency has no --data
