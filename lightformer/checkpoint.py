@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 import torch
@@ -22,6 +21,7 @@ from lightformer.compress.factorize import factorize
 from lightformer.compress.plan import plan_from_json
 from lightformer.config import ModelConfig
 from lightformer.errors import LightformerError
+from lightformer.io import atomic_path
 from lightformer.models.transformer import Transformer
 
 FORMAT = "lightformer-model"
@@ -65,14 +65,8 @@ def save_checkpoint(model: Transformer, path: str | os.PathLike, provenance: dic
         "provenance": _provenance(provenance),
     }
     tensors = {k: v.cpu() for k, v in _unique_tensors(model).items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={"format": FORMAT, "lightformer": json.dumps(meta)})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": FORMAT, "lightformer": json.dumps(meta)})
     return path
 
 

@@ -10,10 +10,10 @@ import dataclasses
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 from lightformer.errors import LightformerError
+from lightformer.io import atomic_path, write_text_atomic
 
 EXIT_USAGE = 2
 
@@ -66,15 +66,6 @@ def parse_rank(text: str) -> int | dict:
         return out
     except ValueError:
         raise LightformerError(f"--rank expects an integer or role=int pairs, got {text!r}") from None
-
-
-def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def format_counts(counts: dict, baseline: dict | None = None) -> str:
@@ -199,12 +190,10 @@ def cmd_speed(args) -> None:
                     raise LightformerError(f"{out} has other columns than this lightformer writes; "
                                            f"use a new --out file")
                 previous = list(reader)
-        fd, tmp = tempfile.mkstemp(dir=out.parent, suffix=".tmp")
-        with os.fdopen(fd, "w", newline="") as f:
+        with atomic_path(out) as tmp, open(tmp, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(previous + rows)
-        os.replace(tmp, out)
     r0 = rows[0]
     print(f"{cfg.protocol} on {r0['device_name']} ({r0['dtype']}, threads {r0['threads'] or '-'}, "
           f"batch {r0['batch']}, beam {r0['beam']}, src {cfg.src_len}, tgt {cfg.tgt_len} fixed={cfg.fixed_length}, "

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from lightformer.data.sources import Dataset, RemoteFile
 from lightformer.errors import LightformerError
+from lightformer.io import write_text_atomic
 
 CHUNK = 1 << 20
 NET_CHUNK = 1 << 16  # a connection cut mid-chunk loses that chunk, so keep network chunks small
@@ -41,9 +42,7 @@ def read_manifest(dest: Path) -> dict:
 
 
 def write_manifest(dest: Path, manifest: dict) -> None:
-    tmp = dest / ".manifest.json.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, dest / "manifest.json")
+    write_text_atomic(dest / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
 def _tool_versions() -> dict:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import io
 import re
-import tarfile
 from pathlib import Path
 
 from sacremoses import MosesTokenizer
 from tqdm.auto import tqdm
 
+from lightformer.data.archives import read_tar_text, seg_lines
 from lightformer.data.dictionary import Dictionary
 from lightformer.data.indexed import write_parallel
 from lightformer.errors import LightformerError
@@ -25,37 +25,17 @@ TEST_SETS = ["IWSLT14.TED.dev2010", "IWSLT14.TEDX.dev2012", "IWSLT14.TED.tst2010
              "IWSLT14.TED.tst2012"]
 _DROP = ("<url>", "<talkid>", "<keywords>")
 _TAGS = re.compile(r"</?(title|description)>")
-_SEG = re.compile(r'<seg id="?\d+"?>\s*(.*?)\s*</seg>')
 
 
 def read_archive(tgz: Path) -> dict[str, list[str]]:
-    """The text members of de-en.tgz by base name; a clear error for a truncated or foreign archive."""
+    """The text members of de-en.tgz by base name."""
     need = [f"train.tags.de-en.{lang}" for lang in (SRC, TGT)] + [
         f"{t}.de-en.{lang}.xml" for t in TEST_SETS for lang in (SRC, TGT)]
-    files = {}
-    try:
-        with tarfile.open(tgz, "r:gz") as tar:
-            for m in tar.getmembers():
-                base = m.name.rsplit("/", 1)[-1]
-                if m.isfile() and base in need:
-                    files[base] = tar.extractfile(m).read().decode("utf-8").splitlines()
-    except (tarfile.ReadError, EOFError, OSError) as e:
-        raise LightformerError(f"{tgz} is not a readable .tgz ({e}); the archive is truncated or damaged: "
-                               f"delete it and fetch again") from None
-    missing = [n for n in need if n not in files]
-    if missing:
-        raise LightformerError(f"{tgz} has the wrong layout: missing {', '.join(missing[:3])}"
-                               f"{' ...' if len(missing) > 3 else ''} (expected de-en/train.tags.de-en.* and the "
-                               f"IWSLT14.TED*/TEDX* XML files)")
-    return files
+    return read_tar_text(tgz, need, by_basename=True)
 
 
 def train_lines(raw: list[str]) -> list[str]:
     return [_TAGS.sub("", line) for line in raw if not any(tag in line for tag in _DROP)]
-
-
-def xml_segments(raw: list[str]) -> list[str]:
-    return [m.group(1).replace("\u2019", "'") for line in raw if "<seg id" in line for m in [_SEG.search(line)] if m]
 
 
 def tokenize(lines: list[str], lang: str, progress: bool = False) -> list[str]:
@@ -105,8 +85,8 @@ def prepare_iwslt14(tgz: Path, out: Path, bpe_merges: int = 10_000, expected: di
     # every 23rd line (1-based) to valid, the rest to train (awk 'NR%23==0')
     valid = ([s for i, s in enumerate(src, 1) if i % 23 == 0], [t for i, t in enumerate(tgt, 1) if i % 23 == 0])
     train = ([s for i, s in enumerate(src, 1) if i % 23], [t for i, t in enumerate(tgt, 1) if i % 23])
-    test_src = [x for t in TEST_SETS for x in xml_segments(files[f"{t}.de-en.{SRC}.xml"])]
-    test_tgt = [x for t in TEST_SETS for x in xml_segments(files[f"{t}.de-en.{TGT}.xml"])]
+    test_src = [x for t in TEST_SETS for x in seg_lines(files[f"{t}.de-en.{SRC}.xml"])]
+    test_tgt = [x for t in TEST_SETS for x in seg_lines(files[f"{t}.de-en.{TGT}.xml"])]
     if len(test_src) != len(test_tgt):
         raise LightformerError(f"{tgz}: test XML has {len(test_src)} German and {len(test_tgt)} English segments")
     test = (tokenize(test_src, SRC, progress), tokenize(test_tgt, TGT, progress))

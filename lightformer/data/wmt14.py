@@ -9,14 +9,13 @@ tokenized, never cleaned. Valid defaults to newstest2013 (3,000 lines, processed
 """
 from __future__ import annotations
 
-import re
-import tarfile
 import unicodedata
 from multiprocessing import Pool
 from pathlib import Path
 
 from sacremoses import MosesPunctNormalizer, MosesTokenizer
 
+from lightformer.data.archives import read_tar_text, seg_lines
 from lightformer.data.dictionary import Dictionary
 from lightformer.data.indexed import write_parallel
 from lightformer.data.iwslt14 import clean, learn_and_apply_bpe
@@ -31,23 +30,6 @@ CORPORA = {  # archive -> member prefix (fairseq CORPORA with --icml17)
 DEV = "dev.tgz"
 DEV_MEMBERS = {"valid": "dev/newstest2013", "test_src": "dev/newstest2014-deen-src.en.sgm",
                "test_ref": "dev/newstest2014-deen-ref.de.sgm"}
-_SEG = re.compile(r'<seg id="?\d+"?>\s*(.*?)\s*</seg>')
-
-
-def _members(tgz: Path, wanted: list[str]) -> dict[str, list[str]]:
-    out = {}
-    try:
-        with tarfile.open(tgz, "r:gz") as tar:
-            for m in tar.getmembers():
-                if m.isfile() and m.name in wanted:
-                    out[m.name] = tar.extractfile(m).read().decode("utf-8").splitlines()
-    except (tarfile.ReadError, EOFError, OSError) as e:
-        raise LightformerError(f"{tgz} is not a readable .tgz ({e}); the archive is truncated or damaged: "
-                               f"delete it and fetch again") from None
-    missing = [w for w in wanted if w not in out]
-    if missing:
-        raise LightformerError(f"{tgz} has the wrong layout: missing {', '.join(missing)}")
-    return out
 
 
 def remove_non_printing(line: str) -> str:
@@ -77,23 +59,19 @@ def tokenize(lines: list[str], lang: str, normalize: bool = True, workers: int =
     return [x for p in parts for x in p]
 
 
-def sgm_segments(lines: list[str]) -> list[str]:
-    return [m.group(1).replace("\u2019", "'") for line in lines if "<seg id" in line for m in [_SEG.search(line)] if m]
-
-
 def prepare_wmt14(raw: Path, out: Path, bpe_merges: int = 40_000, valid_from: str = "newstest2013",
                   workers: int = 1, expected: dict | None = None) -> dict:
     if valid_from not in ("newstest2013", "train"):
         raise LightformerError(f"valid_from={valid_from!r} is invalid; allowed: newstest2013, train")
     src_lines, tgt_lines = [], []
     for archive, prefix in CORPORA.items():
-        files = _members(raw / archive, [f"{prefix}.{SRC}", f"{prefix}.{TGT}"])
+        files = read_tar_text(raw / archive, [f"{prefix}.{SRC}", f"{prefix}.{TGT}"])
         s, t = files[f"{prefix}.{SRC}"], files[f"{prefix}.{TGT}"]
         if len(s) != len(t):
             raise LightformerError(f"{raw / archive}: {len(s)} English but {len(t)} German lines in {prefix}")
         src_lines += s
         tgt_lines += t
-    dev = _members(raw / DEV, [f"{DEV_MEMBERS['valid']}.{SRC}", f"{DEV_MEMBERS['valid']}.{TGT}",
+    dev = read_tar_text(raw / DEV, [f"{DEV_MEMBERS['valid']}.{SRC}", f"{DEV_MEMBERS['valid']}.{TGT}",
                                DEV_MEMBERS["test_src"], DEV_MEMBERS["test_ref"]])
     src, tgt = tokenize(src_lines, SRC, workers=workers), tokenize(tgt_lines, TGT, workers=workers)
     if valid_from == "train":  # fairseq: awk 'NR%100 == 0' to valid, the rest to train
@@ -101,8 +79,8 @@ def prepare_wmt14(raw: Path, out: Path, bpe_merges: int = 40_000, valid_from: st
         src, tgt = [x for i, x in enumerate(src, 1) if i % 100], [x for i, x in enumerate(tgt, 1) if i % 100]
     else:
         valid = (tokenize(dev[f"{DEV_MEMBERS['valid']}.{SRC}"], SRC), tokenize(dev[f"{DEV_MEMBERS['valid']}.{TGT}"], TGT))
-    test = (tokenize(sgm_segments(dev[DEV_MEMBERS["test_src"]]), SRC, normalize=False),
-            tokenize(sgm_segments(dev[DEV_MEMBERS["test_ref"]]), TGT, normalize=False))
+    test = (tokenize(seg_lines(dev[DEV_MEMBERS["test_src"]]), SRC, normalize=False),
+            tokenize(seg_lines(dev[DEV_MEMBERS["test_ref"]]), TGT, normalize=False))
     if len(test[0]) != len(test[1]):
         raise LightformerError(f"newstest2014: {len(test[0])} source but {len(test[1])} reference segments")
     out.mkdir(parents=True, exist_ok=True)

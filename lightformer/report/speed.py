@@ -53,16 +53,17 @@ def write_speed_table(df: pd.DataFrame, csv_path: str | Path, markdown_path: str
         show["params"] = show["params"].map(lambda x: f"{int(x):,}")
         show["total_ms"] = show["total_ms"].map(lambda x: f"{x:.1f}")
         show["threads"] = show["threads"].map(lambda t: "" if pd.isna(t) else str(int(t)))
-        Path(markdown_path).write_text(_markdown(show))
+        Path(markdown_path).write_text(markdown_table(show))
 
 
-def _cell(value) -> str:
+def _markdown_cell(value) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")  # sacreBLEU signatures contain '|'
 
 
-def _markdown(df: pd.DataFrame) -> str:
-    head = "| " + " | ".join(map(_cell, df.columns)) + " |\n|" + "---|" * len(df.columns) + "\n"
-    return head + "".join("| " + " | ".join(_cell(v) for v in row) + " |\n" for row in df.itertuples(index=False))
+def markdown_table(df: pd.DataFrame) -> str:
+    """A GitHub-style Markdown table (pandas' to_markdown needs tabulate)."""
+    head = "| " + " | ".join(map(_markdown_cell, df.columns)) + " |\n|" + "---|" * len(df.columns) + "\n"
+    return head + "".join("| " + " | ".join(_markdown_cell(v) for v in row) + " |\n" for row in df.itertuples(index=False))
 
 
 def speed_figure(df: pd.DataFrame, png_path: str | Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from lightformer.errors import LightformerError
-from lightformer.report.speed import PAPER_CLAIMS, _markdown
+from lightformer.report.speed import PAPER_CLAIMS, markdown_table
 
 
 def _read_json(path: Path) -> dict:
@@ -72,7 +72,7 @@ def write_table(df: pd.DataFrame, csv_path: Path, md_path: Path | None = None) -
         for c in show.columns:
             if show[c].dtype.kind == "f":
                 show[c] = show[c].map(lambda x: "" if pd.isna(x) else f"{x:.2f}")
-        Path(md_path).write_text(_markdown(show))
+        Path(md_path).write_text(markdown_table(show))
 
 
 def ablations(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -104,7 +104,9 @@ def paper_comparison(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
                          "ours_model": "", "note": "task not run"})
             continue
         base = df[df["model"] == "baseline"].iloc[0]
-        cand = df[(df["model"] != "baseline") & (df.get("init", "svd") == "svd")] if "init" in df else df[df["model"] != "baseline"]
+        cand = df[df["model"] != "baseline"]
+        if "init" in cand:  # the claims are about SVD transfer, not the random-init ablation
+            cand = cand[cand["init"] == "svd"]
         if cand.empty:
             continue
         best = cand.iloc[(cand["compression"] - fewer).abs().argmin()]

@@ -25,7 +25,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from tqdm.auto import tqdm
 
 from lightformer.compress.count import count_parameters
-from lightformer.config import EOS, PAD
+from lightformer.config import EOS
+from lightformer.data.batching import collate
 from lightformer.decode.beam import SearchConfig, beam_search
 from lightformer.errors import LightformerError
 from lightformer.speed.fast import prepare_for_inference
@@ -142,17 +143,9 @@ def synthetic_sources(vocab: int, n: int, mean_len: int, seed: int, exact: bool)
 
 
 def length_batches(sources: list[torch.Tensor], batch: int) -> list[torch.Tensor]:
-    """Sort by length, cut into batches of ``batch`` sentences, left-pad (fairseq's source side)."""
+    """Sort by length, cut into batches of ``batch`` sentences, left-pad as in training (collate)."""
     order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
-    batches = []
-    for i in range(0, len(order), batch):
-        rows = [sources[j] for j in order[i: i + batch]]
-        width = max(len(r) for r in rows)
-        t = torch.full((len(rows), width), PAD, dtype=torch.long)
-        for k, r in enumerate(rows):
-            t[k, width - len(r):] = r
-        batches.append(t)
-    return batches
+    return [collate([sources[j] for j in order[i: i + batch]])["src_tokens"] for i in range(0, len(order), batch)]
 
 
 def macs(model, src_len: int, tgt_len: int, device) -> tuple[float, float]:

@@ -16,12 +16,7 @@ import torch
 
 from lightformer.checkpoint import load_checkpoint, save_checkpoint
 from lightformer.errors import LightformerError
-
-
-def _write_pointer(path: Path, name: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(name + "\n")
-    os.replace(tmp, path)
+from lightformer.io import write_text_atomic
 
 
 def save_train_checkpoint(run_dir: Path, name: str, model, state: dict, provenance: dict | None = None) -> Path:
@@ -35,12 +30,12 @@ def save_train_checkpoint(run_dir: Path, name: str, model, state: dict, provenan
     if final.exists():
         shutil.rmtree(final)
     os.replace(tmp, final)
-    _write_pointer(root / "last", name)
+    write_text_atomic(root / "last", name + "\n")
     return final
 
 
 def mark_best(run_dir: Path, name: str) -> None:
-    _write_pointer(Path(run_dir) / "checkpoints" / "best", name)
+    write_text_atomic(Path(run_dir) / "checkpoints" / "best", name + "\n")
 
 
 def pointed(run_dir: Path, which: str) -> Path | None:

@@ -14,7 +14,8 @@ from lightformer.cli import main
 from lightformer.data import download
 from lightformer.data.fixtures import iwslt14_archive
 from lightformer.data.indexed import ParallelData
-from lightformer.data.iwslt14 import clean, prepare_iwslt14, tokenize, xml_segments
+from lightformer.data.archives import seg_lines
+from lightformer.data.iwslt14 import clean, prepare_iwslt14, tokenize
 from lightformer.data.sources import IWSLT14, Dataset, RemoteFile
 
 
@@ -179,7 +180,7 @@ def test_recipe_steps_on_known_sentences():
     # clean-corpus-n.perl ratio 1.5, 1..175
     assert clean(["a b c", "a", "x " * 176], ["a b", "a b c", "y"]) == (["a b c"], ["a b"])
     # <seg> lines, ’ -> '
-    assert xml_segments(['<seg id="3"> It\u2019s here </seg>', "<doc>"]) == ["It's here"]
+    assert seg_lines(['<seg id="3"> It\u2019s here </seg>', "<doc>"]) == ["It's here"]
 
 
 def test_real_iwslt_source_is_pinned_to_fairseqs_mirror():

@@ -6,7 +6,8 @@ import lightformer as lf
 from lightformer.cli import main
 from lightformer.data.indexed import ParallelData
 from lightformer.data.sources import WMT14
-from lightformer.data.wmt14 import remove_non_printing, sgm_segments, tokenize
+from lightformer.data.archives import seg_lines
+from lightformer.data.wmt14 import remove_non_printing, tokenize
 
 
 def test_embedded_wmt14_fetch_verify_prepare(tmp_path):
@@ -49,7 +50,7 @@ def test_recipe_steps_on_known_sentences():
     assert tokenize(["Ein \u201eneues\u201c Modell."], "de") == ["Ein &quot; neues &quot; Modell ."]
     assert remove_non_printing("soft\u00adhyphen\u200bzero") == "soft hyphen zero"  # \\p{C} -> space
     # test side: not normalised, not cleaned; ’ -> '
-    assert sgm_segments(['<seg id="7">It\u2019s  here</seg>']) == ["It's  here"]
+    assert seg_lines(['<seg id="7">It\u2019s  here</seg>']) == ["It's  here"]
     assert tokenize(["It's"], "en", normalize=False) == ["It &apos;s"]
 
 

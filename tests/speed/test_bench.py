@@ -39,7 +39,7 @@ def test_rows_carry_conditions_and_pairwise_speedups(protocol):
     assert rows[0]["speedup"] == 1.0 and rows[1]["compression"] > 1.5
     for r in rows:
         assert r["device"] == "cpu" and r["threads"] == 1 and r["beam"] == 3 and r["runs"] == 3
-        assert r["speedup_p10"] <= r["speedup"] <= r["speedup_p90"]
+        assert r["speedup"] > 0 and r["encoder_ms"] > 0 and r["decoder_ms"] > 0
         assert r["tokens_per_s"] > 0 and r["macs_per_tgt_token"] > 0
     assert rows[1]["macs_per_tgt_token"] < rows[0]["macs_per_tgt_token"]
     # fixed length: every hypothesis has tgt_len tokens + </s>

@@ -45,15 +45,18 @@ def test_synthetic_copy_task_trains_past_90_bleu_and_generates(copy_data, tmp_pa
     assert len(out.read_text().splitlines()) == 100 and meta["sentences_per_s"] > 0
 
 
+def _overrides(data, run, updates):
+    return [f"data={data}", f"save_dir={run}", f"max_updates={updates}", "save_interval_updates=40",
+            "validate_interval_updates=40", "eval_bleu=false", "threads=1"]
+
+
 def _cmd(data, run, updates):
-    return [sys.executable, "-m", "lightformer", "train", "--recipe", "synthetic", f"data={data}", f"save_dir={run}",
-            f"max_updates={updates}", "save_interval_updates=40", "validate_interval_updates=40",
-            "eval_bleu=false", "threads=1"]
+    return [sys.executable, "-m", "lightformer", "train", "--recipe", "synthetic", *_overrides(data, run, updates)]
 
 
 def test_interrupted_run_resumes_bit_identical(copy_data, tmp_path):
     straight = tmp_path / "straight"
-    train(load_train_config("synthetic", overrides=_cmd(copy_data, straight, 300)[6:]), progress=False)
+    train(load_train_config("synthetic", overrides=_overrides(copy_data, straight, 300)), progress=False)
     cut = tmp_path / "cut"
     proc = subprocess.Popen(_cmd(copy_data, cut, 300), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
