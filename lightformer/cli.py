@@ -221,6 +221,8 @@ def cmd_train(args) -> int:
     from lightformer.train.loop import EXIT_PREEMPTED, Preempted, train
 
     cfg = load_train_config(args.recipe, args.config, args.overrides)
+    if args.nproc_per_node > 1 and "LOCAL_RANK" not in os.environ:
+        return _relaunch_under_torchrun(args.nproc_per_node, cfg.update_freq)
     try:
         summary = train(cfg)
     except Preempted as e:
@@ -228,6 +230,27 @@ def cmd_train(args) -> int:
         return EXIT_PREEMPTED
     print(json.dumps(summary, indent=2))
     return 0
+
+
+def _relaunch_under_torchrun(nproc: int, update_freq: int) -> int:
+    """Run this same command as ``nproc`` data-parallel ranks on one node.
+
+    The recipe's effective batch is kept: each of the N ranks accumulates update_freq / N
+    batches, so N GPUs take the place of the recipe's gradient accumulation (fairseq's recipes
+    are written for 8 GPUs x update_freq 1 or 1 GPU x update_freq 8).
+    """
+    if update_freq % nproc:
+        raise LightformerError(f"--nproc-per-node {nproc} does not divide update_freq={update_freq}: the effective "
+                               "batch (max_tokens x update_freq) would change; set update_freq to a multiple")
+    argv = sys.argv[1:]
+    i = argv.index("--nproc-per-node") if "--nproc-per-node" in argv else None
+    argv = argv[:i] + argv[i + 2:] if i is not None else [a for a in argv if not a.startswith("--nproc-per-node=")]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+           "-m", "lightformer", *argv, f"update_freq={update_freq // nproc}"]
+    print(f"lightformer train: {nproc} ranks, update_freq {update_freq} -> {update_freq // nproc} per rank: "
+          + " ".join(cmd), file=sys.stderr, flush=True)
+    # exec: SLURM's SIGTERM reaches torchrun, which forwards it to the ranks (they checkpoint)
+    os.execv(sys.executable, cmd)
 
 
 def cmd_average(args) -> None:
@@ -478,6 +501,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("train", help="train, fine-tune (init_from=CKPT) or resume (same save_dir)")
     s.add_argument("--recipe", help="preset: iwslt_de_en, wmt_en_de_base, finetune, synthetic")
     s.add_argument("--config", help="YAML file of TrainConfig keys (after the recipe)")
+    s.add_argument("--nproc-per-node", type=int, default=1, metavar="N",
+                   help="data-parallel ranks on this node via torchrun (one per GPU); update_freq is divided by N")
     s.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="last word, e.g. data=DIR save_dir=DIR lr=1e-3")
     s.set_defaults(func=cmd_train)
 

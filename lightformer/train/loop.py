@@ -17,6 +17,7 @@ import json
 import math
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -42,6 +43,16 @@ CURVE_FIELDS = ["update", "epoch", "wall_s", "tokens_seen", "lr", "train_loss", 
 # keys that may differ between a run and its resumption (schedule length, logging, hardware)
 RESUMABLE_CHANGES = {"max_updates", "max_epochs", "validate_interval_updates", "save_interval_updates",
                      "keep_last", "device", "compile", "threads", "eval_max_sentences"}
+
+
+def _event(run: Path, message: str, rank: int = 0) -> None:
+    """Log a run's lifecycle to stderr and append it to <run>/events.log, which (unlike a job's
+    log, rewritten by each retry) keeps every start, preemption and resumption of the run."""
+    if rank != 0:
+        return
+    print(f"lightformer train: {message} ({run})", file=sys.stderr, flush=True)
+    with open(run / "events.log", "a") as f:
+        f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {message}\n")
 
 
 class Preempted(Exception):
@@ -214,6 +225,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         _set_rng_state(state["rng"], device)
     if rank == 0:
         run.mkdir(parents=True, exist_ok=True)
+        _event(run, f"resumed from {resume_dir.name} at update {num_updates}" if state is not None else "started")
         (run / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
         _rewrite_curve(run / "curve.csv", num_updates)
 
@@ -323,6 +335,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
                     saved_at = num_updates
                 if stop.signum:
                     bar.close()
+                    _event(run, f"preempted by signal {stop.signum}: saved update {num_updates}", rank)
                     raise Preempted(f"signal {stop.signum}: saved {run / 'checkpoints'} at update {num_updates}")
             # epoch end or the last update: validate (under the epoch that just ran) and save,
             # unless this very update was validated or saved already
@@ -335,6 +348,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
                 saved_at = num_updates
             if stop.signum:
                 bar.close()
+                _event(run, f"preempted by signal {stop.signum}: saved update {num_updates}", rank)
                 raise Preempted(f"signal {stop.signum}: saved {run / 'checkpoints'} at update {num_updates}")
     bar.close()
     summary = {"num_updates": num_updates, "epoch": epoch, "tokens_seen": tokens_seen, "wall_s": wall(),
@@ -342,6 +356,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
                "best_checkpoint": str(pointed(run, "best"))}
     if rank == 0:
         (run / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        _event(run, f"finished at update {num_updates}")
     if world > 1:
         dist.barrier()
         dist.destroy_process_group()

@@ -97,3 +97,22 @@ def test_paper_scale_config_validates_and_plans_the_full_grid(tmp_path):
 def test_workflow_passes_snakemake_lint():
     r = subprocess.run([SNAKEMAKE, "--lint"], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+
+
+def test_config_resources_reach_the_jobs_and_gpus_become_data_parallel_ranks(tmp_path):
+    config = yaml.safe_load(TINY.read_text())
+    config["resources"] = {"default": {"slurm_partition": "gpu"},
+                           "train_baseline": {"gpu": 4, "runtime": 99, "threads": 2}}
+    config["tasks"]["iwslt14"]["train"]["overrides"]["update_freq"] = 4
+    path = tmp_path / "res.yaml"
+    path.write_text(yaml.safe_dump(config))
+    r = snakemake(tmp_path, "results/train/iwslt14/baseline/seed1/model.safetensors", "-n", "-p", configfile=path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = r.stdout + r.stderr
+    assert "lightformer train --nproc-per-node 4 " in out
+    train = out[out.index("rule train_baseline"):]
+    assert re.search(r"resources: .*runtime=99", train) and "gpu=4" in train and "slurm_partition=gpu" in train
+    config["resources"] = {"train_baselines": {"gpu": 1}}  # a typo in a rule name is refused
+    path.write_text(yaml.safe_dump(config))
+    r = snakemake(tmp_path, "all", "-n", configfile=path)
+    assert r.returncode != 0 and "train_baselines" in r.stdout + r.stderr

@@ -16,13 +16,52 @@ SEEDS = config.get("seeds", [1])
 
 
 wildcard_constraints:
-    task="[a-z0-9_]+",
+    task="|".join(config["tasks"]),  # so results/tables/speed.csv is never read as a task table
     dataset="[a-z0-9_]+",
     model="[A-Za-z0-9_.]+",
     variant="r[0-9.]+_k[0-9]+_(svd|random)",
     seed="[0-9]+",
     device="cpu|cuda",
     protocol="latency|throughput",
+
+
+# Threads and resources per rule. These defaults (paper scale on one GPU node), overridden key by
+# key by the config's `resources:` (its `default` entry applies to every rule). On SLURM the plugin
+# maps threads -> --cpus-per-task, runtime (minutes) -> -t, mem_mb -> --mem, gpu/gpu_model -> --gpus;
+# slurm_partition, slurm_account and slurm_extra pass through (REFERENCE.md §7).
+RULE_RESOURCES = {
+    "write_embedded_mirror": {"threads": 1, "mem_mb": 1000, "runtime": 5},
+    "fetch_data": {"threads": 1, "mem_mb": 2000, "runtime": 120},
+    "prepare_data": {"threads": 2, "mem_mb": 8000, "runtime": 240},
+    "train_baseline": {"threads": 2, "mem_mb": 16000, "runtime": 1440, "gpu": 1},
+    "compress_model": {"threads": 2, "mem_mb": 8000, "runtime": 30},
+    "finetune_model": {"threads": 2, "mem_mb": 16000, "runtime": 720, "gpu": 1},
+    "evaluate_model": {"threads": 2, "mem_mb": 8000, "runtime": 120, "gpu": 1},
+    "count_params": {"threads": 1, "mem_mb": 4000, "runtime": 5},
+    # threads 0 = every core Snakemake was given, so no other job runs beside a timing (see rule_threads)
+    "measure_speed": {"threads": 0, "mem_mb": 16000, "runtime": 120},
+    "task_table": {"threads": 1, "mem_mb": 2000, "runtime": 10},
+    "summary_tables": {"threads": 1, "mem_mb": 2000, "runtime": 10},
+    "speed_table": {"threads": 1, "mem_mb": 2000, "runtime": 10},
+}
+
+
+def _rule_settings(rule):
+    over = config.get("resources", {})
+    return RULE_RESOURCES[rule] | over.get("default", {}) | over.get(rule, {})
+
+
+def rule_threads(rule):
+    """threads 0: every core Snakemake was given; on a cluster (no --cores), the timing threads."""
+    n = _rule_settings(rule)["threads"]
+    if n:
+        return n
+    return workflow._cores or config.get("measure_speed", {}).get("threads", 2)
+
+
+def rule_resources(rule, **fixed):
+    """Resources of `rule` (without threads); `fixed` values (e.g. callables of wildcards) win."""
+    return {k: v for k, v in _rule_settings(rule).items() if k != "threads"} | fixed
 
 
 def get_variants(task):

@@ -15,9 +15,8 @@ rule compress_model:
         "results/logs/compress_model/{task}/{variant}/seed{seed}.log",
     benchmark:
         "results/benchmarks/compress_model/{task}/{variant}/seed{seed}.tsv"
-    threads: 2
+    threads: rule_threads("compress_model")
     resources:
-        mem_mb=8000,
-        runtime=30,
+        **rule_resources("compress_model"),
     shell:
         "lightformer compress {input} {params.flags} --out {output.model} --report {output.report} > {log} 2>&1"

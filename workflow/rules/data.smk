@@ -12,10 +12,9 @@ rule write_embedded_mirror:
         "results/logs/write_embedded_mirror/mirror.log",
     benchmark:
         "results/benchmarks/write_embedded_mirror/mirror.tsv"
-    threads: 1
+    threads: rule_threads("write_embedded_mirror")
     resources:
-        mem_mb=1000,
-        runtime=5,
+        **rule_resources("write_embedded_mirror"),
     shell:
         "lightformer data fixtures --out {params.out} > {log} 2>&1"
 
@@ -34,10 +33,9 @@ rule fetch_data:
         "results/logs/fetch_data/{dataset}.log",
     benchmark:
         "results/benchmarks/fetch_data/{dataset}.tsv"
-    threads: 1
+    threads: rule_threads("fetch_data")
     resources:
-        mem_mb=2000,
-        runtime=120,
+        **rule_resources("fetch_data"),
     shell:
         "lightformer data fetch {wildcards.dataset} --root {params.root} {params.mirror} > {log} 2>&1"
 
@@ -58,10 +56,9 @@ rule prepare_data:
         "results/logs/prepare_data/{dataset}.log",
     benchmark:
         "results/benchmarks/prepare_data/{dataset}.tsv"
-    threads: 2
+    threads: rule_threads("prepare_data")
     resources:
-        mem_mb=8000,
-        runtime=240,
+        **rule_resources("prepare_data"),
     shell:
         "lightformer data prepare {wildcards.dataset} --root {params.root} --bpe-merges {params.merges}"
         " {params.expected} --workers {threads} > {log} 2>&1"

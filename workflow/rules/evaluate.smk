@@ -19,11 +19,9 @@ rule evaluate_model:
         "results/logs/evaluate_model/{task}/{model}/seed{seed}.log",
     benchmark:
         "results/benchmarks/evaluate_model/{task}/{model}/seed{seed}.tsv"
-    threads: 2
+    threads: rule_threads("evaluate_model")
     resources:
-        mem_mb=8000,
-        runtime=120,
-        gpu=1,
+        **rule_resources("evaluate_model"),
     shell:
         "lightformer generate {input.model} --data {params.data} --beam {params.beam} --lenpen {params.lenpen}"
         " --remove-bpe --bleu {params.bleu} --out {output.hyps} > {log} 2>&1"
@@ -40,9 +38,8 @@ rule count_params:
         "results/logs/count_params/{task}/{model}.log",
     benchmark:
         "results/benchmarks/count_params/{task}/{model}.tsv"
-    threads: 1
+    threads: rule_threads("count_params")
     resources:
-        mem_mb=4000,
-        runtime=5,
+        **rule_resources("count_params"),
     shell:
         "lightformer params {input} --json > {output} 2> {log}"

@@ -18,13 +18,11 @@ rule finetune_model:
         "results/logs/finetune_model/{task}/{variant}/seed{seed}.log",
     benchmark:
         "results/benchmarks/finetune_model/{task}/{variant}/seed{seed}.tsv"
-    threads: 2
+    threads: rule_threads("finetune_model")
     resources:
-        mem_mb=16000,
-        runtime=720,
-        gpu=1,
+        **rule_resources("finetune_model"),
     shell:
-        "lightformer train {params.args} data={params.data} save_dir={params.run} seed={wildcards.seed}"
+        "lightformer train --nproc-per-node {resources.gpu} {params.args} data={params.data} save_dir={params.run} seed={wildcards.seed}"
         " init_from={input.model} threads={threads} > {log} 2>&1"
         " && cp {params.run}/checkpoints/$(cat {params.run}/checkpoints/best)/model.safetensors {output.model}"
         " && cp {params.run}/curve.csv {output.curve}"

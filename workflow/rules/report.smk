@@ -17,10 +17,9 @@ rule task_table:
         "results/logs/task_table/{task}.log",
     benchmark:
         "results/benchmarks/task_table/{task}.tsv"
-    threads: 1
+    threads: rule_threads("task_table")
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **rule_resources("task_table"),
     shell:
         "lightformer report tables --results results --tasks {wildcards.task} --out results/tables > {log} 2>&1"
 
@@ -46,10 +45,9 @@ rule summary_tables:
         "results/logs/summary_tables/summary.log",
     benchmark:
         "results/benchmarks/summary_tables/summary.tsv"
-    threads: 1
+    threads: rule_threads("summary_tables")
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **rule_resources("summary_tables"),
     shell:
         "lightformer report tables --results results --tasks {params.tasks} --summary --out results/tables"
         " --figures results/figures > {log} 2>&1"
@@ -69,10 +67,9 @@ rule speed_table:
         "results/logs/speed_table/speed_table.log",
     benchmark:
         "results/benchmarks/speed_table/speed_table.tsv"
-    threads: 1
+    threads: rule_threads("speed_table")
     resources:
-        mem_mb=2000,
-        runtime=10,
+        **rule_resources("speed_table"),
     shell:
         "lightformer report speed {input} --table {output.table} --markdown {output.markdown}"
         " --figure {output.figure} > {log} 2>&1"

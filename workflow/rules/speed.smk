@@ -15,10 +15,8 @@ rule measure_speed:
     benchmark:
         "results/benchmarks/measure_speed/{task}/{device}_{protocol}.tsv"
     # the whole node, so no other job runs while this one times; --threads fixes the count used
-    threads: workflow.cores
+    threads: rule_threads("measure_speed")
     resources:
-        mem_mb=16000,
-        runtime=120,
-        gpu=lambda wc: 1 if wc.device == "cuda" else 0,
+        **rule_resources("measure_speed", gpu=lambda wc: 1 if wc.device == "cuda" else 0),
     shell:
         "lightformer speed {input} {params.flags} --out {output} > {log} 2>&1"

@@ -1,4 +1,4 @@
-# Baselines. Resumable state lives in results/runs/ (not a declared output, so Snakemake never
+# Baselines (on gpu: N > 1, N data-parallel ranks via torchrun). Resumable state lives in results/runs/ (not a declared output, so Snakemake never
 # deletes it): rerunning a failed or preempted job resumes from its last checkpoint.
 
 
@@ -18,13 +18,11 @@ rule train_baseline:
         "results/logs/train_baseline/{task}/seed{seed}.log",
     benchmark:
         "results/benchmarks/train_baseline/{task}/seed{seed}.tsv"
-    threads: 2
+    threads: rule_threads("train_baseline")
     resources:
-        mem_mb=16000,
-        runtime=1440,
-        gpu=1,
+        **rule_resources("train_baseline"),
     shell:
-        "lightformer train {params.args} data={params.data} save_dir={params.run} seed={wildcards.seed}"
+        "lightformer train --nproc-per-node {resources.gpu} {params.args} data={params.data} save_dir={params.run} seed={wildcards.seed}"
         " threads={threads} > {log} 2>&1"
         " && cp {params.run}/checkpoints/$(cat {params.run}/checkpoints/best)/model.safetensors {output.model}"
         " && cp {params.run}/curve.csv {output.curve}"
