@@ -5,7 +5,7 @@
 #
 # Stages, one rules file each: data (mirror, fetch, prepare) -> train (baselines) -> compress
 # (SVD transfer / random init over the grid) -> finetune -> evaluate (decode + score, params)
-# -> speed -> report (tables, figures). Paths: results/<stage>/<task>/<model>/seed<n>/...;
+# -> speed -> report (tables, figures); GLUE classifiers in glue.smk. Paths: results/<stage>/<task>/<model>/seed<n>/...;
 # resumable training state in results/runs/; logs in results/logs/<rule>/, benchmarks in
 # results/benchmarks/<rule>/. The rules only wire the `lightformer` CLI; the library does the work.
 from snakemake.utils import min_version
@@ -29,6 +29,7 @@ include: "workflow/rules/finetune.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/speed.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/glue.smk"
 
 
 rule all:

@@ -133,6 +133,8 @@ def cmd_compress(args) -> None:
         "init": args.init, "seed": args.seed,
     }
     spec |= {k: v for k, v in flags.items() if v is not None}
+    if (Path(args.checkpoint) / "lightformer.json").is_file():  # a GLUE classifier (BERT) directory
+        return _compress_classifier(args, spec)
     dense = lf.load_checkpoint(args.checkpoint)
     model = lf.compress(dense, spec)  # all checks happen here, before anything is written
     before, after = lf.count_parameters(dense), lf.count_parameters(model)
@@ -148,6 +150,70 @@ def cmd_compress(args) -> None:
         write_text_atomic(args.report, json.dumps(report, indent=2) + "\n")
     print(f"{args.out}: {before['total']:,} -> {after['total']:,} parameters "
           f"({report['params']['ratio']:.2f}x fewer)\n{format_counts(after, before)}")
+
+
+def _compress_classifier(args, spec: dict) -> None:
+    from lightformer.classify.model import load_classifier, save_classifier
+    from lightformer.compress.bert import compress_bert, dense_params
+
+    dense, meta = load_classifier(args.checkpoint)
+    spec.setdefault("roles", ["body"])  # BERT: attention and FFN; add src_embed for the embeddings
+    model = compress_bert(dense, spec)
+    before, after = dense_params(dense), dense_params(model)
+    save_classifier(model, args.out, Path(args.checkpoint),
+                    {"task": meta.get("task"), "provenance": {"parent": str(args.checkpoint)}})
+    report = {"source": {"path": str(args.checkpoint)}, "spec": model.compression["spec"],
+              "params": {"dense": {"total": before}, "compressed": {"total": after}, "ratio": before / after},
+              "groups": model.compression["groups"], "matrices": model.compression["report"]}
+    if args.report:
+        write_text_atomic(args.report, json.dumps(report, indent=2) + "\n")
+    print(f"{args.out}: {before:,} -> {after:,} parameters ({before / after:.2f}x fewer)")
+
+
+def cmd_glue_init(args) -> None:
+    from lightformer.classify.model import build_vocab, load_tokenizer, pretrained_bert, save_classifier, tiny_bert
+    from lightformer.classify.train import read_rows
+    from lightformer.data.fixtures import GLUE_COLUMNS
+    from lightformer.data.glue import NUM_LABELS, check_task
+
+    task = check_task(args.task)
+    if args.pretrained:
+        model = pretrained_bert(Path(args.pretrained), NUM_LABELS[task])
+        vocab_dir = Path(args.pretrained)
+        load_tokenizer(vocab_dir)  # fail now, not after training
+    else:  # a tiny BERT from scratch, its vocabulary from the task's training text (smoke runs)
+        rows = read_rows(Path(args.data), task, "train")
+        vocab_dir = Path(args.out).parent / f".{Path(args.out).name}.vocab"
+        build_vocab([r[c] for r in rows for c in GLUE_COLUMNS[task][0]], vocab_dir)
+        model = tiny_bert(vocab_dir, NUM_LABELS[task], hidden=args.hidden, layers=args.layers, heads=args.heads,
+                          ffn=args.ffn, max_len=args.max_len, seed=args.seed)
+    save_classifier(model, args.out, vocab_dir, {"task": task, "source": args.pretrained or "tiny (random init)"})
+    print(f"{args.out}: {'pretrained ' + args.pretrained if args.pretrained else 'tiny BERT'} for {task}, "
+          f"{sum(p.numel() for p in model.parameters()):,} parameters")
+
+
+def cmd_glue_train(args) -> None:
+    from lightformer.classify.model import load_classifier, load_tokenizer, save_classifier
+    from lightformer.classify.train import GlueConfig, fine_tune
+    from lightformer.compress.bert import dense_params
+    from lightformer.train.config import _typed
+
+    overrides = {}
+    for item in args.overrides:
+        key, sep, value = item.partition("=")
+        if not sep or key not in GlueConfig.__dataclass_fields__:
+            raise LightformerError(f"{item!r}: expected KEY=VALUE with KEY one of {', '.join(GlueConfig.__dataclass_fields__)}")
+        overrides[key] = _typed(key, value, getattr(GlueConfig(), key))
+    cfg = GlueConfig(**overrides)
+    model, meta = load_classifier(args.checkpoint)
+    task = args.task or meta.get("task")
+    result = fine_tune(model, load_tokenizer(Path(args.checkpoint)), task, Path(args.data), cfg)
+    save_classifier(model.cpu(), args.out, Path(args.checkpoint),
+                    {"task": task, "provenance": {"parent": str(args.checkpoint), "fine_tuned": result["config"]}})
+    result |= {"params": dense_params(model), "checkpoint": str(args.out), "command": " ".join(sys.argv)}
+    write_text_atomic(Path(args.out) / "metrics.json", json.dumps(result, indent=2) + "\n")
+    print(f"{args.out}: " + "; ".join(f"{k} " + ", ".join(f"{m} {v:.2f}" for m, v in d["scores"].items())
+                                      for k, d in result["dev"].items()))
 
 
 def cmd_speed(args) -> None:
@@ -287,6 +353,8 @@ def cmd_generate(args) -> None:
     line = f"{res['sentences']} sentences, {res['sentences_per_s']:.1f} sent/s, {res['tokens_per_s']:.0f} tok/s"
     if "bleu" in res:
         line += f"; {res['bleu']['label']}: {res['bleu']['score']:.2f} ({res['bleu']['signature']})"
+    if "rouge" in res:
+        line += "; " + ", ".join(f"{k} {v:.2f}" for k, v in res["rouge"]["scores"].items()) + f" ({res['rouge']['label']})"
     print(line)
 
 
@@ -330,12 +398,17 @@ def cmd_data(args) -> None:
     ds = get_dataset(args.dataset)
     root = Path(args.root)
     if args.what == "fetch":
+        if getattr(args, "revision", None):
+            if ds.hub is None:
+                raise LightformerError(f"--revision applies to Hub datasets; {ds.name} is not one")
+            ds = dataclasses.replace(ds, hub=dataclasses.replace(ds.hub, revision=args.revision))
         if args.embedded:
             mirror = args.mirror or os.environ.get(download.MIRROR_ENV)
             if not mirror:
                 raise LightformerError("--embedded needs --mirror (the directory `lightformer data fixtures` wrote)")
-            ds = download.embedded_pins(ds, mirror)
-        for path in download.fetch(ds, root, args.mirror):
+            if ds.hub is None:  # Hub fixtures carry their pins in the mirror's hub.json
+                ds = download.embedded_pins(ds, mirror)
+        for path in download.fetch(ds, root, args.mirror, embedded=args.embedded):
             print(f"{path}: verified")
         if args.embedded:  # later verifies use the recorded (fixture) checksums, not the published ones
             manifest = download.read_manifest(root / ds.name / "raw")
@@ -355,13 +428,24 @@ def cmd_data(args) -> None:
 
             counts = prepare_iwslt14(root / ds.name / "raw" / ds.files[0].name, out,
                                      bpe_merges=args.bpe_merges or 10_000, expected=expected)
-        elif ds.name == "wmt14":
+        elif ds.name in ("wmt14", "wmt14_hub"):
             from lightformer.data.wmt14 import prepare_wmt14
 
             counts = prepare_wmt14(root / ds.name / "raw", out, bpe_merges=args.bpe_merges or 40_000,
-                                   valid_from=args.valid_from, workers=args.workers, expected=expected)
+                                   valid_from=args.valid_from, workers=args.workers, expected=expected,
+                                   source="hub" if ds.name == "wmt14_hub" else "statmt")
+        elif ds.name == "cnndm":
+            from lightformer.data.cnndm import prepare_cnndm
+
+            counts = prepare_cnndm(root / ds.name / "raw", out, bpe_merges=args.bpe_merges or 20_000,
+                                   src_max_tokens=args.src_max_tokens, tgt_max_tokens=args.tgt_max_tokens,
+                                   workers=args.workers, expected=expected)
+        elif ds.name == "glue":
+            from lightformer.data.glue import prepare_glue
+
+            counts = prepare_glue(root / ds.name / "raw", out, expected=expected)
         else:
-            raise LightformerError(f"preparation of {ds.name!r} is not implemented yet; allowed: iwslt14, wmt14")
+            raise LightformerError(f"preparation of {ds.name!r} is not implemented")
         print(f"{out}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items() if k != "drift"))
         if counts.get("drift") and any(counts["drift"].values()):
             print(f"drift from the published split sizes: {counts['drift']} (recorded in meta.json)")
@@ -380,6 +464,14 @@ def cmd_data_synthetic(args) -> None:
     root = write_synthetic(args.out, args.task, train=args.train, valid=args.valid, test=args.test,
                            vocab=args.vocab, seed=args.seed)
     print(f"{root}: synthetic {args.task} task")
+
+
+def cmd_report_glue(args) -> None:
+    from lightformer.report.tables import glue_rows, write_table
+
+    df = glue_rows(Path(args.results))
+    write_table(df, Path(args.out) / "glue.csv", Path(args.out) / "glue.md")
+    print(f"{args.out}/glue.csv: {len(df)} models")
 
 
 def cmd_report_tables(args) -> None:
@@ -473,6 +565,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.add_argument("--report", help="JSON report: per-matrix rank, error and energy kept")
     s.set_defaults(func=cmd_compress)
+    s = sub.add_parser("glue", help="GLUE classifiers (BERT or a tiny BERT): init, fine-tune + dev metrics")
+    gsub = s.add_subparsers(dest="what", required=True)
+    g = gsub.add_parser("init", help="a classifier checkpoint: a fetched BERT with a new head, or a tiny BERT")
+    g.add_argument("--task", required=True)
+    g.add_argument("--out", required=True)
+    g.add_argument("--pretrained", help="BERT directory (`lightformer data fetch bert_base_uncased` -> .../raw)")
+    g.add_argument("--data", help="prepared GLUE directory (tiny BERT: its vocabulary comes from the task)")
+    for name, default in (("hidden", 64), ("layers", 2), ("heads", 2), ("ffn", 128), ("max-len", 128), ("seed", 1)):
+        g.add_argument(f"--{name}", type=int, default=default, help="tiny BERT" if name != "seed" else None)
+    g.set_defaults(func=cmd_glue_init)
+    g = gsub.add_parser("train", help="fine-tune on a task; writes the checkpoint and metrics.json (dev)")
+    g.add_argument("--checkpoint", required=True, help="classifier directory (glue init, compress or train)")
+    g.add_argument("--data", required=True, help="prepared GLUE directory")
+    g.add_argument("--task", help="default: the checkpoint's task")
+    g.add_argument("--out", required=True)
+    g.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="lr=2e-5 epochs=3 batch_size=32 max_len=128 seed=1")
+    g.set_defaults(func=cmd_glue_train)
+
     s = sub.add_parser("speed", help="time checkpoints interleaved; speedups relative to the first")
     s.add_argument("checkpoints", nargs="+")
     s.add_argument("--protocol", choices=["latency", "throughput"], default="latency")
@@ -517,7 +627,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--split", default="test")
     add_decoding_args(s, batch_size=128)
     s.add_argument("--max-tokens", type=int, default=8192)
-    s.add_argument("--bleu", choices=["tokenized", "sacrebleu", "compound", "none"], default="tokenized")
+    s.add_argument("--bleu", "--metric", dest="bleu", choices=["tokenized", "sacrebleu", "compound", "rouge", "none"],
+                   default="tokenized", help="BLEU kind, or rouge for summaries (CNN/DailyMail)")
     s.add_argument("--device", default="auto")
     s.add_argument("--out", required=True, help="hypotheses, one per line in split order (+ OUT.json)")
     s.set_defaults(func=cmd_generate)
@@ -551,7 +662,10 @@ def build_parser() -> argparse.ArgumentParser:
             d.add_argument("--mirror", help="local directory or http(s) URL laid out as <dataset>/<file> "
                                             "(default: $LIGHTFORMER_MIRROR, else the original URLs)")
             d.add_argument("--embedded", action="store_true",
-                           help="the mirror holds the embedded fixtures: verify against its SHA256SUMS")
+                           help="the mirror holds the embedded fixtures: verify against its SHA256SUMS "
+                                "(Hub datasets: its hub.json)")
+            d.add_argument("--revision", help="Hub datasets (cnndm, glue): commit sha or branch to fetch "
+                                              "(default: the pinned one; a branch is resolved and recorded)")
         if verb == "mirror":
             d.add_argument("--to", required=True, help="mirror directory to fill")
         if verb == "prepare":
@@ -561,6 +675,10 @@ def build_parser() -> argparse.ArgumentParser:
             d.add_argument("--valid-from", choices=["newstest2013", "train"], default="newstest2013",
                            help="WMT'14 validation set: newstest2013, or fairseq's every 100th train line")
             d.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="tokenizer processes")
+            d.add_argument("--src-max-tokens", type=int, default=400,
+                           help="CNN/DailyMail: truncate articles to this many tokens (See et al.: 400)")
+            d.add_argument("--tgt-max-tokens", type=int, default=100,
+                           help="CNN/DailyMail: truncate summaries to this many tokens (See et al.: 100)")
         d.set_defaults(func=cmd_data)
     d = dsub.add_parser("fixtures", help="write the embedded tiny datasets as a mirror directory")
     d.add_argument("--out", required=True)
@@ -582,6 +700,10 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--summary", action="store_true",
                    help="instead of the task tables: ablations, paper comparison and figures")
     r.set_defaults(func=cmd_report_tables)
+    r = rep.add_parser("glue", help="the GLUE table from results/glue/<task>/<model>/seed<n>/metrics.json")
+    r.add_argument("--results", default="results")
+    r.add_argument("--out", default="results/tables")
+    r.set_defaults(func=cmd_report_glue)
     return p
 
 

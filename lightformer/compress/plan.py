@@ -78,9 +78,15 @@ def _embedding_groups(cfg: ModelConfig, roles: set[str]) -> list[Group]:
     return groups
 
 
-def _layer_groups(cfg: ModelConfig, spec: CompressionSpec) -> list[Group]:
-    shapes = _layer_shapes(cfg)
-    chosen = [r for r in spec.roles if r in LAYER_ROLES]
+def _transformer_path(stack: str, layer: int, role: str) -> str:
+    return f"{stack}.layers.{layer}.{LAYER_ROLES[role][1]}"
+
+
+def layer_groups(spec: CompressionSpec, n_layers: dict[str, int], shapes: dict[str, tuple[int, int]],
+                 path=_transformer_path) -> list[Group]:
+    """Groups of the per-layer matrices the spec names, for any model laid out as stacks of
+    layers: ``n_layers`` per stack, ``shapes`` (out, in) per role, ``path(stack, layer, role)``."""
+    chosen = [r for r in spec.roles if r in LAYER_ROLES and n_layers.get(LAYER_ROLES[r][0], 0)]
     # families: roles factorised together within one layer
     families: list[list[str]] = []
     seen = set()
@@ -98,13 +104,13 @@ def _layer_groups(cfg: ModelConfig, spec: CompressionSpec) -> list[Group]:
     groups = []
     for family in families:
         stack = LAYER_ROLES[family[0]][0]
-        n_layers = cfg.encoder_layers if stack == "encoder" else cfg.decoder_layers
+        n = n_layers[stack]
         cross = spec.share_layers > 1 and all(r in spec.share_roles for r in family)
         k = spec.share_layers if cross else 1
-        if n_layers % k:
-            divisors = [str(i) for i in range(1, n_layers + 1) if n_layers % i == 0]
+        if n % k:
+            divisors = [str(i) for i in range(1, n + 1) if n % i == 0]
             raise LightformerError(
-                f"share_layers={k} does not divide the {n_layers} {stack} layers; allowed: {', '.join(divisors)}")
+                f"share_layers={k} does not divide the {n} {stack} layers; allowed: {', '.join(divisors)}")
         if len(family) > 1:  # within-layer q/k/v sharing is an input basis
             side = "in"
             if cross and spec.share_side != "in":
@@ -114,9 +120,9 @@ def _layer_groups(cfg: ModelConfig, spec: CompressionSpec) -> list[Group]:
         else:
             side = spec.share_side if cross else "none"
         out_f, in_f = shapes[family[0]]
-        for start in range(0, n_layers, k):
+        for start in range(0, n, k):
             layers = range(start, start + k)
-            members = [f"{stack}.layers.{i}.{LAYER_ROLES[r][1]}" for i in layers for r in family]
+            members = [path(stack, i, r) for i in layers for r in family]
             tag = "+".join(family) if len(family) > 1 else family[0]
             name = f"{tag}@{start}" if k == 1 else f"{tag}@{start}-{start + k - 1}"
             groups.append(Group(name=name, kind="linear", side=side if len(members) > 1 else "none",
@@ -136,8 +142,13 @@ def dense_total(cfg: ModelConfig) -> int:
     return enc + dec + final_ln + emb + out
 
 
+def planned_from(dense: int, groups: list[Group]) -> int:
+    """Parameters after factorising ``groups`` of a model with ``dense`` parameters."""
+    return dense - sum(g.dense_params() for g in groups) + sum(g.factor_params(g.rank) for g in groups)
+
+
 def planned_total(cfg: ModelConfig, groups: list[Group]) -> int:
-    return dense_total(cfg) - sum(g.dense_params() for g in groups) + sum(g.factor_params(g.rank) for g in groups)
+    return planned_from(dense_total(cfg), groups)
 
 
 def _check_rank(group: Group, r: int) -> None:
@@ -150,7 +161,14 @@ def _check_rank(group: Group, r: int) -> None:
 
 def make_plan(cfg: ModelConfig, spec: CompressionSpec) -> list[Group]:
     """Groups with ranks; ``spec.ratio`` is solved to the largest uniform rank that reaches it."""
-    groups = _layer_groups(cfg, spec) + _embedding_groups(cfg, set(spec.roles))
+    n_layers = {"encoder": cfg.encoder_layers, "decoder": cfg.decoder_layers}
+    groups = layer_groups(spec, n_layers, _layer_shapes(cfg)) + _embedding_groups(cfg, set(spec.roles))
+    return assign_ranks(groups, spec, dense_total(cfg))
+
+
+def assign_ranks(groups: list[Group], spec: CompressionSpec, dense: int) -> list[Group]:
+    """Each group's rank from the spec: fixed, uniform, or solved for ``spec.ratio`` against the
+    model's ``dense`` parameter count."""
     if not groups:
         raise LightformerError(f"roles {spec.roles} select no matrix of this model")
     fixed = expand_rank_map(spec.rank) if isinstance(spec.rank, dict) else {}
@@ -170,23 +188,22 @@ def make_plan(cfg: ModelConfig, spec: CompressionSpec) -> list[Group]:
             raise LightformerError(f"no rank given for {', '.join(g.roles)}; add it to the rank dict or drop it from roles")
         _check_rank(g, g.rank)
     if free:
-        _solve_ratio(cfg, groups, free, spec.ratio)
+        _solve_ratio(dense, groups, free, spec.ratio)
     return groups
 
 
-def _solve_ratio(cfg: ModelConfig, groups: list[Group], free: list[Group], target: float) -> None:
+def _solve_ratio(dense: int, groups: list[Group], free: list[Group], target: float) -> None:
     """Largest uniform r (capped per group at its max rank) with dense/compressed >= target.
 
     Total parameters grow monotonically with r, so bisection finds it; the result lies within
     one rank step of the target: ratio(r) >= target > ratio(r + 1).
     """
-    dense = dense_total(cfg)
     r_max = max(g.max_rank for g in free)
 
     def ratio_at(r: int) -> float:
         for g in free:
             g.rank = min(r, g.max_rank)
-        return dense / planned_total(cfg, groups)
+        return dense / planned_from(dense, groups)
 
     best = ratio_at(1)
     if best < target:

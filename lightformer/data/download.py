@@ -19,6 +19,7 @@ from pathlib import Path
 import requests
 from tqdm.auto import tqdm
 
+from lightformer.data import hub
 from lightformer.data.sources import Dataset, RemoteFile
 from lightformer.errors import LightformerError
 from lightformer.io import write_text_atomic
@@ -70,8 +71,9 @@ def _verify(path: Path, f: RemoteFile, sha: str | None, size: int | None, basis:
     digest = sha256_of(path)
     if sha is not None and digest != sha:
         raise LightformerError(
-            f"checksum mismatch for {path.name}: expected sha256 {sha} ({basis}), got {digest}; "
-            f"delete {path} and fetch again, or check that the mirror holds the right file")
+            f"checksum mismatch for {f.name}: expected sha256 {sha} ({basis}), got {digest}; "
+            f"{'the download was deleted: fetch' if path.suffix == '.part' else f'delete {path} and fetch'} again, or "
+            f"check that the mirror holds the right file")
     return digest
 
 
@@ -116,10 +118,10 @@ def _download(url: str, part: Path, label: str, progress: bool, timeout: float) 
 def fetch_file(dataset: str, f: RemoteFile, dest: Path, mirror: str | None = None, progress: bool = True,
                timeout: float = 60.0) -> Path:
     """The verified file at ``dest/f.name``, downloading or copying it if needed."""
-    dest.mkdir(parents=True, exist_ok=True)
     manifest = read_manifest(dest)
     sha, size, basis = _expected(f, manifest)
     final, part = dest / f.name, dest / f"{f.name}.part"
+    final.parent.mkdir(parents=True, exist_ok=True)  # Hub files sit in folders (3.0.0/train-...)
     source = resolve_source(dataset, f, mirror)
     if not final.exists():
         if source.startswith(("http://", "https://")):
@@ -168,8 +170,14 @@ def embedded_pins(ds: Dataset, mirror: str) -> Dataset:
     return Dataset(ds.name, tuple(files), notes="embedded fixture", expected={})
 
 
-def fetch(ds: Dataset, root: Path, mirror: str | None = None, progress: bool = True) -> list[Path]:
-    return [fetch_file(ds.name, f, Path(root) / ds.name / "raw", mirror, progress) for f in ds.files]
+def fetch(ds: Dataset, root: Path, mirror: str | None = None, progress: bool = True,
+          embedded: bool = False) -> list[Path]:
+    dest = Path(root) / ds.name / "raw"
+    dest.mkdir(parents=True, exist_ok=True)
+    if ds.hub is not None:  # list the files at the pinned (or now recorded) commit first
+        ds, listing = hub.resolve(ds, read_manifest(dest), mirror, embedded)
+        write_manifest(dest, read_manifest(dest) | {"dataset": ds.name, "hub": listing})
+    return [fetch_file(ds.name, f, dest, mirror, progress) for f in ds.files]
 
 
 def verify(ds: Dataset, root: Path) -> list[str]:
@@ -178,7 +186,9 @@ def verify(ds: Dataset, root: Path) -> list[str]:
     dest = Path(root) / ds.name / "raw"
     manifest = read_manifest(dest)
     embedded = bool(manifest.get("embedded"))
-    if embedded:
+    if ds.hub is not None:
+        ds = hub.recorded(ds, manifest)  # pins: the Hub's sha256 per file at the recorded commit
+    elif embedded:
         ds = Dataset(ds.name, tuple(RemoteFile(f.name, f.url) for f in ds.files))
     lines = []
     for f in ds.files:
@@ -188,7 +198,11 @@ def verify(ds: Dataset, root: Path) -> list[str]:
         sha, size, basis = _expected(f, manifest)
         if sha is None:
             raise LightformerError(f"{path} has no pinned or recorded checksum; fetch it to record one")
-        basis = "embedded fixture SHA256SUMS" if embedded else basis
+        if ds.hub is not None:
+            basis = f"Hub sha256 at {manifest['hub']['repo']}@{manifest['hub']['commit'][:12]}"
+            basis += " (embedded fixture)" if embedded else ""
+        elif embedded:
+            basis = "embedded fixture SHA256SUMS"
         _verify(path, f, sha, size, basis)
         lines.append(f"{path}: OK ({basis})")
     return lines
@@ -198,6 +212,12 @@ def mirror_to(ds: Dataset, root: Path, target: Path) -> list[Path]:
     """Copy verified raw files into a mirror directory (``<target>/<dataset>/<name>``)."""
     verify(ds, root)
     out = []
+    if ds.hub is not None:  # the listing, so offline fetches from this mirror need no Hub
+        manifest = read_manifest(Path(root) / ds.name / "raw")
+        ds = hub.recorded(ds, manifest)
+        out.append(Path(target) / ds.name / "hub.json")
+        out[-1].parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(out[-1], json.dumps(manifest["hub"], indent=2) + "\n")
     for f in ds.files:
         dst = Path(target) / ds.name / f.name
         dst.parent.mkdir(parents=True, exist_ok=True)

@@ -135,20 +135,154 @@ def wmt14_archives(seed: int = 2014) -> dict[str, bytes]:
     }
 
 
+# --- Hub-shaped parquet (CNN/DailyMail 3.0.0, GLUE) -------------------------------------------
+
+def _english(rng: random.Random) -> str:
+    return sentence_pair(rng)[1]
+
+
+def _parquet(columns: dict[str, list], types: dict[str, str] | None = None) -> bytes:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    types = types or {}
+    table = pa.table({k: pa.array(v, type=getattr(pa, types.get(k, "string"))()) for k, v in columns.items()})
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    return buf.getvalue()
+
+
+def cnndm_parquet(train: int = 900, valid: int = 100, test: int = 100, seed: int = 3) -> dict[str, bytes]:
+    """abisee/cnn_dailymail 3.0.0's files (train in 3 shards; columns article, highlights, id):
+    articles of 4-7 sentences whose highlights are the first two, newline-joined (lead-2, learnable)."""
+    rng = random.Random(seed)
+
+    def rows(n):
+        cols = {"article": [], "highlights": [], "id": []}
+        for _ in range(n):
+            sents = [_english(rng) for _ in range(rng.randint(4, 7))]
+            cols["article"].append("(CNN) -- " + " ".join(sents))
+            cols["highlights"].append("\n".join(sents[:2]))
+            cols["id"].append(f"{rng.getrandbits(160):040x}")
+        return cols
+
+    shards = [rows(train // 3 + (i < train % 3)) for i in range(3)]
+    out = {f"3.0.0/train-{i:05d}-of-00003.parquet": _parquet(c) for i, c in enumerate(shards)}
+    out["3.0.0/validation-00000-of-00001.parquet"] = _parquet(rows(valid))
+    out["3.0.0/test-00000-of-00001.parquet"] = _parquet(rows(test))
+    return out
+
+
+# (columns in the Hub's order, label type) per GLUE task; labels as the Hub's ClassLabels
+GLUE_COLUMNS = {
+    "cola": (["sentence"], "int64"), "sst2": (["sentence"], "int64"), "mrpc": (["sentence1", "sentence2"], "int64"),
+    "qqp": (["question1", "question2"], "int64"), "stsb": (["sentence1", "sentence2"], "float32"),
+    "mnli": (["premise", "hypothesis"], "int64"), "qnli": (["question", "sentence"], "int64"),
+    "rte": (["sentence1", "sentence2"], "int64"), "wnli": (["sentence1", "sentence2"], "int64"),
+}
+
+
+def _glue_example(task: str, rng: random.Random) -> tuple[list[str], float]:
+    """Texts and label under a rule a tiny model can learn (accuracy clearly above chance)."""
+    a, b = _english(rng), _english(rng)
+    words = a.rstrip(".!?").split()
+    if task == "cola":  # acceptable word order vs shuffled
+        if rng.random() < 0.5:
+            return [a], 1
+        rng.shuffle(words)
+        return [" ".join(words) + "."], 0
+    if task == "sst2":  # sentiment word
+        good = rng.random() < 0.5
+        return [f"{a.rstrip('.!?')} and it is {rng.choice(['great', 'good', 'lovely'] if good else ['bad', 'awful', 'dull'])} ."], int(good)
+    if task in ("mrpc", "qqp", "rte", "wnli", "qnli"):  # same content (1 = paraphrase / 0 = entailment)
+        same = rng.random() < 0.5
+        other = a if same else b
+        if task == "qqp":
+            a, other = a.rstrip(".!?") + " ?", other.rstrip(".!?") + " ?"
+        positive = 1 if task in ("mrpc", "qqp") else 0
+        return [a, other], positive if same else 1 - positive
+    if task == "stsb":  # similarity = shared words
+        other_words = b.rstrip(".!?").split()
+        k = rng.randint(0, len(words))
+        mixed = words[:k] + other_words[k:]
+        return [a, " ".join(mixed) + "."], round(5.0 * k / max(len(words), 1), 2)
+    if task == "mnli":  # 0 entailment (same), 1 neutral (other), 2 contradiction (negated)
+        label = rng.randrange(3)
+        hyp = {0: a, 1: b, 2: " ".join(words[:3] + ["not"] + words[3:]) + "."}[label]
+        return [a, hyp], label
+    raise KeyError(task)
+
+
+def glue_parquet(train: int = 400, valid: int = 100, test: int = 50, seed: int = 5) -> dict[str, bytes]:
+    """nyu-mll/glue's files per task (<task>/<split>-00000-of-00001.parquet; columns as the Hub's,
+    plus idx); test labels are -1 as on the Hub; MNLI has matched and mismatched dev/test."""
+    out = {}
+    for t, task in enumerate(GLUE_COLUMNS):
+        rng = random.Random(seed * 100 + t)
+        names, label_type = GLUE_COLUMNS[task]
+        splits = {"train": train, "validation": valid, "test": test}
+        if task == "mnli":
+            splits = {"train": train, "validation_matched": valid, "validation_mismatched": valid,
+                      "test_matched": test, "test_mismatched": test}
+        for split, n in splits.items():
+            cols = {c: [] for c in names} | {"label": [], "idx": []}
+            for i in range(n):
+                texts, label = _glue_example(task, rng)
+                for c, text in zip(names, texts):
+                    cols[c].append(text)
+                cols["label"].append(-1 if split.startswith("test") else label)
+                cols["idx"].append(i)
+            out[f"{task}/{split}-00000-of-00001.parquet"] = _parquet(cols, {"label": label_type, "idx": "int32"})
+    return out
+
+
+def wmt14_hub_parquet(seed: int = 2014) -> dict[str, bytes]:
+    """wmt/wmt14 de-en as the Hub serves it (column translation {de, en}), from the same toy pairs
+    as the statmt fixture: train, validation (newstest2013), test (newstest2014)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = random.Random(seed)
+    out = {}
+    for split, n in (("train", 1100), ("validation", 120), ("test", 100)):
+        pairs = [sentence_pair(rng) for _ in range(n)]
+        buf = io.BytesIO()
+        pq.write_table(pa.table({"translation": [{"de": de, "en": en} for de, en in pairs]}), buf)
+        out[f"de-en/{split}-00000-of-00001.parquet"] = buf.getvalue()
+    return out
+
+
+def hub_listing(repo: str, files: dict[str, bytes]) -> dict:
+    """hub.json for a mirror: what the Hub API lists at a commit (the fixture's commit is a hash
+    of its content, standing in for a git sha)."""
+    import hashlib
+
+    entries = [{"path": p, "size": len(d), "sha256": hashlib.sha256(d).hexdigest()} for p, d in sorted(files.items())]
+    commit = hashlib.sha1("".join(e["sha256"] for e in entries).encode()).hexdigest()
+    return {"repo": repo, "revision": "main", "commit": commit, "files": entries}
+
+
 def write_mirror(root: str | Path) -> dict[str, Path]:
     """The embedded datasets laid out as a mirror (``<root>/<dataset>/<file>``), each dataset with
     a SHA256SUMS that `lightformer data fetch --embedded` verifies against instead of the
-    published checksums (which belong to the real files)."""
+    published checksums (which belong to the real files); Hub datasets with their hub.json."""
     import hashlib
+    import json
+
+    from lightformer.data.sources import CNNDM, GLUE, WMT14_HUB
 
     root = Path(root)
     written = {}
-    for dataset, files in (("iwslt14", {"de-en.tgz": iwslt14_archive()}), ("wmt14", wmt14_archives())):
+    for dataset, files in (("iwslt14", {"de-en.tgz": iwslt14_archive()}), ("wmt14", wmt14_archives()),
+                           ("wmt14_hub", wmt14_hub_parquet()), ("cnndm", cnndm_parquet()), ("glue", glue_parquet())):
         d = root / dataset
-        d.mkdir(parents=True, exist_ok=True)
         for name, data in files.items():
+            (d / name).parent.mkdir(parents=True, exist_ok=True)
             (d / name).write_bytes(data)
         (d / "SHA256SUMS").write_text("".join(f"{hashlib.sha256(data).hexdigest()}  {name}\n"
                                               for name, data in sorted(files.items())))
+        hub = {"cnndm": CNNDM.hub, "glue": GLUE.hub, "wmt14_hub": WMT14_HUB.hub}.get(dataset)
+        if hub is not None:
+            (d / "hub.json").write_text(json.dumps(hub_listing(hub.repo, files), indent=2) + "\n")
         written[dataset] = d / "SHA256SUMS"
     return written

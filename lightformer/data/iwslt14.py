@@ -58,8 +58,9 @@ def clean(src: list[str], tgt: list[str], min_len: int = 1, max_len: int = 175, 
 
 
 def learn_and_apply_bpe(train_src, train_tgt, others: dict[str, tuple[list[str], list[str]]], merges: int,
-                        work: Path) -> tuple[dict, Path]:
-    """Joint BPE (subword-nmt learn_bpe on train.de + train.en), applied to every split."""
+                        work: Path, glossaries: tuple[str, ...] = ()) -> tuple[dict, Path]:
+    """Joint BPE (subword-nmt learn_bpe on train.de + train.en), applied to every split;
+    ``glossaries`` are never split (e.g. a sentence separator token)."""
     from subword_nmt.apply_bpe import BPE
     from subword_nmt.learn_bpe import learn_bpe
 
@@ -67,7 +68,7 @@ def learn_and_apply_bpe(train_src, train_tgt, others: dict[str, tuple[list[str],
     with open(codes, "w") as out:
         learn_bpe(io.StringIO("\n".join(train_src + train_tgt) + "\n"), out, merges)
     with open(codes) as f:
-        bpe = BPE(f)
+        bpe = BPE(f, glossaries=list(glossaries) or None)
     splits = {"train": (train_src, train_tgt)} | others
     return {name: ([bpe.process_line(x) for x in s], [bpe.process_line(x) for x in t])
             for name, (s, t) in splits.items()}, codes

@@ -38,31 +38,32 @@ def remove_non_printing(line: str) -> str:
 
 
 def _process_chunk(args):
-    lines, lang, normalize = args
+    lines, lang, normalize, aggressive, escape = args
     norm = MosesPunctNormalizer(lang=lang)
     tok = MosesTokenizer(lang=lang)
     out = []
     for line in lines:
         if normalize:
             line = remove_non_printing(norm.normalize(line))
-        out.append(tok.tokenize(line.strip(), return_str=True, escape=True, aggressive_dash_splits=True))
+        out.append(tok.tokenize(line.strip(), return_str=True, escape=escape, aggressive_dash_splits=aggressive))
     return out
 
 
-def tokenize(lines: list[str], lang: str, normalize: bool = True, workers: int = 1) -> list[str]:
-    """normalize-punctuation + remove-non-printing-char (train/valid) and tokenizer -a."""
+def tokenize(lines: list[str], lang: str, normalize: bool = True, workers: int = 1, aggressive: bool = True,
+             escape: bool = True) -> list[str]:
+    """normalize-punctuation + remove-non-printing-char (train/valid) and tokenizer -a, in
+    ``workers`` processes for large inputs."""
     if workers <= 1 or len(lines) < 20_000:
-        return _process_chunk((lines, lang, normalize))
+        return _process_chunk((lines, lang, normalize, aggressive, escape))
     size = (len(lines) + workers * 4 - 1) // (workers * 4)
     with Pool(workers) as pool:
-        parts = pool.map(_process_chunk, [(lines[i: i + size], lang, normalize) for i in range(0, len(lines), size)])
+        parts = pool.map(_process_chunk, [(lines[i: i + size], lang, normalize, aggressive, escape)
+                                          for i in range(0, len(lines), size)])
     return [x for p in parts for x in p]
 
 
-def prepare_wmt14(raw: Path, out: Path, bpe_merges: int = 40_000, valid_from: str = "newstest2013",
-                  workers: int = 1, expected: dict | None = None) -> dict:
-    if valid_from not in ("newstest2013", "train"):
-        raise LightformerError(f"valid_from={valid_from!r} is invalid; allowed: newstest2013, train")
+def read_statmt(raw: Path) -> dict[str, tuple[list[str], list[str]]]:
+    """Raw (English, German) lines of train, newstest2013 and newstest2014 from the statmt archives."""
     src_lines, tgt_lines = [], []
     for archive, prefix in CORPORA.items():
         files = read_tar_text(raw / archive, [f"{prefix}.{SRC}", f"{prefix}.{TGT}"])
@@ -73,14 +74,50 @@ def prepare_wmt14(raw: Path, out: Path, bpe_merges: int = 40_000, valid_from: st
         tgt_lines += t
     dev = read_tar_text(raw / DEV, [f"{DEV_MEMBERS['valid']}.{SRC}", f"{DEV_MEMBERS['valid']}.{TGT}",
                                DEV_MEMBERS["test_src"], DEV_MEMBERS["test_ref"]])
+    return {"train": (src_lines, tgt_lines),
+            "newstest2013": (dev[f"{DEV_MEMBERS['valid']}.{SRC}"], dev[f"{DEV_MEMBERS['valid']}.{TGT}"]),
+            "newstest2014": (seg_lines(dev[DEV_MEMBERS["test_src"]]), seg_lines(dev[DEV_MEMBERS["test_ref"]]))}
+
+
+HUB_SPLITS = {"train": "train", "newstest2013": "validation", "newstest2014": "test"}
+
+
+def read_hub(raw: Path) -> dict[str, tuple[list[str], list[str]]]:
+    """The same three sets from the Hub's wmt/wmt14 de-en parquet (column translation {de, en};
+    validation = newstest2013, test = newstest2014 full)."""
+    import pyarrow.parquet as pq
+
+    out = {}
+    for name, split in HUB_SPLITS.items():
+        shards = sorted((Path(raw) / "de-en").glob(f"{split}-*.parquet"))
+        if not shards:
+            raise LightformerError(f"{raw}/de-en: no {split}-*.parquet; fetch wmt14_hub first")
+        en, de = [], []
+        for path in shards:
+            table = pq.read_table(path)
+            if "translation" not in table.column_names:
+                raise LightformerError(f"{path}: no 'translation' column (has {table.column_names}); is this wmt/wmt14 de-en?")
+            pairs = table.column("translation").to_pylist()
+            en += [p["en"] for p in pairs]
+            de += [p["de"] for p in pairs]
+        out[name] = (en, de)
+    return out
+
+
+def prepare_wmt14(raw: Path, out: Path, bpe_merges: int = 40_000, valid_from: str = "newstest2013",
+                  workers: int = 1, expected: dict | None = None, source: str = "statmt") -> dict:
+    if valid_from not in ("newstest2013", "train"):
+        raise LightformerError(f"valid_from={valid_from!r} is invalid; allowed: newstest2013, train")
+    sets = read_hub(raw) if source == "hub" else read_statmt(raw)
+    src_lines, tgt_lines = sets["train"]
     src, tgt = tokenize(src_lines, SRC, workers=workers), tokenize(tgt_lines, TGT, workers=workers)
     if valid_from == "train":  # fairseq: awk 'NR%100 == 0' to valid, the rest to train
         valid = ([x for i, x in enumerate(src, 1) if i % 100 == 0], [x for i, x in enumerate(tgt, 1) if i % 100 == 0])
         src, tgt = [x for i, x in enumerate(src, 1) if i % 100], [x for i, x in enumerate(tgt, 1) if i % 100]
     else:
-        valid = (tokenize(dev[f"{DEV_MEMBERS['valid']}.{SRC}"], SRC), tokenize(dev[f"{DEV_MEMBERS['valid']}.{TGT}"], TGT))
-    test = (tokenize(seg_lines(dev[DEV_MEMBERS["test_src"]]), SRC, normalize=False),
-            tokenize(seg_lines(dev[DEV_MEMBERS["test_ref"]]), TGT, normalize=False))
+        valid = (tokenize(sets["newstest2013"][0], SRC), tokenize(sets["newstest2013"][1], TGT))
+    test = (tokenize(sets["newstest2014"][0], SRC, normalize=False),
+            tokenize(sets["newstest2014"][1], TGT, normalize=False))
     if len(test[0]) != len(test[1]):
         raise LightformerError(f"newstest2014: {len(test[0])} source but {len(test[1])} reference segments")
     out.mkdir(parents=True, exist_ok=True)
@@ -94,7 +131,7 @@ def prepare_wmt14(raw: Path, out: Path, bpe_merges: int = 40_000, valid_from: st
         (out / f"{name}.{SRC}").write_text("\n".join(s) + "\n")
         (out / f"{name}.{TGT}").write_text("\n".join(t) + "\n")
     counts = {name: len(s) for name, (s, _) in splits.items()}
-    meta = {"dataset": "wmt14", "recipe": "fairseq prepare-wmt14en2de.sh --icml17", "bpe_merges": bpe_merges,
+    meta = {"dataset": "wmt14", "source": source, "recipe": "fairseq prepare-wmt14en2de.sh --icml17", "bpe_merges": bpe_merges,
             "bpe_codes": codes.name, "valid_from": valid_from, "joined_dictionary": True}
     if expected:
         meta["expected"] = expected

@@ -1,6 +1,7 @@
 """Translate a prepared split: hypotheses in the split's order, timing, and the labelled metric."""
 from __future__ import annotations
 
+import json
 import time
 
 import torch
@@ -11,6 +12,7 @@ from lightformer.data.indexed import ParallelData
 from lightformer.decode.beam import SearchConfig, beam_search
 from lightformer.errors import LightformerError
 from lightformer.metrics.bleu import score_bleu
+from lightformer.metrics.rouge import rouge
 
 
 def postprocess(text: str, detok=None) -> str:
@@ -32,11 +34,31 @@ def check_vocabularies(model, data: ParallelData) -> None:
                                f"match the data's dictionaries ({len(data.src_dict)}/{len(data.tgt_dict)})")
 
 
+def summary_sentences(text: str, sep: str, detok=None) -> list[str]:
+    """A decoded summary split at the sentence separator, each sentence post-processed."""
+    return [postprocess(x.strip(), detok) for x in text.split(sep) if x.strip()]
+
+
+def references(data: ParallelData, split: str) -> list[str] | None:
+    """Untouched reference summaries written at preparation ({split}.ref.jsonl), if any."""
+    path = data.root / f"{split}.ref.jsonl"
+    if not path.is_file():
+        return None
+    with open(path) as f:
+        return [json.loads(line) for line in f]
+
+
 def generate(model, data: ParallelData, split: str, search: SearchConfig, device: torch.device,
              max_tokens: int = 8192, batch_size: int = 128, remove_bpe: str | None = None,
              detok_lang: str | None = None, bleu: str | None = "tokenized", progress: bool = True) -> dict:
+    """``bleu`` names the metric: a BLEU kind (lightformer.metrics.bleu), ``rouge`` (summaries:
+    sentences split at the data's separator token, scored against the untouched references
+    with one sentence per line for ROUGE-Lsum), or None."""
     check_vocabularies(model, data)
     detok = detokenizer(detok_lang)
+    sep = data.meta.get("sentence_separator")
+    if bleu == "rouge" and not sep:
+        raise LightformerError(f"{data.root} has no sentence separator (meta.json): ROUGE is for summarization data")
     src, tgt = data.split(split)
     model = model.to(device).eval()
     hyps: list[str | None] = [None] * len(src)
@@ -48,13 +70,20 @@ def generate(model, data: ParallelData, split: str, search: SearchConfig, device
         for i, found in zip(idx, beam_search(model, b["src_tokens"].to(device), search)):
             best = found[0]
             n_tokens += len(best.tokens) + 1
-            hyps[i] = postprocess(data.tgt_dict.decode(best.tokens, remove_bpe), detok)
+            text = data.tgt_dict.decode(best.tokens, remove_bpe)
+            hyps[i] = f" {sep} ".join(summary_sentences(text, sep, detok)) if sep else postprocess(text, detok)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
-    refs = [postprocess(data.tgt_dict.decode(tgt[i].tolist(), remove_bpe), detok) for i in range(len(tgt))]
-    out = {"hypotheses": hyps, "references": refs, "sentences": len(hyps), "generated_tokens": n_tokens,
+    out = {"hypotheses": hyps, "sentences": len(hyps), "generated_tokens": n_tokens,
            "seconds": seconds, "sentences_per_s": len(hyps) / seconds, "tokens_per_s": n_tokens / seconds}
+    if bleu == "rouge":
+        refs = references(data, split) or ["\n".join(summary_sentences(data.tgt_dict.decode(tgt[i].tolist(), remove_bpe),
+                                                                        sep, detok)) for i in range(len(tgt))]
+        out["references"] = refs
+        out["rouge"] = rouge([h.replace(f" {sep} ", "\n") for h in hyps], refs)
+        return out
+    out["references"] = [postprocess(data.tgt_dict.decode(tgt[i].tolist(), remove_bpe), detok) for i in range(len(tgt))]
     if bleu:
-        out["bleu"] = score_bleu(bleu, hyps, refs)
+        out["bleu"] = score_bleu(bleu, hyps, out["references"])
     return out

@@ -50,3 +50,22 @@ def glue_metrics(task: str, predictions, labels) -> dict:
         elif m == "spearman":
             out[m] = 100 * float(stats.spearmanr(pred, gold)[0])
     return {"metric": f"glue_{task}", "scores": out, "label": f"GLUE {task} dev: {', '.join(TASK_METRICS[task])} x100"}
+
+
+def task_score(task: str, scores: dict) -> float:
+    """One number per task: the mean of its metrics (MRPC/QQP: F1 and accuracy; STS-B: Pearson
+    and Spearman), as the GLUE leaderboard's average uses them."""
+    return float(np.mean(list(scores.values())))
+
+
+def glue_average(per_task: dict[str, dict], exclude=()) -> float:
+    """The GLUE average over the tasks given: each task's mean metric, MNLI as the mean of
+    matched and mismatched; ``exclude`` drops tasks (BERT-style reports drop WNLI)."""
+    values = {}
+    for name, scores in per_task.items():
+        task = "mnli" if name.startswith("mnli") else name
+        if task not in exclude:
+            values.setdefault(task, []).append(task_score(name, scores))
+    if not values:
+        raise LightformerError("no GLUE task scores to average")
+    return float(np.mean([np.mean(v) for v in values.values()]))

@@ -37,15 +37,18 @@ def task_rows(results: Path, task: str) -> pd.DataFrame:
         if (results / "speed" / task).is_dir() and any((results / "speed" / task).glob("*.csv")) else None
     rows = []
     for model, runs in sorted(per_model.items(), key=lambda kv: (kv[0] != "baseline", kv[0])):
-        scores = pd.Series([r["bleu"]["score"] for r in runs])
+        metrics = [r.get("bleu") or r["rouge"] for r in runs]  # BLEU (translation) or ROUGE (summaries)
+        scores = pd.Series([m["score"] for m in metrics])
         params = _read_json(results / "params" / task / f"{model}.json")
         row = {"task": task, "model": model, "params_total": params["total"],
                "params_embedding": params["embedding"], "params_body": params["body"],
                "compression": base_params["total"] / params["total"],
-               "metric": runs[0]["bleu"]["metric"], "metric_label": runs[0]["bleu"]["label"],
+               "metric": metrics[0]["metric"], "metric_label": metrics[0]["label"],
                "metric_mean": scores.mean(), "metric_sd": scores.std(ddof=1) if len(scores) > 1 else 0.0,
                "seeds": len(runs), "beam": runs[0]["search"]["beam"], "lenpen": runs[0]["search"]["lenpen"],
-               "signature": runs[0]["bleu"]["signature"]}
+               "signature": metrics[0]["signature"]}
+        for name in metrics[0].get("scores", {}):  # every ROUGE type, mean over seeds
+            row[f"{name}_mean"] = pd.Series([m["scores"][name] for m in metrics]).mean()
         spec_path = next((results / "compress" / task / model).glob("seed*/report.json"), None) \
             if (results / "compress" / task / model).is_dir() else None
         if spec_path:
@@ -119,4 +122,41 @@ def paper_comparison(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
         rows.append({"task": task, "claim": "metric vs baseline (paper: similar)", "paper": 0.0,
                      "ours": best["metric_mean"] - base["metric_mean"], "ours_model": best["model"],
                      "source": source, "note": best["metric_label"]})
+    return pd.DataFrame(rows)
+
+
+def glue_rows(results: Path) -> pd.DataFrame:
+    """One row per model (baseline first, then the variants): parameters and compression (mean
+    over tasks; the heads differ), each task's dev metrics as mean ± sd over seeds, the task
+    score (mean of its metrics) and the GLUE average with and without WNLI."""
+    from lightformer.metrics.glue import glue_average
+
+    runs = sorted(Path(results).glob("glue/*/*/seed*/metrics.json"))
+    if not runs:
+        raise LightformerError(f"no GLUE results under {Path(results) / 'glue'}")
+    by_model: dict[str, dict[str, list[dict]]] = {}
+    for path in runs:
+        task, model = path.parent.parent.parent.name, path.parent.parent.name
+        by_model.setdefault(model, {}).setdefault(task, []).append(_read_json(path))
+    base = by_model.get("baseline", {})
+    rows = []
+    for model, tasks in sorted(by_model.items(), key=lambda kv: (kv[0] != "baseline", kv[0])):
+        row = {"model": model, "params": float(pd.Series([r["params"] for rs in tasks.values() for r in rs]).mean())}
+        ratios = [base[t][0]["params"] / rs[0]["params"] for t, rs in tasks.items() if t in base]
+        row["compression"] = float(pd.Series(ratios).mean()) if ratios else float("nan")
+        seeds_avg = {}
+        for task, rs in sorted(tasks.items()):
+            for name in rs[0]["dev"]:  # mnli: matched and mismatched
+                for metric in rs[0]["dev"][name]["scores"]:
+                    values = pd.Series([r["dev"][name]["scores"][metric] for r in rs])
+                    row[f"{name}_{metric}"] = values.mean()
+                    row[f"{name}_{metric}_sd"] = values.std(ddof=1) if len(values) > 1 else 0.0
+                seeds_avg[name] = {m: row[f"{name}_{m}"] for m in rs[0]["dev"][name]["scores"]}
+            row["seeds"] = len(rs)
+        row["glue_avg"] = glue_average(seeds_avg)
+        row["glue_avg_no_wnli"] = glue_average(seeds_avg, exclude=("wnli",)) if set(seeds_avg) - {"wnli"} else None
+        first = next(iter(tasks.values()))[0]
+        row["recipe"] = ", ".join(f"{k} {first['config'][k]}" for k in ("lr", "epochs", "batch_size", "max_len"))
+        row["device"] = first["device"]
+        rows.append(row)
     return pd.DataFrame(rows)

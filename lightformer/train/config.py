@@ -82,6 +82,15 @@ def wmt_en_de_base() -> dict:
                 save_interval_updates=1000)  # ours, not fairseq's: a killed job loses at most ~1000 updates
 
 
+def cnndm_base() -> dict:
+    """Transformer base on CNN/DailyMail from scratch (our reconstruction: the abstract gives no
+    recipe): shared embeddings, the WMT base optimiser settings, loss as the selection metric."""
+    return dict(arch="transformer_wmt_en_de", model={"dropout": 0.1, "attention_dropout": 0.1,
+                                                     "share_all_embeddings": True},
+                lr=7e-4, warmup_updates=4000, label_smoothing=0.1, max_tokens=4096, update_freq=8, clip_norm=0.1,
+                max_updates=50_000, eval_bleu=False, best_metric="loss", save_interval_updates=1000)
+
+
 def finetune() -> dict:
     """After SVD transfer (our reconstruction): a short warmup to a smaller peak lr, fewer updates."""
     return dict(lr=2e-4, warmup_updates=500, max_updates=10_000, label_smoothing=0.1)
@@ -94,7 +103,7 @@ def synthetic() -> dict:
                 save_interval_updates=200, eval_remove_bpe=None, eval_max_sentences=200)
 
 
-RECIPES = {"iwslt_de_en": iwslt_de_en, "wmt_en_de_base": wmt_en_de_base, "finetune": finetune,
+RECIPES = {"iwslt_de_en": iwslt_de_en, "wmt_en_de_base": wmt_en_de_base, "cnndm_base": cnndm_base, "finetune": finetune,
            "synthetic": synthetic}
 
 

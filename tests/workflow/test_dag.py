@@ -1,6 +1,7 @@
 """The real Snakemake DAG on the embedded data: runs end to end, builds only what a target needs,
 validates the config before any job starts."""
 import csv
+import math
 import os
 import re
 import shutil
@@ -36,6 +37,15 @@ def test_whole_dag_runs_and_writes_tables_figures_logs(tmp_path):
     assert float(light["compression"]) >= 2.0
     wmt = list(csv.DictReader(open(res / "tables/wmt14.csv")))
     assert {r["model"] for r in wmt} == {"baseline", "r1.8_k2_svd"} and "compound-split" in wmt[0]["metric_label"]
+    cnndm = list(csv.DictReader(open(res / "tables/cnndm.csv")))
+    assert {r["model"] for r in cnndm} == {"baseline", "r2.0_k2_svd"} and cnndm[0]["metric"] == "rougeL"
+    assert all(0 < float(r[f"{t}_mean"]) <= 100 for r in cnndm for t in ("rouge1", "rouge2", "rougeL", "rougeLsum"))
+    glue = list(csv.DictReader(open(res / "tables/glue.csv")))
+    assert [r["model"] for r in glue] == ["baseline", "r1.5_k2_svd"]
+    for r in glue:
+        assert {"sst2_accuracy", "stsb_pearson", "stsb_spearman", "glue_avg"} <= r.keys()
+        assert all(math.isfinite(float(r[k])) for k in ("sst2_accuracy", "stsb_pearson", "glue_avg", "params"))
+    assert float(glue[1]["compression"]) >= 1.5
     comparison = list(csv.DictReader(open(res / "tables/paper_comparison.csv")))
     for task in ("iwslt14", "wmt14"):
         assert {c["claim"] for c in comparison if c["task"] == task} >= {"x fewer parameters", "speedup (cpu_latency)"}
@@ -44,7 +54,8 @@ def test_whole_dag_runs_and_writes_tables_figures_logs(tmp_path):
         assert (res / f"figures/{fig}.png").stat().st_size > 10_000 and (res / f"figures/{fig}.pdf").exists()
     assert "\\|" in (res / "tables/iwslt14.md").read_text()  # signatures escaped in Markdown
     for rule in ("fetch_data", "prepare_data", "train_baseline", "compress_model", "finetune_model",
-                 "evaluate_model", "measure_speed", "task_table", "summary_tables"):
+                 "evaluate_model", "measure_speed", "task_table", "summary_tables", "glue_train_baseline",
+                 "glue_compress", "glue_finetune"):
         assert any((res / "logs" / rule).rglob("*.log")), rule
         assert any((res / "benchmarks" / rule).rglob("*.tsv")), rule
     assert (res / "runs/train/iwslt14/baseline/seed1/checkpoints/last").exists()  # resumable side state
@@ -53,7 +64,7 @@ def test_whole_dag_runs_and_writes_tables_figures_logs(tmp_path):
     rep = snakemake(tmp_path, "--report", "report.html")
     assert rep.returncode == 0, rep.stderr[-2000:]
     html = (tmp_path / "report.html").read_text(errors="ignore")
-    assert all(name in html for name in ("paper_comparison.csv", "iwslt14.csv", "learning_curves.png"))
+    assert all(name in html for name in ("paper_comparison.csv", "iwslt14.csv", "glue.csv", "learning_curves.png"))
 
 
 def test_one_table_builds_only_what_it_needs(tmp_path):
@@ -67,7 +78,7 @@ def test_one_table_builds_only_what_it_needs(tmp_path):
 @pytest.mark.parametrize("edit,needle", [
     (lambda c: c["tasks"]["iwslt14"]["grid"].update(init=["svd", "zeros"]), "zeros"),
     (lambda c: c["tasks"]["iwslt14"]["train"].update(recipe="fastest"), "fastest"),
-    (lambda c: c["tasks"].update(cnndm=c["tasks"]["iwslt14"]), "cnndm"),
+    (lambda c: c["tasks"].update(xsum=c["tasks"]["iwslt14"]), "xsum"),
     (lambda c: c.update(colour="red"), "colour"),
 ])
 def test_bad_config_is_refused_before_any_job(tmp_path, edit, needle):
@@ -88,9 +99,13 @@ def test_paper_scale_config_validates_and_plans_the_full_grid(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     out = r.stdout + r.stderr
     jobs = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", out, re.M)}
-    # IWSLT 2 ratios x 3 k x 2 inits + WMT 1 x 2 x 2 = 16 variants, 3 seeds each
-    assert jobs["finetune_model"] == 16 * 3 and jobs["train_baseline"] == 2 * 3
-    assert jobs["measure_speed"] == 2 * 2 * 2  # tasks x devices x protocols
+    # IWSLT 2 ratios x 3 k x 2 inits + WMT 1 x 2 x 2 + CNN/DM 2 x 2 x 2 = 24 variants, 3 seeds each
+    assert jobs["finetune_model"] == 24 * 3 and jobs["train_baseline"] == 3 * 3
+    assert jobs["measure_speed"] == 3 * 2 * 2  # tasks x devices x protocols
+    # GLUE: 9 tasks x (baseline + 2 ratios x 2 k x 2 inits) x 3 seeds, on the fetched BERT
+    assert jobs["glue_train_baseline"] == 9 * 3 and jobs["glue_finetune"] == 9 * 8 * 3
+    assert "lightformer data fetch bert_base_uncased" in out and "--pretrained results/data/bert_base_uncased/raw" in out
+    assert "--metric rouge" in out and "--min-len 55 --max-len-a 0 --max-len-b 140 --no-repeat-ngram-size 3" in out
     assert "--recipe iwslt_de_en data=" in out and "max_updates=500" not in out
 
 

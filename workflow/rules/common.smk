@@ -7,6 +7,7 @@ from snakemake.utils import validate
 
 
 validate(config, "../schemas/config.schema.yaml")
+config.setdefault("tasks", {})  # a GLUE-only config has no sequence-to-sequence tasks
 
 DATA = config.get("data", {})
 DATA_ROOT = DATA.get("root", "results/data")
@@ -16,7 +17,8 @@ SEEDS = config.get("seeds", [1])
 
 
 wildcard_constraints:
-    task="|".join(config["tasks"]),  # so results/tables/speed.csv is never read as a task table
+    task="|".join(config["tasks"]) or "^$",  # so results/tables/speed.csv is never read as a task table
+    gtask="cola|sst2|mrpc|qqp|stsb|mnli|qnli|rte|wnli",
     dataset="[a-z0-9_]+",
     model="[A-Za-z0-9_.]+",
     variant="r[0-9.]+_k[0-9]+_(svd|random)",
@@ -43,6 +45,11 @@ RULE_RESOURCES = {
     "task_table": {"threads": 1, "mem_mb": 2000, "runtime": 10},
     "summary_tables": {"threads": 1, "mem_mb": 2000, "runtime": 10},
     "speed_table": {"threads": 1, "mem_mb": 2000, "runtime": 10},
+    "glue_init": {"threads": 1, "mem_mb": 4000, "runtime": 10},
+    "glue_train_baseline": {"threads": 2, "mem_mb": 16000, "runtime": 240, "gpu": 1},
+    "glue_compress": {"threads": 2, "mem_mb": 8000, "runtime": 30},
+    "glue_finetune": {"threads": 2, "mem_mb": 16000, "runtime": 240, "gpu": 1},
+    "glue_table": {"threads": 1, "mem_mb": 2000, "runtime": 10},
 }
 
 
@@ -64,14 +71,46 @@ def rule_resources(rule, **fixed):
     return {k: v for k, v in _rule_settings(rule).items() if k != "threads"} | fixed
 
 
-def get_variants(task):
-    """Variant name -> compression options, one per combination of the task's grid."""
-    grid = config["tasks"][task]["grid"]
+GLUE = config.get("glue", {})
+
+
+def _grid_variants(grid):
     out = {}
     for ratio, k, init in itertools.product(grid["ratio"], grid["share_layers"], grid["init"]):
         out[f"r{ratio}_k{k}_{init}"] = {"ratio": ratio, "share_layers": k, "init": init,
                                         "share_qkv": grid.get("share_qkv", False)}
     return out
+
+
+def get_glue_models():
+    return ["baseline"] + list(_grid_variants(GLUE["grid"])) if GLUE else []
+
+
+def glue_metrics_path(task, model, seed):
+    return f"results/glue/{task}/{model}/seed{seed}/metrics.json"
+
+
+def glue_init_flags(wildcards):
+    if GLUE.get("model") == "bert_base_uncased":
+        return f"--pretrained {DATA_ROOT}/bert_base_uncased/raw"
+    tiny = GLUE.get("tiny", {})
+    return " ".join(f"--{k.replace('_', '-')} {v}" for k, v in tiny.items())
+
+
+def glue_run_args(stage):
+    return " ".join(shlex.quote(f"{k}={v}") for k, v in GLUE.get(stage, {}).items())
+
+
+def glue_compress_flags(wildcards):
+    v = _grid_variants(GLUE["grid"])[wildcards.variant]
+    roles = ",".join(GLUE["grid"].get("roles", ["body"]))
+    flags = f"--ratio {v['ratio']} --share-layers {v['share_layers']} --init {v['init']} --seed {wildcards.seed}"
+    return flags + f" --roles {roles}" + (" --share-qkv" if v["share_qkv"] else "")
+
+
+def get_variants(task):
+    """Variant name -> compression options, one per combination of the task's grid."""
+    return _grid_variants(config["tasks"][task]["grid"])
 
 
 def get_models(task):
@@ -101,6 +140,17 @@ def compress_flags(wildcards):
     return flags + (" --share-qkv" if v["share_qkv"] else "")
 
 
+def generate_flags(wildcards):
+    """Search and metric flags of `lightformer generate` from the task's `generate:` settings."""
+    g = config["tasks"][wildcards.task].get("generate", {})
+    flags = [f"--beam {g.get('beam', 5)}", f"--lenpen {g.get('lenpen', 1.0)}", f"--metric {g.get('metric', 'tokenized')}",
+             f"--min-len {g.get('min_len', 1)}", f"--max-len-a {g.get('max_len_a', 0)}",
+             f"--max-len-b {g.get('max_len_b', 200)}", f"--no-repeat-ngram-size {g.get('no_repeat_ngram_size', 0)}"]
+    if g.get("detok"):
+        flags.append(f"--detok {g['detok']}")
+    return " ".join(flags)
+
+
 def get_speed_settings():
     return config.get("measure_speed", {})
 
@@ -124,6 +174,7 @@ def get_speed_flags(wildcards):
     flags = [f"--device {wildcards.device}", f"--protocol {wildcards.protocol}", f"--dtype {s.get('dtype', 'fp32')}",
              f"--runs {s.get('runs', 300)}", f"--warmup {s.get('warmup', 5)}", f"--beam {t.get('beam', 5)}",
              f"--lenpen {t.get('lenpen', 1.0)}", f"--src-len {t.get('src_len', 23)}",
+             f"--tgt-len {t.get('tgt_len', t.get('src_len', 23))}",
              f"--batch {s.get('batch', 128)}", f"--sentences {s.get('sentences', 512)}",
              "--names " + " ".join(get_models(wildcards.task))]
     if wildcards.device == "cpu":
@@ -135,7 +186,10 @@ def get_speed_flags(wildcards):
 
 def get_all_targets():
     targets = [f"results/tables/{task}.csv" for task in config["tasks"]]
-    targets += ["results/tables/paper_comparison.csv", "results/figures/metric_vs_params.png"]
+    if GLUE:
+        targets.append("results/tables/glue.csv")
+    if config["tasks"]:
+        targets += ["results/tables/paper_comparison.csv", "results/figures/metric_vs_params.png"]
     if get_speed_csvs():
         targets.append("results/tables/speed.csv")
     return targets

@@ -5,7 +5,7 @@ rule write_embedded_mirror:
     conda:
         "../../envs/lightformer.yaml"
     output:
-        [f"{MIRROR or 'results/mirror'}/{d}/SHA256SUMS" for d in ("iwslt14", "wmt14")],
+        [f"{MIRROR or 'results/mirror'}/{d}/SHA256SUMS" for d in ("iwslt14", "wmt14", "wmt14_hub", "cnndm", "glue")],
     params:
         out=lambda wc, output: str(Path(output[0]).parent.parent),
     log:
@@ -49,8 +49,8 @@ rule prepare_data:
         f"{DATA_ROOT}/{{dataset}}/prepared/meta.json",
     params:
         root=lambda wc, output: str(Path(output[0]).parents[2]),  # <root>/<dataset>/prepared/meta.json
-        merges=lambda wc: next(t.get("bpe_merges", 10000) for t in config["tasks"].values()
-                               if t["dataset"] == wc.dataset),
+        merges=lambda wc: next((t.get("bpe_merges", 10000) for t in config["tasks"].values()
+                                if t["dataset"] == wc.dataset), 10000),  # GLUE: not used
         expected="--no-expected" if EMBEDDED else "",
     log:
         "results/logs/prepare_data/{dataset}.log",

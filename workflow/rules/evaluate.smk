@@ -1,4 +1,4 @@
-# Test-set decoding and scoring (labelled BLEU), and parameter accounting, per model.
+# Test-set decoding and scoring (labelled BLEU or ROUGE), and parameter accounting, per model.
 
 
 rule evaluate_model:
@@ -12,9 +12,7 @@ rule evaluate_model:
         scores="results/evaluate/{task}/{model}/seed{seed}/hyps.txt.json",
     params:
         data=lambda wc: prepared(wc.task),
-        beam=lambda wc: config["tasks"][wc.task].get("generate", {}).get("beam", 5),
-        lenpen=lambda wc: config["tasks"][wc.task].get("generate", {}).get("lenpen", 1.0),
-        bleu=lambda wc: config["tasks"][wc.task].get("generate", {}).get("bleu", "tokenized"),
+        flags=generate_flags,
     log:
         "results/logs/evaluate_model/{task}/{model}/seed{seed}.log",
     benchmark:
@@ -23,8 +21,8 @@ rule evaluate_model:
     resources:
         **rule_resources("evaluate_model"),
     shell:
-        "lightformer generate {input.model} --data {params.data} --beam {params.beam} --lenpen {params.lenpen}"
-        " --remove-bpe --bleu {params.bleu} --out {output.hyps} > {log} 2>&1"
+        "lightformer generate {input.model} --data {params.data} {params.flags} --remove-bpe"
+        " --out {output.hyps} > {log} 2>&1"
 
 
 rule count_params:
