@@ -216,6 +216,24 @@ def cmd_glue_train(args) -> None:
                                       for k, d in result["dev"].items()))
 
 
+def cmd_glue_speed(args) -> None:
+    import pandas as pd
+
+    from lightformer.classify.model import load_classifier
+    from lightformer.classify.speed import encoder_speed
+
+    names = args.names or [Path(p).name for p in args.checkpoints]
+    if len(names) != len(args.checkpoints) or len(set(names)) != len(names):
+        raise LightformerError("--names needs one distinct name per checkpoint")
+    models = {n: load_classifier(p)[0] for n, p in zip(names, args.checkpoints)}
+    rows = encoder_speed(models, protocol=args.protocol, device=args.device, dtype=args.dtype, threads=args.threads,
+                         batch=args.batch, seq_len=args.seq_len, runs=args.runs, warmup=args.warmup)
+    df = pd.DataFrame(rows)
+    write_text_atomic(args.out, df.to_csv(index=False))
+    for r in rows:
+        print(f"{r['model']}: {r['ms']:.2f} ms, {r['sentences_per_s']:.1f} sent/s, {r['speedup']:.2f}x")
+
+
 def cmd_speed(args) -> None:
     import csv
 
@@ -582,6 +600,20 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out", required=True)
     g.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="lr=2e-5 epochs=3 batch_size=32 max_len=128 seed=1")
     g.set_defaults(func=cmd_glue_train)
+
+    g = gsub.add_parser("speed", help="encoder-only latency (batch 1) or throughput; speedups vs the first")
+    g.add_argument("checkpoints", nargs="+", help="classifier directories; the first is the baseline")
+    g.add_argument("--names", nargs="+")
+    g.add_argument("--protocol", choices=["latency", "throughput"], default="latency")
+    g.add_argument("--device", default="cpu")
+    g.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32")
+    g.add_argument("--threads", type=int)
+    g.add_argument("--batch", type=int, default=32, help="throughput: sequences per batch")
+    g.add_argument("--seq-len", type=int, default=128)
+    g.add_argument("--runs", type=int, default=100)
+    g.add_argument("--warmup", type=int, default=5)
+    g.add_argument("--out", required=True, help="CSV")
+    g.set_defaults(func=cmd_glue_speed)
 
     s = sub.add_parser("speed", help="time checkpoints interleaved; speedups relative to the first")
     s.add_argument("checkpoints", nargs="+")

@@ -159,4 +159,16 @@ def glue_rows(results: Path) -> pd.DataFrame:
         row["recipe"] = ", ".join(f"{k} {first['config'][k]}" for k in ("lr", "epochs", "batch_size", "max_len"))
         row["device"] = first["device"]
         rows.append(row)
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    speed_csvs = sorted((Path(results) / "speed" / "glue").glob("*.csv"))
+    for path in speed_csvs:  # encoder-only timing of the first task's models
+        sp = pd.read_csv(path)
+        for _, s in sp.iterrows():
+            key = f"speedup_{s['device']}_{s['protocol']}"
+            df.loc[df["model"] == s["model"], key] = s["speedup"]
+            df.loc[df["model"] == s["model"], f"{key}_conditions"] = (
+                f"{s['device_name']}, {s['dtype']}, batch {s['batch']}, seq {s['seq_len']}, {s['runs']} runs")
+    first = ["model", "params", "compression", "glue_avg", "glue_avg_no_wnli"]
+    last = ["seeds", "recipe", "device"]
+    speed = [c for c in df.columns if c.startswith("speedup_")]
+    return df[first + [c for c in df.columns if c not in first + last + speed] + speed + last]

@@ -49,6 +49,7 @@ RULE_RESOURCES = {
     "glue_train_baseline": {"threads": 2, "mem_mb": 16000, "runtime": 240, "gpu": 1},
     "glue_compress": {"threads": 2, "mem_mb": 8000, "runtime": 30},
     "glue_finetune": {"threads": 2, "mem_mb": 16000, "runtime": 240, "gpu": 1},
+    "glue_speed": {"threads": 0, "mem_mb": 8000, "runtime": 60},
     "glue_table": {"threads": 1, "mem_mb": 2000, "runtime": 10},
 }
 
@@ -90,6 +91,12 @@ def glue_metrics_path(task, model, seed):
     return f"results/glue/{task}/{model}/seed{seed}/metrics.json"
 
 
+def glue_checkpoint_dir(task, model, seed):
+    """The baseline's checkpoint is its seed directory; a variant's sits in <seed>/model."""
+    seed_dir = f"results/glue/{task}/{model}/seed{seed}"
+    return seed_dir if model == "baseline" else f"{seed_dir}/model"
+
+
 def glue_init_flags(wildcards):
     if GLUE.get("model") == "bert_base_uncased":
         return f"--pretrained {DATA_ROOT}/bert_base_uncased/raw"
@@ -106,6 +113,25 @@ def glue_compress_flags(wildcards):
     roles = ",".join(GLUE["grid"].get("roles", ["body"]))
     flags = f"--ratio {v['ratio']} --share-layers {v['share_layers']} --init {v['init']} --seed {wildcards.seed}"
     return flags + f" --roles {roles}" + (" --share-qkv" if v["share_qkv"] else "")
+
+
+def get_glue_speed_csvs():
+    s = get_speed_settings()
+    if not (GLUE and s):
+        return []
+    return [f"results/speed/glue/{d}_{p}.csv" for d in s.get("devices", ["cpu"]) for p in s.get("protocols", ["latency"])]
+
+
+def glue_speed_flags(wildcards):
+    """Encoder-only timing of the first GLUE task's models (the encoders are the same for every
+    task; only the heads differ), under the config's measure_speed settings."""
+    s = get_speed_settings()
+    flags = [f"--device {wildcards.device}", f"--protocol {wildcards.protocol}", f"--dtype {s.get('dtype', 'fp32')}",
+             f"--runs {s.get('runs', 300)}", f"--warmup {s.get('warmup', 5)}", f"--batch {s.get('batch', 128)}",
+             f"--seq-len {s.get('glue_seq_len', 128)}", "--names " + " ".join(get_glue_models())]
+    if wildcards.device == "cpu":
+        flags.append(f"--threads {s.get('threads', 2)}")
+    return " ".join(flags)
 
 
 def get_variants(task):

@@ -100,11 +100,33 @@ rule glue_finetune:
         " {params.args} seed={wildcards.seed} threads={threads} > {log} 2>&1 && cp {params.out}/metrics.json {output}"
 
 
+rule glue_speed:
+    conda:
+        "../../envs/lightformer.yaml"
+    input:
+        lambda wc: [glue_metrics_path(GLUE["tasks"][0], m, SEEDS[0]) for m in get_glue_models()],
+    output:
+        "results/speed/glue/{device}_{protocol}.csv",
+    params:
+        models=lambda wc: " ".join(glue_checkpoint_dir(GLUE["tasks"][0], m, SEEDS[0]) for m in get_glue_models()),
+        flags=glue_speed_flags,
+    log:
+        "results/logs/glue_speed/{device}_{protocol}.log",
+    benchmark:
+        "results/benchmarks/glue_speed/{device}_{protocol}.tsv"
+    threads: rule_threads("glue_speed")
+    resources:
+        **rule_resources("glue_speed", gpu=lambda wc: 1 if wc.device == "cuda" else 0),
+    shell:
+        "lightformer glue speed {params.models} {params.flags} --out {output} > {log} 2>&1"
+
+
 rule glue_table:
     conda:
         "../../envs/lightformer.yaml"
     input:
-        lambda wc: [glue_metrics_path(t, m, s) for t in GLUE["tasks"] for m in get_glue_models() for s in SEEDS],
+        metrics=lambda wc: [glue_metrics_path(t, m, s) for t in GLUE["tasks"] for m in get_glue_models() for s in SEEDS],
+        speed=lambda wc: get_glue_speed_csvs(),
     output:
         table=report("results/tables/glue.csv", category="Tables"),
         markdown="results/tables/glue.md",
