@@ -173,21 +173,25 @@ def _compress_classifier(args, spec: dict) -> None:
 def cmd_glue_init(args) -> None:
     from lightformer.classify.model import build_vocab, load_tokenizer, pretrained_bert, save_classifier, tiny_bert
     from lightformer.classify.train import read_rows
-    from lightformer.data.fixtures import GLUE_COLUMNS
-    from lightformer.data.glue import NUM_LABELS, check_task
+    from lightformer.data.glue import GLUE_COLUMNS, NUM_LABELS, check_task
+
+    import tempfile
 
     task = check_task(args.task)
-    if args.pretrained:
-        model = pretrained_bert(Path(args.pretrained), NUM_LABELS[task])
-        vocab_dir = Path(args.pretrained)
-        load_tokenizer(vocab_dir)  # fail now, not after training
-    else:  # a tiny BERT from scratch, its vocabulary from the task's training text (smoke runs)
-        rows = read_rows(Path(args.data), task, "train")
-        vocab_dir = Path(args.out).parent / f".{Path(args.out).name}.vocab"
-        build_vocab([r[c] for r in rows for c in GLUE_COLUMNS[task][0]], vocab_dir)
-        model = tiny_bert(vocab_dir, NUM_LABELS[task], hidden=args.hidden, layers=args.layers, heads=args.heads,
-                          ffn=args.ffn, max_len=args.max_len, seed=args.seed)
-    save_classifier(model, args.out, vocab_dir, {"task": task, "source": args.pretrained or "tiny (random init)"})
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.pretrained:
+            model = pretrained_bert(Path(args.pretrained), NUM_LABELS[task])
+            vocab_dir = Path(args.pretrained)
+            load_tokenizer(vocab_dir)  # fail now, not after training
+        else:  # a tiny BERT from scratch, its vocabulary from the task's training text (smoke runs)
+            if not args.data:
+                raise LightformerError("a tiny BERT needs --data (its vocabulary comes from the task); or --pretrained")
+            rows = read_rows(Path(args.data), task, "train")
+            vocab_dir = Path(tmp)
+            build_vocab([r[c] for r in rows for c in GLUE_COLUMNS[task][0]], vocab_dir)
+            model = tiny_bert(vocab_dir, NUM_LABELS[task], hidden=args.hidden, layers=args.layers, heads=args.heads,
+                              ffn=args.ffn, max_len=args.max_len, seed=args.seed)
+        save_classifier(model, args.out, vocab_dir, {"task": task, "source": args.pretrained or "tiny (random init)"})
     print(f"{args.out}: {'pretrained ' + args.pretrained if args.pretrained else 'tiny BERT'} for {task}, "
           f"{sum(p.numel() for p in model.parameters()):,} parameters")
 

@@ -13,8 +13,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from lightformer.data.fixtures import GLUE_COLUMNS
-from lightformer.data.glue import DEV_SPLITS, NUM_LABELS, check_task
+from lightformer.data.glue import DEV_SPLITS, GLUE_COLUMNS, NUM_LABELS, check_task
 from lightformer.errors import LightformerError
 from lightformer.metrics.glue import glue_metrics
 

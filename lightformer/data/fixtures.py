@@ -173,15 +173,6 @@ def cnndm_parquet(train: int = 900, valid: int = 100, test: int = 100, seed: int
     return out
 
 
-# (columns in the Hub's order, label type) per GLUE task; labels as the Hub's ClassLabels
-GLUE_COLUMNS = {
-    "cola": (["sentence"], "int64"), "sst2": (["sentence"], "int64"), "mrpc": (["sentence1", "sentence2"], "int64"),
-    "qqp": (["question1", "question2"], "int64"), "stsb": (["sentence1", "sentence2"], "float32"),
-    "mnli": (["premise", "hypothesis"], "int64"), "qnli": (["question", "sentence"], "int64"),
-    "rte": (["sentence1", "sentence2"], "int64"), "wnli": (["sentence1", "sentence2"], "int64"),
-}
-
-
 def _glue_example(task: str, rng: random.Random) -> tuple[list[str], float]:
     """Texts and label under a rule a tiny model can learn (accuracy clearly above chance)."""
     a, b = _english(rng), _english(rng)
@@ -216,6 +207,8 @@ def _glue_example(task: str, rng: random.Random) -> tuple[list[str], float]:
 def glue_parquet(train: int = 400, valid: int = 100, test: int = 50, seed: int = 5) -> dict[str, bytes]:
     """nyu-mll/glue's files per task (<task>/<split>-00000-of-00001.parquet; columns as the Hub's,
     plus idx); test labels are -1 as on the Hub; MNLI has matched and mismatched dev/test."""
+    from lightformer.data.glue import GLUE_COLUMNS
+
     out = {}
     for t, task in enumerate(GLUE_COLUMNS):
         rng = random.Random(seed * 100 + t)

@@ -7,9 +7,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lightformer.data.fixtures import GLUE_COLUMNS
 from lightformer.errors import LightformerError
 
+# (text columns in the Hub's order, label type) per task; labels as the Hub's ClassLabels
+GLUE_COLUMNS = {
+    "cola": (["sentence"], "int64"), "sst2": (["sentence"], "int64"), "mrpc": (["sentence1", "sentence2"], "int64"),
+    "qqp": (["question1", "question2"], "int64"), "stsb": (["sentence1", "sentence2"], "float32"),
+    "mnli": (["premise", "hypothesis"], "int64"), "qnli": (["question", "sentence"], "int64"),
+    "rte": (["sentence1", "sentence2"], "int64"), "wnli": (["sentence1", "sentence2"], "int64"),
+}
 TASKS = tuple(GLUE_COLUMNS)
 NUM_LABELS = {"cola": 2, "sst2": 2, "mrpc": 2, "qqp": 2, "stsb": 1, "mnli": 3, "qnli": 2, "rte": 2, "wnli": 2}
 DEV_SPLITS = {t: ("validation",) for t in TASKS} | {"mnli": ("validation_matched", "validation_mismatched")}

@@ -131,7 +131,6 @@ def test_refilled_static_cache_decodes_a_new_source_like_a_fresh_one():
     a, b = sources(), sources()
     b[:, :-1] = torch.flip(b[:, :-1], dims=[1])  # another source of the same shape
     b[0, :2] = PAD
-    cfg = SearchConfig(beam=3, max_len_b=8)
     enc_a = m.encoder(a)
     enc_a.out = enc_a.out.repeat_interleave(3, 0)
     enc_a.padding_mask = enc_a.padding_mask.repeat_interleave(3, 0)

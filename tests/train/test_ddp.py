@@ -3,7 +3,6 @@ accumulates the same batches (update_freq=2): bit-identical without dropout."""
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import torch
 from safetensors.torch import load_file

@@ -1,7 +1,6 @@
 """Training as users run it: the synthetic task learned, preemption + resume bit-identical,
 fine-tuning a LightFormer, checkpoint averaging, and the bad inputs."""
 import json
-import os
 import signal
 import subprocess
 import sys
