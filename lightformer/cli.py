@@ -351,16 +351,13 @@ def cmd_average(args) -> None:
 
 
 def cmd_generate(args) -> None:
-    import torch
-
     import lightformer as lf
     from lightformer.checkpoint import file_sha256
     from lightformer.data.indexed import ParallelData
     from lightformer.decode.generate import generate
+    from lightformer.gpu import pick_device
 
-    device = torch.device(args.device if args.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu"))
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise LightformerError(f"device {args.device!r} asked for, but torch sees no CUDA device")
+    device = pick_device(args.device)
     search = search_config(args)
     model = lf.load_checkpoint(args.checkpoint)
     res = generate(model, ParallelData(args.data), args.split, search, device, max_tokens=args.max_tokens,

@@ -57,3 +57,15 @@ def claim_gpu(lock_dir: str | None = None, count: int | None = None, wait_s: flo
             raise LightformerError(f"all {n} GPUs in {lock_dir} stayed taken for {wait_s:.0f} s; run with "
                                    f"--resources gpu={n} so Snakemake never starts more GPU jobs than GPUs")
         time.sleep(0.2)
+
+
+def pick_device(name: str):
+    """A torch.device from 'auto' (CUDA when torch sees one), 'cpu', 'cuda' or 'cuda:N'; asking for
+    CUDA where torch sees none is an error, not a silent fall-back to CPU."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise LightformerError(f"device {name!r} asked for, but torch sees no CUDA device")
+    return torch.device(name)

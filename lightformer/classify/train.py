@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from lightformer.data.glue import DEV_SPLITS, GLUE_COLUMNS, NUM_LABELS, check_task
 from lightformer.errors import LightformerError
+from lightformer.gpu import pick_device
 from lightformer.metrics.glue import glue_metrics
 
 
@@ -83,14 +84,6 @@ def predict(model, enc: dict, regression: bool, device, batch_size: int = 128, a
     return torch.cat(out).cpu().numpy()
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise LightformerError(f"device {name!r} asked for, but torch sees no CUDA device")
-    return torch.device(name)
-
-
 def evaluate(model, tokenizer, task: str, data: Path, cfg: GlueConfig, device, autocast) -> dict:
     """Dev metrics per dev split (MNLI: matched and mismatched)."""
     regression = NUM_LABELS[task] == 1
@@ -113,7 +106,7 @@ def fine_tune(model, tokenizer, task: str, data: Path, cfg: GlueConfig, progress
         raise LightformerError(f"the model has {model.config.num_labels} outputs but {task} needs {NUM_LABELS[task]}")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    device = _device(cfg.device)
+    device = pick_device(cfg.device)
     use_bf16 = cfg.bf16 and device.type == "cuda"
 
     def autocast():

@@ -11,8 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lightformer.data.dictionary import Dictionary
-from lightformer.data.indexed import write_parallel
+from lightformer.data.indexed import write_joined
 from lightformer.data.iwslt14 import learn_and_apply_bpe
 from lightformer.data.wmt14 import tokenize
 from lightformer.errors import LightformerError
@@ -75,13 +74,7 @@ def prepare_cnndm(raw: Path, out: Path, bpe_merges: int = 20_000, src_max_tokens
             f.writelines(json.dumps(h) + "\n" for h in highlights)
     splits, codes = learn_and_apply_bpe(*text["train"], {k: v for k, v in text.items() if k != "train"},
                                         bpe_merges, out, glossaries=(SEP,))
-    counts = {name: len(s) for name, (s, _) in splits.items()}
     meta = {"dataset": "cnndm", "recipe": "See et al. 2017 truncation, Moses tokens, joint BPE", "bpe_merges": bpe_merges,
             "bpe_codes": codes.name, "src_max_tokens": src_max_tokens, "tgt_max_tokens": tgt_max_tokens,
-            "sentence_separator": SEP, "joined_dictionary": True}
-    if expected:
-        meta["expected"] = expected
-        meta["drift"] = {k: counts[k] - v for k, v in expected.items() if k in counts}
-    joined = Dictionary.build(splits["train"][0] + splits["train"][1])
-    write_parallel(out, SRC, TGT, joined, joined, splits, meta=meta)
-    return counts | {"drift": meta.get("drift", {})}
+            "sentence_separator": SEP}
+    return write_joined(out, SRC, TGT, splits, meta, expected)

@@ -85,3 +85,17 @@ def write_parallel(root: str | Path, src: str, tgt: str, src_dict: Dictionary, t
     (root / "meta.json").write_text(json.dumps({"src": src, "tgt": tgt, "sentences": counts} | (meta or {}),
                                                indent=2) + "\n")
     return root
+
+
+def write_joined(root: str | Path, src: str, tgt: str, splits: dict[str, tuple[list[str], list[str]]], meta: dict,
+                 expected: dict | None = None) -> dict:
+    """Split sizes (+ drift against ``expected``) after writing ``splits`` with one dictionary
+    built from both sides of train (fairseq --joined-dictionary, as shared embeddings need)."""
+    counts = {name: len(s) for name, (s, _) in splits.items()}
+    meta = meta | {"joined_dictionary": True}
+    if expected:
+        meta["expected"] = expected
+        meta["drift"] = {k: counts[k] - v for k, v in expected.items() if k in counts}
+    joined = Dictionary.build(splits["train"][0] + splits["train"][1])
+    write_parallel(root, src, tgt, joined, joined, splits, meta=meta)
+    return counts | {"drift": meta.get("drift", {})}

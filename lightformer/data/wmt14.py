@@ -16,8 +16,7 @@ from pathlib import Path
 from sacremoses import MosesPunctNormalizer, MosesTokenizer
 
 from lightformer.data.archives import read_tar_text, seg_lines
-from lightformer.data.dictionary import Dictionary
-from lightformer.data.indexed import write_parallel
+from lightformer.data.indexed import write_joined
 from lightformer.data.iwslt14 import clean, learn_and_apply_bpe
 from lightformer.errors import LightformerError
 
@@ -130,12 +129,6 @@ def prepare_wmt14(raw: Path, out: Path, bpe_merges: int = 40_000, valid_from: st
             raise LightformerError(f"split {name!r} is empty after preparation")
         (out / f"{name}.{SRC}").write_text("\n".join(s) + "\n")
         (out / f"{name}.{TGT}").write_text("\n".join(t) + "\n")
-    counts = {name: len(s) for name, (s, _) in splits.items()}
-    meta = {"dataset": "wmt14", "source": source, "recipe": "fairseq prepare-wmt14en2de.sh --icml17", "bpe_merges": bpe_merges,
-            "bpe_codes": codes.name, "valid_from": valid_from, "joined_dictionary": True}
-    if expected:
-        meta["expected"] = expected
-        meta["drift"] = {k: counts[k] - v for k, v in expected.items() if k in counts}
-    joined = Dictionary.build(splits["train"][0] + splits["train"][1])
-    write_parallel(out, SRC, TGT, joined, joined, splits, meta=meta)
-    return counts | {"drift": meta.get("drift", {})}
+    meta = {"dataset": "wmt14", "source": source, "recipe": "fairseq prepare-wmt14en2de.sh --icml17",
+            "bpe_merges": bpe_merges, "bpe_codes": codes.name, "valid_from": valid_from}
+    return write_joined(out, SRC, TGT, splits, meta, expected)

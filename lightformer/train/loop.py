@@ -30,6 +30,7 @@ from lightformer.data.batching import collate, epoch_order, length_buckets
 from lightformer.data.indexed import ParallelData
 from lightformer.decode.beam import SearchConfig, beam_search
 from lightformer.errors import LightformerError
+from lightformer.gpu import pick_device
 from lightformer.metrics.bleu import tokenized_bleu
 from lightformer.models.transformer import set_dropout
 from lightformer.train.checkpoints import load_state, mark_best, pointed, prune, save_train_checkpoint
@@ -78,14 +79,6 @@ class _StopFlag:
     def __exit__(self, *exc):
         for s, h in self._old.items():
             signal.signal(s, h)
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise LightformerError(f"device {name!r} asked for, but torch sees no CUDA device")
-    return torch.device(name)
 
 
 def _distributed() -> tuple[int, int]:
@@ -185,7 +178,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     if not cfg.data or not cfg.save_dir:
         raise LightformerError("data and save_dir must be set (e.g. data=DIR save_dir=DIR)")
     rank, world = _distributed()
-    device = _device(cfg.device)
+    device = pick_device(cfg.device)
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
         torch.cuda.set_device(device)
