@@ -7,14 +7,11 @@ Roles: ``enc_self_{q,k,v,o}`` = ``attention.self.{query,key,value}`` / ``attenti
 """
 from __future__ import annotations
 
-import copy
-
 import torch
 
-from lightformer.compress.factorize import factorize
 from lightformer.compress.plan import Group, assign_ranks, layer_groups, plan_to_json, planned_from
 from lightformer.compress.spec import CompressionSpec
-from lightformer.compress.transfer import is_compressed, random_factors, svd_factors
+from lightformer.compress.transfer import is_compressed, transfer
 from lightformer.errors import LightformerError
 
 BERT_PATHS = {"enc_self_q": "attention.self.query", "enc_self_k": "attention.self.key",
@@ -55,16 +52,7 @@ def compress_bert(model, spec: CompressionSpec | dict | None = None, **options):
     if is_compressed(model):
         raise LightformerError("this model is already compressed; compress its dense parent instead")
     groups = bert_plan(model, spec)
-    report = None
-    if spec.init == "svd":
-        new = copy.deepcopy(model)
-        factors, report = svd_factors(model, groups, spec.sigma_split)
-    else:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(spec.seed)
-            new = AutoModelForSequenceClassification.from_config(model.config)
-        factors = random_factors(new, groups, torch.Generator().manual_seed(spec.seed))
-    factorize(new, groups, factors)
+    new, report = transfer(model, groups, spec, fresh=lambda: AutoModelForSequenceClassification.from_config(model.config))
     dense = dense_params(model)
     new.compression = {"spec": spec.to_dict(), "groups": plan_to_json(groups), "dense_params": dense,
                        "params": planned_from(dense, groups), "report": report}

@@ -105,6 +105,23 @@ def is_compressed(model: torch.nn.Module) -> bool:
     return any(isinstance(m, (LowRankLinear, FactorizedEmbedding)) for m in model.modules())
 
 
+def transfer(model: torch.nn.Module, groups: list[Group], spec: CompressionSpec, fresh):
+    """(compressed copy of ``model``, per-matrix report or None) for a plan: SVD transfer from the
+    trained weights, or the same shapes on ``fresh()`` (a new model, seeded by ``spec.seed``)."""
+    report = None
+    if spec.init == "svd":
+        new = copy.deepcopy(model)
+        factors, report = svd_factors(model, groups, spec.sigma_split)
+    else:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(spec.seed)
+            new = fresh()
+        new = new.to(next(model.parameters()).device)
+        factors = random_factors(new, groups, torch.Generator().manual_seed(spec.seed))
+    factorize(new, groups, factors)
+    return new, report
+
+
 def compress(model: Transformer, spec: CompressionSpec | dict | None = None, **options) -> Transformer:
     """A new LightFormer from ``model`` (left untouched).
 
@@ -117,17 +134,7 @@ def compress(model: Transformer, spec: CompressionSpec | dict | None = None, **o
     if is_compressed(model):
         raise LightformerError("this model is already compressed; compress its dense parent instead")
     groups = make_plan(model.cfg, spec)
-    report = None
-    if spec.init == "svd":
-        new = copy.deepcopy(model)
-        factors, report = svd_factors(model, groups, spec.sigma_split)
-    else:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(spec.seed)
-            new = Transformer(model.cfg)
-        new = new.to(next(model.parameters()).device)
-        factors = random_factors(new, groups, torch.Generator().manual_seed(spec.seed))
-    factorize(new, groups, factors)
+    new, report = transfer(model, groups, spec, fresh=lambda: Transformer(model.cfg))
     new.compression = {
         "spec": spec.to_dict(),
         "groups": plan_to_json(groups),

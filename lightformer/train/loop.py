@@ -232,6 +232,12 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     def wall() -> float:
         return wall_before + time.perf_counter() - t0
 
+    def preempted() -> Preempted:
+        """After the signal-triggered save: close the bar, log the event, return the exception."""
+        bar.close()
+        _event(run, f"preempted by signal {stop.signum}: saved update {num_updates}", rank)
+        return Preempted(f"signal {stop.signum}: saved {run / 'checkpoints'} at update {num_updates}")
+
     def checkpoint(name: str, metrics: dict | None = None) -> None:
         nonlocal best
         is_best = False
@@ -327,9 +333,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
                     checkpoint(f"update_{num_updates:07d}", metrics)
                     saved_at = num_updates
                 if stop.signum:
-                    bar.close()
-                    _event(run, f"preempted by signal {stop.signum}: saved update {num_updates}", rank)
-                    raise Preempted(f"signal {stop.signum}: saved {run / 'checkpoints'} at update {num_updates}")
+                    raise preempted()
             # epoch end or the last update: validate (under the epoch that just ran) and save,
             # unless this very update was validated or saved already
             metrics = last_eval[1] if last_eval[0] == num_updates else evaluate()
@@ -340,9 +344,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
                 checkpoint(f"update_{num_updates:07d}", metrics)
                 saved_at = num_updates
             if stop.signum:
-                bar.close()
-                _event(run, f"preempted by signal {stop.signum}: saved update {num_updates}", rank)
-                raise Preempted(f"signal {stop.signum}: saved {run / 'checkpoints'} at update {num_updates}")
+                raise preempted()
     bar.close()
     summary = {"num_updates": num_updates, "epoch": epoch, "tokens_seen": tokens_seen, "wall_s": wall(),
                "best": best, "best_metric": cfg.best_metric, "last": str(pointed(run, "last")),
