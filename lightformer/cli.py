@@ -311,8 +311,9 @@ def cmd_train(args) -> int:
     cfg = load_train_config(args.recipe, args.config, args.overrides)
     if args.nproc_per_node > 1 and "LOCAL_RANK" not in os.environ:
         return _relaunch_under_torchrun(args.nproc_per_node, cfg.update_freq)
+    restart = "always" if args.restart else "if-changed" if args.restart_if_changed else "no"
     try:
-        summary = train(cfg)
+        summary = train(cfg, restart=restart)
     except Preempted as e:
         print(f"lightformer train: preempted: {e}; rerun the same command to resume", file=sys.stderr)
         return EXIT_PREEMPTED
@@ -646,6 +647,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--config", help="YAML file of TrainConfig keys (after the recipe)")
     s.add_argument("--nproc-per-node", type=int, default=1, metavar="N",
                    help="data-parallel ranks on this node via torchrun (one per GPU); update_freq is divided by N")
+    how = s.add_mutually_exclusive_group()
+    how.add_argument("--restart", action="store_true",
+                     help="start over: move an existing save_dir aside (never deleted); not for resubmitted jobs")
+    how.add_argument("--restart-if-changed", action="store_true",
+                     help="resume when config, data and init_from are unchanged, else move the run aside and start "
+                          "over (what the workflow uses); without either flag a changed run is an error")
     s.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="last word, e.g. data=DIR save_dir=DIR lr=1e-3")
     s.set_defaults(func=cmd_train)
 
@@ -743,7 +750,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.verb in ("train", "generate", "translate", "speed"):
+        if args.verb in ("train", "generate", "translate", "speed") or (args.verb, getattr(args, "what", None)) in (
+                ("glue", "train"), ("glue", "speed")):
             from lightformer.gpu import claim_gpu
 
             claim_gpu()  # before anything initialises CUDA

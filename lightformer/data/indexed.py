@@ -7,6 +7,7 @@ task): ``meta.json`` (source/target language), ``dict.{lang}.txt``, and per spli
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -56,8 +57,15 @@ class ParallelData:
         meta_path = self.root / "meta.json"
         if not meta_path.is_file():
             raise LightformerError(f"{str(self.root)!r} is not a prepared data directory (no meta.json)")
-        self.meta = json.loads(meta_path.read_text())
-        self.src, self.tgt = self.meta["src"], self.meta["tgt"]
+        try:
+            self.meta = json.loads(meta_path.read_text())
+            self.src, self.tgt = str(self.meta["src"]), str(self.meta["tgt"])
+        except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError) as e:
+            raise LightformerError(f"{meta_path} is malformed ({type(e).__name__}: {e}); expected JSON with 'src' "
+                                   f"and 'tgt'; prepare the data again") from None
+        for lang in (self.src, self.tgt):
+            if not (self.root / f"dict.{lang}.txt").is_file():
+                raise LightformerError(f"{str(self.root)!r} has no dictionary dict.{lang}.txt; prepare the data again")
         self.src_dict = Dictionary.load(self.root / f"dict.{self.src}.txt")
         self.tgt_dict = Dictionary.load(self.root / f"dict.{self.tgt}.txt")
 
@@ -68,6 +76,19 @@ class ParallelData:
         if len(src) == 0:
             raise LightformerError(f"split {name!r} in {str(self.root)!r} is empty")
         return src, tgt
+
+
+def fingerprint(root: str | Path) -> dict[str, str]:
+    """What a training run is bound to: sha256 of ``meta.json``, the dictionaries and every split
+    index, and the byte size of every token array (hashing those would cost seconds per GB at each
+    start; their index already fixes every sentence's length)."""
+    root, out = Path(root), {}
+    for path in sorted(root.iterdir()):
+        if path.name == "meta.json" or path.name.startswith("dict.") or path.suffix == ".idx":
+            out[path.name] = "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+        elif path.suffix == ".bin":
+            out[path.name] = f"bytes:{path.stat().st_size}"
+    return out
 
 
 def write_parallel(root: str | Path, src: str, tgt: str, src_dict: Dictionary, tgt_dict: Dictionary,

@@ -5,11 +5,18 @@ position, RNG states; loaded with ``weights_only=True``).
 A save writes a hidden temporary directory and renames it into place, so a crash never leaves a
 half checkpoint under a real name. ``last`` and ``best`` are small pointer files, replaced
 atomically; the newest ``keep_last`` update checkpoints are kept besides them.
+
+Resumption never trusts a pointer alone: it takes the newest checkpoint whose model and state
+both load and agree on the update number, and sets newer unreadable ones aside as
+``<name>.corrupt`` (never deleted). If none can be read, nothing is touched and the run stops.
 """
 from __future__ import annotations
 
+import datetime as _dt
 import os
+import re
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -47,10 +54,22 @@ def pointed(run_dir: Path, which: str) -> Path | None:
     return path if (path / "model.safetensors").is_file() else None
 
 
-def prune(run_dir: Path, keep_last: int) -> None:
+UPDATE_DIR = re.compile(r"^update_(\d+)$")
+STATE_KEYS = ("config", "optimizer", "num_updates", "epoch", "position", "tokens_seen", "wall_s", "best", "rng")
+
+
+def update_dirs(run_dir: Path) -> list[Path]:
+    """The run's update checkpoints, oldest first (set-aside ``*.corrupt`` ones excluded)."""
     root = Path(run_dir) / "checkpoints"
+    if not root.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in root.iterdir() if p.is_dir() and (m := UPDATE_DIR.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def prune(run_dir: Path, keep_last: int) -> None:
     protected = {p.name for p in (pointed(run_dir, "last"), pointed(run_dir, "best")) if p}
-    updates = sorted(p for p in root.glob("update_*") if p.is_dir())
+    updates = update_dirs(run_dir)
     for p in updates[:-keep_last] if keep_last > 0 else updates:
         if p.name not in protected:
             shutil.rmtree(p)
@@ -58,6 +77,85 @@ def prune(run_dir: Path, keep_last: int) -> None:
 
 def load_state(ckpt_dir: Path) -> dict:
     return torch.load(Path(ckpt_dir) / "state.pt", weights_only=True)
+
+
+def open_checkpoint(ckpt_dir: Path):
+    """(model, state, None) when both files load and agree on the update; (None, None, why) if not."""
+    update = int(UPDATE_DIR.match(ckpt_dir.name).group(1))
+    try:
+        state = load_state(ckpt_dir)
+    except Exception as e:  # torch raises RuntimeError, EOFError, UnpicklingError, OSError ... on a bad file
+        return None, None, f"state.pt unreadable ({type(e).__name__})"
+    if not isinstance(state, dict) or any(k not in state for k in STATE_KEYS):
+        return None, None, "state.pt lacks training state"
+    try:
+        model = load_checkpoint(ckpt_dir / "model.safetensors")
+    except Exception as e:
+        return None, None, f"model.safetensors unreadable ({str(e).splitlines()[0][:160] or type(e).__name__})"
+    numbers = {update, state["num_updates"], (getattr(model, "provenance", None) or {}).get("update")}
+    if len(numbers) != 1:
+        return None, None, f"model, state and directory name disagree on the update ({sorted(map(str, numbers))})"
+    return model, state, None
+
+
+@dataclass
+class Resume:
+    """Where a run goes on from: the checkpoint, its model and state, and the newer ones skipped."""
+    ckpt: Path
+    model: torch.nn.Module
+    state: dict
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def find_resume(run_dir: Path) -> Resume | None:
+    """The newest intact checkpoint, or None for a run that never saved. Reads only."""
+    skipped = []
+    for ckpt in reversed(update_dirs(run_dir)):
+        model, state, why = open_checkpoint(ckpt)
+        if why is None:
+            return Resume(ckpt, model, state, skipped)
+        skipped.append((ckpt, why))
+    if skipped:
+        listed = "; ".join(f"{p.name}: {why}" for p, why in skipped)
+        raise LightformerError(
+            f"no checkpoint in {Path(run_dir) / 'checkpoints'} can be read ({listed}); nothing was changed. "
+            f"To start over, rerun with --restart (the old run is moved aside, not deleted) or use a new save_dir")
+    return None
+
+
+def set_aside(run_dir: Path, resume: Resume) -> list[str]:
+    """Rename the skipped checkpoints ``*.corrupt``, point ``last`` at the resumed one and drop a
+    ``best`` pointer that named a skipped one. Returns what was done, for the run's event log."""
+    root, done = Path(run_dir) / "checkpoints", []
+    skipped = {p.name for p, _ in resume.skipped}
+    best = root / "best"
+    if best.is_file() and best.read_text().strip() in skipped:
+        best.unlink()
+        resume.state["best"] = None
+        done.append("dropped the best pointer (it named an unreadable checkpoint)")
+    for path, why in resume.skipped:
+        target = path.with_name(f"{path.name}.corrupt")
+        n = 1
+        while target.exists():
+            target, n = path.with_name(f"{path.name}.corrupt{n}"), n + 1
+        os.replace(path, target)
+        done.append(f"skipped newer {path.name} ({why}); moved to {target.name}")
+    write_text_atomic(root / "last", resume.ckpt.name + "\n")
+    return done
+
+
+def discard_run(run_dir: Path) -> Path | None:
+    """Move a run directory aside (``<run>.discarded-<UTC time>``) so a new run starts there."""
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        return None
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
+    target = run_dir.with_name(f"{run_dir.name}.discarded-{stamp}")
+    n = 1
+    while target.exists():
+        target, n = run_dir.with_name(f"{run_dir.name}.discarded-{stamp}-{n}"), n + 1
+    os.replace(run_dir, target)
+    return target
 
 
 def average_checkpoints(paths: list[str | Path]):

@@ -33,7 +33,10 @@ from lightformer.errors import LightformerError
 from lightformer.gpu import pick_device
 from lightformer.metrics.bleu import tokenized_bleu
 from lightformer.models.transformer import set_dropout
-from lightformer.train.checkpoints import load_state, mark_best, pointed, prune, save_train_checkpoint
+from lightformer.checkpoint import file_sha256
+from lightformer.data.indexed import fingerprint
+from lightformer.train.checkpoints import (Resume, discard_run, find_resume, mark_best, pointed, prune,
+                                           save_train_checkpoint, set_aside)
 from lightformer.train.config import TrainConfig
 from lightformer.train.losses import label_smoothed_nll_loss
 from lightformer.train.schedule import inverse_sqrt_lr
@@ -42,7 +45,8 @@ EXIT_PREEMPTED = 75  # EX_TEMPFAIL: "try again" — rerunning the same command r
 CURVE_FIELDS = ["update", "epoch", "wall_s", "tokens_seen", "lr", "train_loss", "train_nll",
                 "valid_loss", "valid_nll", "valid_ppl", "valid_bleu"]
 # keys that may differ between a run and its resumption (schedule length, logging, hardware)
-RESUMABLE_CHANGES = {"max_updates", "max_epochs", "validate_interval_updates", "save_interval_updates",
+# (data and save_dir are paths: a run bound to its data's contents may move, and so may the data)
+RESUMABLE_CHANGES = {"data", "save_dir", "max_updates", "max_epochs", "validate_interval_updates", "save_interval_updates",
                      "keep_last", "device", "compile", "threads", "eval_max_sentences"}
 
 
@@ -82,16 +86,40 @@ class _StopFlag:
 
 
 def _distributed() -> tuple[int, int]:
-    """(rank, world size); initialises the process group under torchrun."""
+    """(rank, world size); initialises the process group under torchrun. Every collective below
+    takes tensors on the training device; the backend string still has a CPU backend beside NCCL."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        dist.init_process_group("cpu:gloo,cuda:nccl" if torch.cuda.is_available() else "gloo")
     return (dist.get_rank(), world) if world > 1 else (0, 1)
 
 
-def _build_model(cfg: TrainConfig, data: ParallelData, resume_dir: Path | None):
-    if resume_dir is not None:
-        return lf.load_checkpoint(resume_dir / "model.safetensors")
+def _barrier(world: int) -> None:
+    if world > 1:
+        dist.barrier()
+
+
+def binding(cfg: TrainConfig) -> dict:
+    """What a run is bound to besides its config: the prepared data and the init_from checkpoint."""
+    return {"data": fingerprint(cfg.data), "init_from": file_sha256(cfg.init_from) if cfg.init_from else None}
+
+
+def _binding_changes(saved: dict | None, now: dict) -> list[str]:
+    if saved is None:
+        return []  # a run saved before runs were bound to their data: nothing to compare
+    changed = []
+    old, new = saved.get("data", {}), now["data"]
+    files = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    if files:
+        changed.append(f"the data under data= ({', '.join(files[:6])}{', ...' if len(files) > 6 else ''})")
+    if saved.get("init_from") != now["init_from"]:
+        changed.append("the init_from checkpoint's contents")
+    return changed
+
+
+def _build_model(cfg: TrainConfig, data: ParallelData, resume: Resume | None):
+    if resume is not None:
+        return resume.model
     if cfg.init_from:
         model = lf.load_checkpoint(cfg.init_from)
         drop = {k: v for k, v in cfg.model.items() if k in ("dropout", "attention_dropout", "activation_dropout")}
@@ -109,13 +137,39 @@ def _build_model(cfg: TrainConfig, data: ParallelData, resume_dir: Path | None):
     return model
 
 
-def _check_resume_config(saved: dict, cfg: TrainConfig, where: Path) -> None:
-    now = cfg.to_dict()
-    changed = sorted(k for k in now if k not in RESUMABLE_CHANGES and saved.get(k) != now[k])
-    if changed:
-        detail = ", ".join(f"{k}: {saved.get(k)!r} -> {now[k]!r}" for k in changed)
-        raise LightformerError(f"{where} was trained with another config ({detail}); use a new save_dir "
-                               f"or the same settings")
+def _resume_changes(state: dict, cfg: TrainConfig, bound: dict) -> list[str]:
+    """What differs between the checkpoint's run and this command, beyond the resumable keys."""
+    now, saved = cfg.to_dict(), state["config"]
+    keys = sorted(k for k in now if k not in RESUMABLE_CHANGES and saved.get(k) != now[k])
+    changes = [f"config {', '.join(f'{k}: {saved.get(k)!r} -> {now[k]!r}' for k in keys)}"] if keys else []
+    return changes + _binding_changes(state.get("bound"), bound)
+
+
+def _open_run(run: Path, cfg: TrainConfig, restart: str, rank: int, world: int) -> tuple[Resume | None, dict, list]:
+    """(what to resume from, the run's binding, lines for the event log). ``restart``: 'no' (resume,
+    or stop on any change), 'always' (move the run aside first), 'if-changed' (move it aside only
+    when its config, data or init_from changed)."""
+    bound, notes = binding(cfg), []
+    if restart == "always" and rank == 0 and (moved := discard_run(run)):
+        notes.append(f"restart asked: the previous run was moved to {moved.name}")
+    _barrier(world)
+    resume = find_resume(run)
+    if resume is not None:
+        changes = _resume_changes(resume.state, cfg, bound)
+        if changes and restart != "if-changed":
+            raise LightformerError(
+                f"{resume.ckpt} belongs to a run whose {'; '.join(changes)} changed since it started; it was not "
+                f"resumed. Use a new save_dir, or rerun with --restart (or --restart-if-changed) to start over "
+                f"(the old run is moved aside, not deleted)")
+        _barrier(world)  # every rank has read the run before rank 0 renames anything in it
+        if changes:
+            if rank == 0:
+                notes.append(f"{'; '.join(changes)} changed: the previous run was moved to {discard_run(run).name}")
+            resume = None
+        elif rank == 0:
+            notes += set_aside(run, resume)
+    _barrier(world)
+    return resume, bound, notes
 
 
 @torch.no_grad()
@@ -173,8 +227,9 @@ def _rewrite_curve(path: Path, upto_update: int) -> None:
         w.writerows(rows)
 
 
-def train(cfg: TrainConfig, progress: bool = True) -> dict:
-    """Train (or fine-tune, or resume) as ``cfg`` says; returns the final summary."""
+def train(cfg: TrainConfig, progress: bool = True, restart: str = "no") -> dict:
+    """Train (or fine-tune, or resume) as ``cfg`` says; returns the final summary. ``restart``:
+    see :func:`_open_run`."""
     if not cfg.data or not cfg.save_dir:
         raise LightformerError("data and save_dir must be set (e.g. data=DIR save_dir=DIR)")
     rank, world = _distributed()
@@ -193,12 +248,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     train_src, train_tgt = data.split("train")
     data.split("valid")  # fail early on a missing or empty validation split
     run = Path(cfg.save_dir)
-    resume_dir = pointed(run, "last")
-    state = None
-    if resume_dir is not None:
-        state = load_state(resume_dir)
-        _check_resume_config(state["config"], cfg, resume_dir)
-    model = _build_model(cfg, data, resume_dir).to(device)
+    resume, bound, notes = _open_run(run, cfg, restart, rank, world)
+    state = resume.state if resume is not None else None
+    model = _build_model(cfg, data, resume).to(device)
     torch.manual_seed(cfg.seed)
     model.train()
     params = list(model.parameters())  # each shared factor once
@@ -218,7 +270,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
         _set_rng_state(state["rng"], device)
     if rank == 0:
         run.mkdir(parents=True, exist_ok=True)
-        _event(run, f"resumed from {resume_dir.name} at update {num_updates}" if state is not None else "started")
+        for note in notes:
+            _event(run, note)
+        _event(run, f"resumed from {resume.ckpt.name} at update {num_updates}" if state is not None else "started")
         (run / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
         _rewrite_curve(run / "curve.csv", num_updates)
 
@@ -235,8 +289,9 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
     def preempted() -> Preempted:
         """After the signal-triggered save: close the bar, log the event, return the exception."""
         bar.close()
-        _event(run, f"preempted by signal {stop.signum}: saved update {num_updates}", rank)
-        return Preempted(f"signal {stop.signum}: saved {run / 'checkpoints'} at update {num_updates}")
+        signum = stop.signum or "on another rank"
+        _event(run, f"preempted by signal {signum}: saved update {num_updates}", rank)
+        return Preempted(f"signal {signum}: saved {run / 'checkpoints'} at update {num_updates}")
 
     def checkpoint(name: str, metrics: dict | None = None) -> None:
         nonlocal best
@@ -249,7 +304,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
             return
         st = {"config": cfg.to_dict(), "optimizer": optimizer.state_dict(), "num_updates": num_updates,
               "epoch": epoch, "position": position, "tokens_seen": tokens_seen, "wall_s": wall(),
-              "best": best, "rng": _rng_state(device)}
+              "best": best, "rng": _rng_state(device), "bound": bound}
         save_train_checkpoint(run, name, model, st, provenance={"train": "lightformer train", "update": num_updates,
                                                                 "epoch": epoch, "data": cfg.data})
         if is_best:
@@ -278,6 +333,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
                     (cfg.max_epochs and epoch > cfg.max_epochs))
 
     saved_at, last_eval = -1, (-1, None)  # update of the last checkpoint, (update, metrics) of the last validation
+    stopping = False  # a stop signal, agreed by all ranks at the start of each update
     with _StopFlag() as stop:
         while not done():
             order = epoch_order(len(batches), cfg.seed, epoch)
@@ -285,9 +341,12 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
                 group = order[position: position + per_update][rank::world]
                 samples = [collate([train_src[i] for i in batches[j]], [train_tgt[i] for i in batches[j]])
                            for j in group]
-                ntok = torch.tensor(sum(s["ntokens"] for s in samples), dtype=torch.float64)
+                # target tokens and "a rank was signalled" in one collective, on the training device
+                counts = torch.tensor([sum(s["ntokens"] for s in samples), 1.0 if stop.signum else 0.0],
+                                      dtype=torch.float64, device=device)
                 if world > 1:
-                    dist.all_reduce(ntok)
+                    dist.all_reduce(counts)
+                ntok, stop_votes = counts[0], counts[1]
                 sums = torch.zeros(2, device=device, dtype=torch.float64)  # loss, nll: one host sync per update
                 for k, s in enumerate(samples):
                     sync = contextlib.nullcontext() if (world == 1 or k == len(samples) - 1) else forward.no_sync()
@@ -299,6 +358,7 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
                     loss.backward()
                     sums += torch.stack([loss.detach(), nll.detach()]).double()
                 loss_sum, nll_sum = sums.tolist()
+                stopping = bool(stop_votes)
                 if not math.isfinite(loss_sum):
                     last = pointed(run, "last")
                     raise LightformerError(f"non-finite loss at update {num_updates + 1}; stopped without saving. "
@@ -329,10 +389,10 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
                 if cfg.validate_interval_updates and num_updates % cfg.validate_interval_updates == 0:
                     metrics = evaluate()
                     last_eval = (num_updates, metrics)
-                if (cfg.save_interval_updates and num_updates % cfg.save_interval_updates == 0) or stop.signum:
+                if (cfg.save_interval_updates and num_updates % cfg.save_interval_updates == 0) or stopping:
                     checkpoint(f"update_{num_updates:07d}", metrics)
                     saved_at = num_updates
-                if stop.signum:
+                if stopping:
                     raise preempted()
             # epoch end or the last update: validate (under the epoch that just ran) and save,
             # unless this very update was validated or saved already
@@ -343,9 +403,11 @@ def train(cfg: TrainConfig, progress: bool = True) -> dict:
             if saved_at != num_updates:
                 checkpoint(f"update_{num_updates:07d}", metrics)
                 saved_at = num_updates
-            if stop.signum:
+            if stopping:
                 raise preempted()
     bar.close()
+    if rank == 0 and pointed(run, "best") is None and pointed(run, "last") is not None:
+        mark_best(run, pointed(run, "last").name)  # the best one was unreadable and set aside
     summary = {"num_updates": num_updates, "epoch": epoch, "tokens_seen": tokens_seen, "wall_s": wall(),
                "best": best, "best_metric": cfg.best_metric, "last": str(pointed(run, "last")),
                "best_checkpoint": str(pointed(run, "best"))}

@@ -121,7 +121,7 @@ def test_bad_inputs(copy_data, tmp_path):
     train(load_train_config("synthetic", overrides=[f"data={copy_data}", f"save_dir={run}", "max_updates=20",
                                                     "eval_bleu=false"]), progress=False)
     before = (pointed(run, "last") / "model.safetensors").read_bytes()
-    with pytest.raises(lf.LightformerError, match="another config.*lr"):
+    with pytest.raises(lf.LightformerError, match="whose config lr: 0.003 -> 0.1"):
         train(load_train_config("synthetic", overrides=[f"data={copy_data}", f"save_dir={run}", "max_updates=40",
                                                         "lr=0.1", "eval_bleu=false"]), progress=False)
     assert (pointed(run, "last") / "model.safetensors").read_bytes() == before  # nothing overwritten

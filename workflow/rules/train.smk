@@ -22,7 +22,7 @@ rule train_baseline:
     resources:
         **rule_resources("train_baseline"),
     shell:
-        "lightformer train --nproc-per-node {resources.gpu} {params.args} data={params.data} save_dir={params.run} seed={wildcards.seed}"
+        "lightformer train --restart-if-changed --nproc-per-node {resources.gpu} {params.args} data={params.data} save_dir={params.run} seed={wildcards.seed}"
         " threads={threads} > {log} 2>&1"
         " && cp {params.run}/checkpoints/$(cat {params.run}/checkpoints/best)/model.safetensors {output.model}"
         " && cp {params.run}/curve.csv {output.curve}"
