@@ -289,6 +289,7 @@ def train(cfg: TrainConfig, progress: bool = True, restart: str = "no") -> dict:
     def preempted() -> Preempted:
         """After the signal-triggered save: close the bar, log the event, return the exception."""
         bar.close()
+        _barrier(world)  # rank 0's save is on disk before any rank exits (torchrun then stops the rest)
         signum = stop.signum or "on another rank"
         _event(run, f"preempted by signal {signum}: saved update {num_updates}", rank)
         return Preempted(f"signal {signum}: saved {run / 'checkpoints'} at update {num_updates}")
