@@ -428,7 +428,7 @@ def cmd_data(args) -> None:
                 raise LightformerError("--embedded needs --mirror (the directory `lightformer data fixtures` wrote)")
             if ds.hub is None:  # Hub fixtures carry their pins in the mirror's hub.json
                 ds = download.embedded_pins(ds, mirror)
-        for path in download.fetch(ds, root, args.mirror, embedded=args.embedded):
+        for path in download.fetch(ds, root, args.mirror, embedded=args.embedded, retrust=args.retrust):
             print(f"{path}: verified")
         if args.embedded:  # later verifies use the recorded (fixture) checksums, not the published ones
             manifest = download.read_manifest(root / ds.name / "raw")
@@ -704,6 +704,9 @@ def build_parser() -> argparse.ArgumentParser:
             d.add_argument("--embedded", action="store_true",
                            help="the mirror holds the embedded fixtures: verify against its SHA256SUMS "
                                 "(Hub datasets: its hub.json)")
+            d.add_argument("--retrust", action="store_true",
+                           help="forget checksums recorded on first use (never pinned ones) and the files they "
+                                "vouched for, then fetch, check and record anew")
             d.add_argument("--revision", help="Hub datasets (cnndm, glue): commit sha or branch to fetch "
                                               "(default: the pinned one; a branch is resolved and recorded)")
         if verb == "mirror":

@@ -14,7 +14,9 @@ import json
 import os
 import platform
 import shutil
-from pathlib import Path
+import tarfile
+import zlib
+from pathlib import Path, PurePosixPath
 
 import requests
 from tqdm.auto import tqdm
@@ -52,29 +54,86 @@ def _tool_versions() -> dict:
     return {"lightformer": __version__, "requests": requests.__version__, "python": platform.python_version()}
 
 
+def contained(dest: Path, name: str, where: str) -> Path:
+    """``dest/name`` for a file name taken from a listing (Hub API, hub.json, manifest, SHA256SUMS),
+    refused unless it is relative, free of ``..`` and resolves inside ``dest``."""
+    parts = PurePosixPath(name).parts
+    if (not name or "\\" in name or "\0" in name or PurePosixPath(name).is_absolute() or ".." in parts
+            or not (dest.resolve() / name).resolve().is_relative_to(dest.resolve())):
+        raise LightformerError(f"{where} lists the path {name!r}, which would be written outside {dest}; "
+                               f"the listing is refused (paths must be relative, without '..')")
+    return dest / name
+
+
+RETRUST = "lightformer data fetch {dataset} --retrust"
+
+
 def _expected(f: RemoteFile, manifest: dict) -> tuple[str | None, int | None, str]:
     """(sha256, size, where the expectation comes from)."""
     if f.sha256:
-        return f.sha256, f.size, "pinned"
+        return f.sha256, f.size, f.vouched or "pinned"
     rec = manifest["files"].get(f.name)
     if rec:
         return rec["sha256"], f.size or rec["bytes"], "recorded on first use"
     return None, f.size, "pinned size only" if f.size else "none yet (trust on first use)"
 
 
-def _verify(path: Path, f: RemoteFile, sha: str | None, size: int | None, basis: str) -> str:
+def _fix(dataset: str, path: Path, basis: str) -> str:
+    """What to do after a refusal: a record made on first use may itself be the wrong one."""
+    again = "the download was deleted: fetch again" if path.suffix == ".part" else f"delete {path} and fetch again"
+    if basis.startswith("recorded on first use"):
+        return (f"{again}; if the recorded checksum is the wrong one (a cut download recorded on first use), "
+                f"forget it and fetch anew with `{RETRUST.format(dataset=dataset)}`")
+    return f"{again}, or check that the mirror holds the right file"
+
+
+def _verify(path: Path, f: RemoteFile, sha: str | None, size: int | None, basis: str, dataset: str) -> str:
     actual_size = path.stat().st_size
     if size is not None and actual_size != size:
-        raise LightformerError(
-            f"{path}: {actual_size:,} bytes, expected {size:,} ({basis}); the download is truncated or another "
-            f"file: delete it and fetch again")
+        raise LightformerError(f"{path}: {actual_size:,} bytes, expected {size:,} ({basis}); the download is "
+                               f"truncated or another file: {_fix(dataset, path, basis)}")
     digest = sha256_of(path)
     if sha is not None and digest != sha:
-        raise LightformerError(
-            f"checksum mismatch for {f.name}: expected sha256 {sha} ({basis}), got {digest}; "
-            f"{'the download was deleted: fetch' if path.suffix == '.part' else f'delete {path} and fetch'} again, or "
-            f"check that the mirror holds the right file")
+        raise LightformerError(f"checksum mismatch for {f.name}: expected sha256 {sha} ({basis}), got {digest}; "
+                               f"{_fix(dataset, path, basis)}")
     return digest
+
+
+def check_complete(path: Path, name: str) -> None:
+    """Before a checksum is trusted on first use: the file must read to its end in its format
+    (gzip/tar streams to the end-of-stream marker, a parquet footer, a safetensors header, text
+    that decodes), so a cut download is never recorded as the truth."""
+    try:
+        if name.endswith((".tgz", ".tar.gz", ".tar")):
+            with tarfile.open(path) as tar:
+                for member in tar:
+                    if member.isfile():
+                        with tar.extractfile(member) as fh:  # read, never extracted to disk
+                            while fh.read(CHUNK):
+                                pass
+        elif name.endswith(".gz"):
+            import gzip
+
+            with gzip.open(path) as fh:
+                while fh.read(CHUNK):
+                    pass
+        elif name.endswith(".parquet"):
+            import pyarrow.parquet as pq
+
+            pq.ParquetFile(path).metadata
+        elif name.endswith(".safetensors"):
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="pt") as fh:
+                fh.keys()
+        elif name.endswith((".json", ".jsonl", ".txt", ".xml", ".sgm", ".tsv", ".csv")):
+            text = path.read_text(encoding="utf-8")
+            if name.endswith(".json"):
+                json.loads(text)
+    except Exception as e:  # each format library has its own errors for a cut or foreign file
+        raise LightformerError(f"{name} is incomplete or not a valid {name.rsplit('.', 1)[-1]} file "
+                               f"({type(e).__name__}: {str(e)[:120]}); its checksum was not recorded. The download "
+                               f"was deleted: fetch again") from None
 
 
 def resolve_source(dataset: str, f: RemoteFile, mirror: str | None) -> str:
@@ -97,13 +156,19 @@ def _download(url: str, part: Path, label: str, progress: bool, timeout: float) 
                 raise LightformerError(f"{url}: HTTP {r.status_code} {r.reason}")
             if r.status_code == 200 and have:  # the server ignored the Range: start over
                 have = 0
-            total = int(r.headers.get("Content-Length", 0)) + have or None
+            length = r.headers.get("Content-Length")
+            total = int(length or 0) + have or None
+            got = 0
             with open(part, "ab" if have else "wb") as out, tqdm(
                     total=total, initial=have, unit="B", unit_scale=True, desc=part.name[:-5],
                     disable=not progress or None) as bar:
                 for chunk in r.iter_content(NET_CHUNK):
                     out.write(chunk)
+                    got += len(chunk)
                     bar.update(len(chunk))
+            if length is not None and got != int(length):  # closed early: keep the part, resume next time
+                raise LightformerError(f"{url}: the server sent {got:,} of {int(length):,} bytes; the partial file "
+                                       f"{part.name} is kept and the next fetch resumes it")
     except requests.RequestException as e:  # refused, timed out, or cut mid-body
         raise LightformerError(
             f"cannot download {url} ({type(e).__name__}); any partial file {part.name} is kept and the next "
@@ -120,7 +185,8 @@ def fetch_file(dataset: str, f: RemoteFile, dest: Path, mirror: str | None = Non
     """The verified file at ``dest/f.name``, downloading or copying it if needed."""
     manifest = read_manifest(dest)
     sha, size, basis = _expected(f, manifest)
-    final, part = dest / f.name, dest / f"{f.name}.part"
+    final = contained(dest, f.name, f"the file list of {dataset}")
+    part = final.with_name(final.name + ".part")
     final.parent.mkdir(parents=True, exist_ok=True)  # Hub files sit in folders (3.0.0/train-...)
     source = resolve_source(dataset, f, mirror)
     if not final.exists():
@@ -134,17 +200,24 @@ def fetch_file(dataset: str, f: RemoteFile, dest: Path, mirror: str | None = Non
                     f"--mirror / {MIRROR_ENV} elsewhere")
             shutil.copyfile(source, part)
         try:
-            digest = _verify(part, f, sha, size, basis)
+            digest = _verify(part, f, sha, size, basis, dataset)
+            if sha is None:
+                check_complete(part, f.name)
         except LightformerError:
             part.unlink(missing_ok=True)  # a wrong file cannot be resumed into a right one
             raise
         os.replace(part, final)
     else:
-        digest = _verify(final, f, sha, size, basis)
+        digest = _verify(final, f, sha, size, basis, dataset)
+        if sha is None:
+            check_complete(final, f.name)
     rec = manifest["files"].get(f.name, {})
     if sha is None:
         print(f"{dataset}/{f.name}: no official checksum; recorded sha256 {digest} (trust on first use), "
               f"later fetches verify against it")
+    elif f.vouched and f.vouched.startswith("trust on first use"):
+        print(f"{dataset}/{f.name}: sha256 {digest[:16]}... checked against {f.vouched}; nothing but that "
+              f"listing vouches for it")
     manifest["files"][f.name] = rec | {
         "url": f.url, "source": source, "bytes": final.stat().st_size, "sha256": digest,
         "verified_against": basis if sha else "recorded now (trust on first use)",
@@ -162,6 +235,8 @@ def embedded_pins(ds: Dataset, mirror: str) -> Dataset:
     if not sums.is_file():
         raise LightformerError(f"{sums} is missing; write the embedded data with `lightformer data fixtures --out {mirror}`")
     pins = dict(reversed(line.split(None, 1)) for line in sums.read_text().splitlines() if line.strip())
+    for name in pins:
+        contained(Path(mirror) / ds.name, name.strip(), str(sums))
     files = []
     for f in ds.files:
         if f.name not in pins:
@@ -170,10 +245,28 @@ def embedded_pins(ds: Dataset, mirror: str) -> Dataset:
     return Dataset(ds.name, tuple(files), notes="embedded fixture", expected={})
 
 
+def forget_recorded(ds: Dataset, dest: Path) -> list[str]:
+    """``--retrust``: drop the checksums recorded on first use (never a pinned one) and the local
+    copies they vouched for, so the next fetch downloads, checks and records them anew."""
+    manifest, dropped = read_manifest(dest), []
+    pinned = {f.name for f in ds.files if f.sha256}
+    for name in [n for n in manifest["files"] if n not in pinned]:
+        contained(dest, name, str(dest / "manifest.json")).unlink(missing_ok=True)
+        del manifest["files"][name]
+        dropped.append(name)
+    if ds.hub is not None:
+        manifest.pop("hub", None)  # the listing (and a branch's commit) is resolved again too
+    write_manifest(dest, manifest)
+    return dropped
+
+
 def fetch(ds: Dataset, root: Path, mirror: str | None = None, progress: bool = True,
-          embedded: bool = False) -> list[Path]:
+          embedded: bool = False, retrust: bool = False) -> list[Path]:
     dest = Path(root) / ds.name / "raw"
     dest.mkdir(parents=True, exist_ok=True)
+    if retrust:
+        for name in forget_recorded(ds, dest):
+            print(f"{ds.name}/{name}: recorded checksum and local copy dropped (--retrust); fetching anew")
     if ds.hub is not None:  # list the files at the pinned (or now recorded) commit first
         ds, listing = hub.resolve(ds, read_manifest(dest), mirror, embedded)
         write_manifest(dest, read_manifest(dest) | {"dataset": ds.name, "hub": listing})
@@ -192,18 +285,18 @@ def verify(ds: Dataset, root: Path) -> list[str]:
         ds = Dataset(ds.name, tuple(RemoteFile(f.name, f.url) for f in ds.files))
     lines = []
     for f in ds.files:
-        path = dest / f.name
+        path = contained(dest, f.name, f"the file list of {ds.name}")
         if not path.exists():
             raise LightformerError(f"{path} is missing; run `lightformer data fetch {ds.name}`")
         sha, size, basis = _expected(f, manifest)
         if sha is None:
             raise LightformerError(f"{path} has no pinned or recorded checksum; fetch it to record one")
         if ds.hub is not None:
-            basis = f"Hub sha256 at {manifest['hub']['repo']}@{manifest['hub']['commit'][:12]}"
+            basis = f.vouched or basis
             basis += " (embedded fixture)" if embedded else ""
         elif embedded:
             basis = "embedded fixture SHA256SUMS"
-        _verify(path, f, sha, size, basis)
+        _verify(path, f, sha, size, basis, ds.name)
         lines.append(f"{path}: OK ({basis})")
     return lines
 
@@ -219,7 +312,7 @@ def mirror_to(ds: Dataset, root: Path, target: Path) -> list[Path]:
         out[-1].parent.mkdir(parents=True, exist_ok=True)
         write_text_atomic(out[-1], json.dumps(manifest["hub"], indent=2) + "\n")
     for f in ds.files:
-        dst = Path(target) / ds.name / f.name
+        dst = contained(Path(target) / ds.name, f.name, f"the file list of {ds.name}")
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(Path(root) / ds.name / "raw" / f.name, dst)
         out.append(dst)

@@ -67,17 +67,38 @@ def api_listing(src: HubSource, timeout: float = 60.0) -> dict:
 
 
 def mirror_listing(name: str, mirror: str, timeout: float = 60.0) -> dict | None:
-    if mirror.startswith(("http://", "https://")):
-        try:
-            r = requests.get(f"{mirror.rstrip('/')}/{name}/hub.json", timeout=timeout)
-        except requests.RequestException:
-            return None
-        return r.json() if r.status_code == 200 else None
-    path = Path(mirror) / name / "hub.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    where = f"{mirror.rstrip('/')}/{name}/hub.json"
+    try:
+        if mirror.startswith(("http://", "https://")):
+            try:
+                r = requests.get(where, timeout=timeout)
+            except requests.RequestException:
+                return None
+            return r.json() if r.status_code == 200 else None
+        path = Path(mirror) / name / "hub.json"
+        return json.loads(path.read_text()) if path.is_file() else None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise LightformerError(f"{where} is not valid JSON ({e}); rewrite it with `lightformer data mirror`") from None
+
+
+def check_paths(listing: dict, where: str) -> None:
+    """Every listed path must stay inside the dataset's raw directory (see download.contained)."""
+    try:
+        paths = [f["path"] for f in listing["files"]]
+        commit = listing["commit"]
+    except (KeyError, TypeError):
+        raise LightformerError(f"{where} is not a Hub listing (expected 'commit' and 'files' with 'path')") from None
+    if not isinstance(commit, str) or not all(isinstance(p, str) for p in paths):
+        raise LightformerError(f"{where} is not a Hub listing (commit and paths must be strings)")
+    for p in paths:
+        parts = p.split("/")
+        if not p or p.startswith("/") or "\\" in p or "\0" in p or ".." in parts:
+            raise LightformerError(f"{where} lists the path {p!r}, which would be written outside the dataset's raw "
+                                   f"directory; the listing is refused (paths must be relative, without '..')")
 
 
 def _check(src: HubSource, listing: dict, where: str, embedded: bool) -> None:
+    check_paths(listing, where)
     if listing.get("repo") not in (None, src.repo):
         raise LightformerError(f"{where} lists {listing['repo']}, not {src.repo}")
     if COMMIT.match(src.revision) and listing["commit"] != src.revision and not embedded:
@@ -88,13 +109,26 @@ def _check(src: HubSource, listing: dict, where: str, embedded: bool) -> None:
                                f"in {src.repo}@{listing['commit']}")
 
 
+def vouched_by(listing: dict) -> str:
+    """Who gives the listed sha256s: the Hub itself, or only the mirror the listing came from."""
+    listed = listing.get("listed_by", "hub")
+    if listed == "hub":
+        return f"Hub sha256 at {listing['repo']}@{listing['commit'][:12]}"
+    if listed == "embedded":
+        return "the embedded fixtures' hub.json"
+    return f"trust on first use: the listing in {listed.removeprefix('mirror ')}"
+
+
 def with_files(ds, listing: dict):
-    """The dataset with one pinned RemoteFile per listed file."""
+    """The dataset with one RemoteFile per listed file, each carrying who vouches for its sha256."""
     from lightformer.data.sources import RemoteFile
 
     src = ds.hub
+    check_paths(listing, f"the recorded listing of {ds.name}")
     base = f"{endpoint()}/{'datasets/' if src.kind == 'datasets' else ''}{src.repo}/resolve/{listing['commit']}"
-    files = tuple(RemoteFile(f["path"], f"{base}/{f['path']}", f["sha256"], f["size"]) for f in listing["files"])
+    vouched = vouched_by(listing)
+    files = tuple(RemoteFile(f["path"], f"{base}/{f['path']}", f["sha256"], f["size"], vouched)
+                  for f in listing["files"])
     return replace(ds, files=files)
 
 
@@ -107,15 +141,27 @@ def resolve(ds, manifest: dict, mirror: str | None = None, embedded: bool = Fals
     mirror = mirror or os.environ.get("LIGHTFORMER_MIRROR")
     listing = mirror_listing(ds.name, mirror) if mirror else None
     where = f"{mirror}/{ds.name}/hub.json"
+    listed_by = "embedded" if embedded else f"mirror {where}"
     if listing is None:
         if embedded:
             raise LightformerError(f"{where} is missing; write the embedded data with `lightformer data fixtures`")
-        listing, where = api_listing(src), f"the Hub ({endpoint()})"
+        try:
+            listing, where, listed_by = api_listing(src), f"the Hub ({endpoint()})", "hub"
+        except LightformerError as e:
+            if not mirror:
+                raise
+            raise LightformerError(f"the mirror has no listing for {ds.name} ({where} is missing; `lightformer data "
+                                   f"mirror {ds.name} --to {mirror}` writes it), and the Hub API fallback failed: "
+                                   f"{e}") from None
         if not COMMIT.match(src.revision):
             print(f"{ds.name}: {src.repo}@{src.revision} resolved to commit {listing['commit']}; recorded in the "
                   f"manifest, later fetches use it (pin it with the dataset's revision to be explicit)")
+    elif not embedded:
+        print(f"{ds.name}: file list and sha256s from {where}; only that mirror vouches for them (trust on first "
+              f"use: recorded in the manifest as such)")
     _check(src, listing, where, embedded)
-    listing = {"repo": src.repo, "revision": src.revision, "commit": listing["commit"], "files": listing["files"]}
+    listing = {"repo": src.repo, "revision": src.revision, "commit": listing["commit"], "files": listing["files"],
+               "listed_by": listed_by}
     return with_files(ds, listing), listing
 
 

@@ -17,6 +17,7 @@ class RemoteFile:
     url: str
     sha256: str | None = None
     size: int | None = None
+    vouched: str | None = None  # who gives sha256 when it is not our own pin (the Hub, a mirror's listing)
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         else:
             self.send_response(200)
         body = data[start:]
+        if srv.no_length_cut:  # no Content-Length, connection closed early: looks complete to a client
+            self.end_headers()
+            self.wfile.write(body[: srv.no_length_cut])
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if srv.cut_after and self.path not in srv.cut_done:
@@ -57,7 +63,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def server():
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    srv.files, srv.log, srv.cut_after, srv.cut_done = {}, [], 0, set()
+    srv.files, srv.log, srv.cut_after, srv.cut_done, srv.no_length_cut = {}, [], 0, set(), 0
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
     yield srv
