@@ -96,7 +96,9 @@ def cmd_init(args) -> None:
 def cmd_params(args) -> None:
     import lightformer as lf
 
-    counts = [lf.count_parameters(lf.load_checkpoint(path)) for path in args.checkpoints]
+    counts = [lf.count_parameters(lf.load_checkpoint(path, verify=args.verify)) for path in args.checkpoints]
+    if args.verify:
+        print("\n".join(f"{p}: content digest OK" for p in args.checkpoints), file=sys.stderr)
     if args.json:
         rows = [{"checkpoint": p} | c for p, c in zip(args.checkpoints, counts)]
         print(json.dumps(counts[0] if len(counts) == 1 else rows, indent=2))
@@ -567,6 +569,7 @@ def build_parser() -> argparse.ArgumentParser:
                                       "a table with compression relative to the first")
     s.add_argument("checkpoints", nargs="+")
     s.add_argument("--json", action="store_true")
+    s.add_argument("--verify", action="store_true", help="recompute each file's content digest (a flipped byte fails)")
     s.set_defaults(func=cmd_params)
 
     s = sub.add_parser("compress", help="SVD weight transfer (or random init) to a LightFormer")

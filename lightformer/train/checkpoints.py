@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from lightformer.checkpoint import load_checkpoint, save_checkpoint
+from lightformer.checkpoint import load_checkpoint, read_metadata, save_checkpoint
 from lightformer.errors import LightformerError
 from lightformer.io import write_text_atomic
 
@@ -89,7 +89,8 @@ def open_checkpoint(ckpt_dir: Path):
     if not isinstance(state, dict) or any(k not in state for k in STATE_KEYS):
         return None, None, "state.pt lacks training state"
     try:
-        model = load_checkpoint(ckpt_dir / "model.safetensors")
+        path = ckpt_dir / "model.safetensors"
+        model = load_checkpoint(path, verify="digest" in read_metadata(path))
     except Exception as e:
         return None, None, f"model.safetensors unreadable ({str(e).splitlines()[0][:160] or type(e).__name__})"
     numbers = {update, state["num_updates"], (getattr(model, "provenance", None) or {}).get("update")}
