@@ -14,8 +14,28 @@ from pathlib import Path
 
 from lightformer.errors import LightformerError
 from lightformer.io import atomic_path, write_text_atomic
+from lightformer.validate import check, distinct_outputs, load_yaml
 
 EXIT_USAGE = 2
+# every numeric option of every verb, checked once after parsing (None = not given)
+OPTION_RULES = {
+    "nproc_per_node": "at_least_1", "batch_size": "at_least_1", "beam": "at_least_1", "max_tokens": "at_least_1",
+    "max_len_a": "nonnegative", "max_len_b": "nonnegative", "min_len": "nonnegative", "lenpen": "finite",
+    "no_repeat_ngram_size": "nonnegative", "runs": "at_least_1", "warmup": "nonnegative", "threads": "at_least_1",
+    "batch": "at_least_1", "sentences": "at_least_1", "src_len": "at_least_1", "tgt_len": "at_least_1",
+    "ratio": "positive", "share_layers": "at_least_1", "seed": "nonnegative", "src_vocab": "at_least_1",
+    "tgt_vocab": "at_least_1", "train": "at_least_1", "valid": "at_least_1", "test": "at_least_1",
+    "vocab": "at_least_1", "workers": "at_least_1", "bpe_merges": "at_least_1", "src_max_tokens": "at_least_1",
+    "tgt_max_tokens": "at_least_1", "seq_len": "at_least_1", "hidden": "at_least_1", "layers": "at_least_1",
+    "heads": "at_least_1", "ffn": "at_least_1", "max_len": "at_least_1",
+}
+
+
+def check_options(args) -> None:
+    for name, rule in OPTION_RULES.items():
+        value = getattr(args, name, None)
+        if value is not None and not isinstance(value, (list, str)):
+            check(f"--{name.replace('_', '-')}", value, rule)
 
 
 # --- helpers ----------------------------------------------------------------------------------
@@ -83,6 +103,7 @@ def format_counts(counts: dict, baseline: dict | None = None) -> str:
 def cmd_init(args) -> None:
     import lightformer as lf
 
+    distinct_outputs([], [args.out])
     overrides = parse_overrides(args.set)
     if args.share_decoder_input_output_embed:
         overrides["share_decoder_input_output_embed"] = True
@@ -115,16 +136,17 @@ def cmd_params(args) -> None:
 
 
 def cmd_compress(args) -> None:
-    import yaml
-
     import lightformer as lf
     from lightformer.checkpoint import file_sha256
 
+    classifier = (Path(args.checkpoint) / "lightformer.json").is_file()  # a GLUE classifier (BERT) directory
+    distinct_outputs([args.checkpoint, args.spec], [args.report] if classifier else [args.out, args.report])
+    if classifier and (Path(args.out).resolve() == Path(args.checkpoint).resolve()
+                       or (args.report and Path(args.report).resolve().is_relative_to(Path(args.out).resolve()))):
+        raise LightformerError(f"--out {args.out!r} would overwrite the input classifier or the report; write it elsewhere")
     spec = {}
     if args.spec:
-        if not Path(args.spec).is_file():
-            raise LightformerError(f"spec file {args.spec!r} does not exist")
-        spec = yaml.safe_load(Path(args.spec).read_text()) or {}
+        spec = load_yaml(args.spec, "spec file") or {}
         if not isinstance(spec, dict):
             raise LightformerError(f"spec file {args.spec!r} must hold a mapping of compression options")
     flags = {
@@ -135,7 +157,7 @@ def cmd_compress(args) -> None:
         "init": args.init, "seed": args.seed,
     }
     spec |= {k: v for k, v in flags.items() if v is not None}
-    if (Path(args.checkpoint) / "lightformer.json").is_file():  # a GLUE classifier (BERT) directory
+    if classifier:
         return _compress_classifier(args, spec)
     dense = lf.load_checkpoint(args.checkpoint)
     model = lf.compress(dense, spec)  # all checks happen here, before anything is written
@@ -211,6 +233,8 @@ def cmd_glue_train(args) -> None:
             raise LightformerError(f"{item!r}: expected KEY=VALUE with KEY one of {', '.join(GlueConfig.__dataclass_fields__)}")
         overrides[key] = _typed(key, value, getattr(GlueConfig(), key))
     cfg = GlueConfig(**overrides)
+    if Path(args.out).resolve() == Path(args.checkpoint).resolve():
+        raise LightformerError(f"--out {args.out!r} would overwrite the input checkpoint; write it elsewhere")
     model, meta = load_classifier(args.checkpoint)
     task = args.task or meta.get("task")
     result = fine_tune(model, load_tokenizer(Path(args.checkpoint)), task, Path(args.data), cfg)
@@ -251,6 +275,7 @@ def cmd_speed(args) -> None:
                       batch=args.batch, sentences=args.sentences, runs=args.runs, warmup=args.warmup,
                       fixed_length=not args.free_length, fast=not args.no_fast_path,
                       cuda_graph=args.cuda_graph, seed=args.seed)
+    distinct_outputs(args.checkpoints + [args.data], [args.out])
     stems = [Path(p).name.split(".")[0] for p in args.checkpoints]
     names = stems if len(set(stems)) == len(stems) else list(args.checkpoints)
     if args.names:
@@ -348,6 +373,7 @@ def cmd_average(args) -> None:
     import lightformer as lf
     from lightformer.train.checkpoints import average_checkpoints
 
+    distinct_outputs(args.checkpoints, [args.out])
     model = average_checkpoints(args.checkpoints)
     lf.save_checkpoint(model, args.out, provenance={"averaged": [str(p) for p in args.checkpoints]})
     print(f"{args.out}: mean of {len(args.checkpoints)} checkpoints")
@@ -360,6 +386,7 @@ def cmd_generate(args) -> None:
     from lightformer.decode.generate import generate
     from lightformer.gpu import pick_device
 
+    distinct_outputs([args.checkpoint, args.data], [args.out, f"{args.out}.json"])
     device = pick_device(args.device)
     search = search_config(args)
     model = lf.load_checkpoint(args.checkpoint)
@@ -395,11 +422,17 @@ def cmd_translate(args) -> None:
     data = ParallelData(args.data)
     model = lf.load_checkpoint(args.checkpoint).eval()
     check_vocabularies(model, data)
-    lines = (open(args.input) if args.input else sys.stdin).read().splitlines()
+    lines = read_lines(args.input)
     if not lines:
         raise LightformerError("no input lines to translate")
     detok = detokenizer(args.detok)
     sources = [data.src_dict.encode(line).long() for line in lines]
+    limit = model.cfg.max_source_positions
+    for n, src in enumerate(sources, 1):
+        if len(src) > limit and not args.truncate:
+            raise LightformerError(f"{args.input or 'stdin'}:{n}: {len(src)} tokens (with </s>), but the model takes at "
+                                   f"most {limit}; shorten the line or pass --truncate")
+    sources = [s if len(s) <= limit else torch.cat([s[: limit - 1], s[-1:]]) for s in sources]
     sizes = torch.tensor([len(x) for x in sources]).numpy()
     search = search_config(args)
     out: list[str] = [""] * len(lines)
@@ -411,6 +444,23 @@ def cmd_translate(args) -> None:
     seconds = time.perf_counter() - start
     sys.stdout.write("".join(h + "\n" for h in out))
     print(f"{len(lines)} sentences in {seconds:.2f} s ({len(lines) / seconds:.1f} sent/s)", file=sys.stderr)
+
+
+def read_lines(path: str | None) -> list[str]:
+    """Input lines from a file or stdin as UTF-8; undecodable bytes are an error naming the line."""
+    if path and not Path(path).is_file():
+        raise LightformerError(f"input file {path!r} does not exist")
+    raw = Path(path).read_bytes() if path else sys.stdin.buffer.read()
+    lines = raw.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    out = []
+    for n, line in enumerate(lines, 1):
+        try:
+            out.append(line.decode("utf-8").rstrip("\r"))
+        except UnicodeDecodeError as e:
+            raise LightformerError(f"{path or 'stdin'}:{n}: not UTF-8 ({e.reason} at byte {e.start})") from None
+    return out
 
 
 def cmd_data(args) -> None:
@@ -680,6 +730,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("checkpoint")
     s.add_argument("--data", required=True, help="prepared directory holding the dictionaries")
     s.add_argument("--input", help="input file (default: stdin)")
+    s.add_argument("--truncate", action="store_true", help="cut lines longer than the model's positions (else an error)")
     add_decoding_args(s, batch_size=64)
     s.set_defaults(func=cmd_translate)
 
@@ -756,6 +807,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        check_options(args)
         if args.verb in ("train", "generate", "translate", "speed") or (args.verb, getattr(args, "what", None)) in (
                 ("glue", "train"), ("glue", "speed")):
             from lightformer.gpu import claim_gpu

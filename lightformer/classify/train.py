@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 
 from lightformer.data.glue import DEV_SPLITS, GLUE_COLUMNS, NUM_LABELS, check_task
 from lightformer.errors import LightformerError
+from lightformer.validate import checks
 from lightformer.gpu import pick_device
 from lightformer.metrics.glue import glue_metrics
 
@@ -33,11 +34,9 @@ class GlueConfig:
     threads: int = 0
 
     def __post_init__(self):
-        for name in ("max_len", "batch_size", "epochs"):
-            if int(getattr(self, name)) < 1:
-                raise LightformerError(f"{name}={getattr(self, name)} is invalid: expected >= 1")
-        if not self.lr > 0:
-            raise LightformerError(f"lr={self.lr} is invalid: expected > 0")
+        checks(self, {"max_len": "at_least_1", "batch_size": "at_least_1", "epochs": "at_least_1", "lr": "positive",
+                      "warmup_ratio": "fraction", "weight_decay": "nonnegative", "seed": "nonnegative",
+                      "threads": "nonnegative"})
 
 
 def read_rows(data: Path, task: str, split: str) -> list[dict]:

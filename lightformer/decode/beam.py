@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from lightformer.config import EOS, PAD, UNK
-from lightformer.errors import LightformerError
+from lightformer.validate import checks
 
 
 @dataclass
@@ -32,10 +32,8 @@ class SearchConfig:
     fixed_length: bool = False  # never stop early: every hypothesis runs max length (speed tests)
 
     def __post_init__(self):
-        if self.beam < 1:
-            raise LightformerError(f"beam={self.beam} is invalid: expected >= 1")
-        if self.min_len < 0 or self.no_repeat_ngram_size < 0:
-            raise LightformerError("min_len and no_repeat_ngram_size must be >= 0")
+        checks(self, {"beam": "at_least_1", "lenpen": "finite", "max_len_a": "nonnegative", "max_len_b": "nonnegative",
+                      "min_len": "nonnegative", "no_repeat_ngram_size": "nonnegative", "unk_penalty": "finite"})
 
 
 @dataclass

@@ -29,6 +29,7 @@ from lightformer.config import EOS
 from lightformer.data.batching import collate
 from lightformer.decode.beam import SearchConfig, beam_search
 from lightformer.errors import LightformerError
+from lightformer.validate import checks
 from lightformer.speed.fast import prepare_for_inference
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -58,9 +59,8 @@ class SpeedConfig:
             raise LightformerError(f"protocol={self.protocol!r} is invalid; allowed: latency, throughput")
         if self.dtype not in DTYPES:
             raise LightformerError(f"dtype={self.dtype!r} is invalid; allowed: {', '.join(DTYPES)}")
-        for name in ("beam", "src_len", "batch", "sentences", "runs"):
-            if getattr(self, name) < 1:
-                raise LightformerError(f"{name}={getattr(self, name)} is invalid: expected >= 1")
+        checks(self, {"beam": "at_least_1", "src_len": "at_least_1", "batch": "at_least_1", "sentences": "at_least_1",
+                      "runs": "at_least_1", "warmup": "nonnegative", "lenpen": "finite", "seed": "nonnegative"})
         if self.src_len < 2:
             raise LightformerError(f"src_len={self.src_len} is too short: allowed >= 2 (tokens + </s>)")
         self.tgt_len = self.tgt_len or self.src_len

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import yaml
 
 from lightformer.errors import LightformerError
+from lightformer.validate import check, checks, load_yaml
 
 
 @dataclass
@@ -49,11 +49,17 @@ class TrainConfig:
 
     def __post_init__(self):
         self.betas = tuple(self.betas)
-        for name in ("max_tokens", "update_freq", "eval_beam", "eval_max_sentences"):
-            if int(getattr(self, name)) < 1:
-                raise LightformerError(f"{name}={getattr(self, name)} is invalid: expected >= 1")
-        if not 0 <= self.label_smoothing < 1:
-            raise LightformerError(f"label_smoothing={self.label_smoothing} is out of range: allowed 0 <= ε < 1")
+        checks(self, {"max_tokens": "at_least_1", "update_freq": "at_least_1", "eval_beam": "at_least_1",
+                      "eval_max_sentences": "at_least_1", "lr": "positive", "warmup_init_lr": "nonnegative",
+                      "adam_eps": "positive", "weight_decay": "nonnegative", "label_smoothing": "probability",
+                      "clip_norm": "nonnegative", "warmup_updates": "nonnegative", "max_updates": "nonnegative",
+                      "max_epochs": "nonnegative", "seed": "nonnegative", "keep_last": "nonnegative",
+                      "validate_interval_updates": "nonnegative", "save_interval_updates": "nonnegative",
+                      "threads": "nonnegative"})
+        if len(self.betas) != 2:
+            raise LightformerError(f"betas={list(self.betas)} is invalid: expected two numbers")
+        for i, b in enumerate(self.betas):
+            check(f"betas[{i}]", b, "fraction")
         if self.best_metric not in ("bleu", "loss"):
             raise LightformerError(f"best_metric={self.best_metric!r} is invalid; allowed: bleu, loss")
         if self.best_metric == "bleu" and not self.eval_bleu:
@@ -142,9 +148,7 @@ def load_train_config(recipe: str | None = None, config_file: str | None = None,
             raise LightformerError(f"unknown recipe {recipe!r}; allowed: {', '.join(RECIPES)}")
         values |= RECIPES[recipe]()
     if config_file:
-        if not Path(config_file).is_file():
-            raise LightformerError(f"config file {config_file!r} does not exist")
-        loaded = yaml.safe_load(Path(config_file).read_text()) or {}
+        loaded = load_yaml(config_file, "config file") or {}
         if not isinstance(loaded, dict):
             raise LightformerError(f"config file {config_file!r} must hold a mapping")
         values |= loaded
