@@ -181,6 +181,13 @@ def _build(cfg: ModelConfig, groups: list[Group] | None, where: str) -> Transfor
     model = Transformer(cfg)
     if groups:
         try:
+            for g in groups:
+                for member in g.members:
+                    shape = tuple(model.get_submodule(member).weight.shape)
+                    if shape != (g.out_features, g.in_features):
+                        raise LightformerError(f"{where}: compression group {g.name!r} says {member} is "
+                                               f"{g.out_features}x{g.in_features}, the architecture makes it "
+                                               f"{shape[0]}x{shape[1]}")
             factorize(model, groups)
         except (AttributeError, KeyError, RuntimeError) as e:
             raise LightformerError(f"{where}: its compression plan does not fit its architecture ({e})") from None
