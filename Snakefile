@@ -17,6 +17,12 @@ min_version("9.0")
 # merges command-line config files into the directive's recursively, so smoke-run overrides
 # (max_updates, ...) would otherwise leak into e.g. workflow/configs/paper.yaml.
 if not config:
+    try:  # a syntax error named by file and line (Snakemake's own message names neither)
+        from lightformer.validate import load_yaml
+
+        load_yaml("config.yaml", "config file")
+    except ImportError:
+        pass
 
     configfile: "config.yaml"
 

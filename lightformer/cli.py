@@ -294,6 +294,8 @@ def cmd_speed(args) -> None:
     rows = run_speed(models, cfg, sources=sources, source_name=source_name)
     for row, path in zip(rows, args.checkpoints):
         row["checkpoint"] = str(path)
+        if args.task:
+            row["task"] = args.task
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -541,9 +543,9 @@ def cmd_data_synthetic(args) -> None:
 def cmd_report_glue(args) -> None:
     from lightformer.report.tables import glue_rows, write_table
 
-    df = glue_rows(Path(args.results))
-    write_table(df, Path(args.out) / "glue.csv", Path(args.out) / "glue.md")
-    print(f"{args.out}/glue.csv: {len(df)} models")
+    df = glue_rows(args.metrics, args.speed)
+    write_table(df, args.table, args.markdown)
+    print(f"{args.table}: {len(df)} models")
 
 
 def cmd_report_tables(args) -> None:
@@ -552,13 +554,18 @@ def cmd_report_tables(args) -> None:
     from lightformer.report.figures import learning_curves, metric_vs_params, sharing_heatmap
     from lightformer.report.tables import ablations, paper_comparison, task_rows, write_table
 
-    results, out = Path(args.results), Path(args.out)
-    tables = {t: task_rows(results, t) for t in args.tasks}
+    out = Path(args.out)
     if not args.summary:
-        for task, df in tables.items():
-            write_table(df, out / f"{task}.csv", out / f"{task}.md")
-        print(f"{out}: tables for {', '.join(args.tasks)}")
+        if len(args.tasks) != 1:
+            raise LightformerError("a task table is built for one task at a time (--tasks NAME)")
+        task = args.tasks[0]
+        df = task_rows(task, args.evals, args.params, args.reports, args.speed)
+        write_table(df, out / f"{task}.csv", out / f"{task}.md")
+        print(f"{out}: table for {task} from {len(args.evals)} evaluations")
         return
+    if len(args.tables) != len(args.tasks):
+        raise LightformerError("--summary needs one --tables CSV per task, in --tasks order")
+    tables = {t: pd.read_csv(p) for t, p in zip(args.tasks, args.tables)}
     everything = pd.concat(tables.values(), ignore_index=True)
     for name, df in ablations(everything).items():
         write_table(df, out / f"ablation_{name}.csv", out / f"ablation_{name}.md")
@@ -566,8 +573,7 @@ def cmd_report_tables(args) -> None:
     figures = Path(args.figures)
     metric_vs_params(everything, figures / "metric_vs_params.png")
     sharing_heatmap(everything, figures / "sharing_heatmap.png")
-    curves = {f"{p.parent.parent.name} {p.parent.name}": pd.read_csv(p)
-              for t in args.tasks for p in sorted((results / "finetune" / t).glob("*/seed*/curve.csv"))}
+    curves = {f"{Path(p).parent.parent.name} {Path(p).parent.name}": pd.read_csv(p) for p in args.curves}
     learning_curves(curves, figures / "learning_curves.png")
     print(f"{out}: ablations and paper comparison for {', '.join(args.tasks)}; {figures}: figures")
 
@@ -691,6 +697,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="CSV, one row per model with every condition")
     s.add_argument("--append", action="store_true", help="add rows to an existing --out CSV")
     s.add_argument("--names", nargs="+", help="model names for the rows (default: file names)")
+    s.add_argument("--task", help="task the models belong to, recorded in each row (speed tables group by it)")
     s.add_argument("--data", help="throughput on this prepared directory's split instead of a synthetic set")
     s.add_argument("--split", default="test")
     s.set_defaults(func=cmd_speed)
@@ -789,17 +796,25 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--markdown", help="output Markdown table")
     r.add_argument("--figure", help="output PNG (a PDF is written beside it)")
     r.set_defaults(func=cmd_report_speed)
-    r = rep.add_parser("tables", help="task tables, ablations, paper comparison and figures from results/")
-    r.add_argument("--results", default="results")
+    r = rep.add_parser("tables", help="a task table, or (--summary) ablations, paper comparison and figures, "
+                                      "from the files named (never a glob of results/)")
     r.add_argument("--tasks", nargs="+", required=True)
+    r.add_argument("--evals", nargs="*", default=[], help="task table: <model>/seed<n>/hyps.txt.json files")
+    r.add_argument("--params", nargs="*", default=[], help="task table: <model>.json parameter counts")
+    r.add_argument("--reports", nargs="*", default=[], help="task table: <model>/seed<n>/report.json (compress)")
+    r.add_argument("--speed", nargs="*", default=[], help="task table: speed CSVs of the task")
+    r.add_argument("--tables", nargs="*", default=[], help="--summary: the task tables, one per task")
+    r.add_argument("--curves", nargs="*", default=[], help="--summary: fine-tuning curve.csv files")
     r.add_argument("--out", default="results/tables")
     r.add_argument("--figures", default="results/figures")
     r.add_argument("--summary", action="store_true",
                    help="instead of the task tables: ablations, paper comparison and figures")
     r.set_defaults(func=cmd_report_tables)
-    r = rep.add_parser("glue", help="the GLUE table from results/glue/<task>/<model>/seed<n>/metrics.json")
-    r.add_argument("--results", default="results")
-    r.add_argument("--out", default="results/tables")
+    r = rep.add_parser("glue", help="the GLUE table from <task>/<model>/seed<n>/metrics.json files")
+    r.add_argument("--metrics", nargs="+", required=True)
+    r.add_argument("--speed", nargs="*", default=[], help="encoder speed CSVs (glue speed)")
+    r.add_argument("--table", required=True, help="output CSV")
+    r.add_argument("--markdown", required=True, help="output Markdown")
     r.set_defaults(func=cmd_report_glue)
     return p
 

@@ -17,9 +17,15 @@ COLUMNS = ["task", "model", "device", "device_name", "protocol", "dtype", "threa
 
 
 def task_of(row) -> str:
-    """The task a row belongs to: <task> in the workflow's results/models/<task>/<model>.safetensors,
+    """The task a row belongs to: its ``task`` column (``lightformer speed --task``), else <task> in
+    a workflow path (results/{train,finetune}/<task>/<model>/seed<n>/..., results/models/<task>/...),
     else the model name's prefix before '_' (the GPU script names models <task>_<variant>)."""
+    if pd.notna(row.get("task")) and str(row.get("task", "")):
+        return str(row["task"])
     path = Path(str(row.get("checkpoint", "") if pd.notna(row.get("checkpoint", "")) else ""))
+    parents = [p.name for p in path.parents]
+    if len(parents) > 3 and parents[3] in ("train", "finetune"):
+        return parents[2]
     if path.parent.parent.name == "models":
         return path.parent.name
     return str(row["model"]).split("_")[0]

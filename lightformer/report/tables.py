@@ -1,9 +1,10 @@
-"""Task tables, ablations and the paper comparison, from the files the workflow writes:
+"""Task tables, ablations and the paper comparison, from exactly the files the workflow declares
+and passes (never a glob of ``results/``, so nothing left over from an earlier grid leaks in):
 
-* ``results/evaluate/<task>/<model>/seed<n>/hyps.txt.json`` (lightformer generate),
-* ``results/params/<task>/<model>.json`` (lightformer params --json),
-* ``results/speed/<task>/<device>_<protocol>.csv`` (lightformer speed),
-* ``results/compress/<task>/<model>/seed<n>/report.json`` (lightformer compress --report).
+* ``.../<model>/seed<n>/hyps.txt.json`` (lightformer generate),
+* ``.../<model>.json`` (lightformer params --json),
+* ``<device>_<protocol>.csv`` (lightformer speed),
+* ``.../<model>/seed<n>/report.json`` (lightformer compress --report).
 """
 from __future__ import annotations
 
@@ -22,24 +23,28 @@ def _read_json(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def task_rows(results: Path, task: str) -> pd.DataFrame:
+def task_rows(task: str, evals: list[Path], params: list[Path], reports: list[Path] = (),
+              speed_csvs: list[Path] = ()) -> pd.DataFrame:
     """One row per model of the task: parameters, compression, metric mean ± sd over seeds,
-    speedups per measured setting, and the compression settings."""
-    results = Path(results)
-    evals = sorted((results / "evaluate" / task).glob("*/seed*/hyps.txt.json"))
+    speedups per measured setting, and the compression settings. Models are named by the
+    ``<model>/seed<n>/`` directories of ``evals`` and ``reports`` and by the ``params`` file stems."""
     if not evals:
-        raise LightformerError(f"no evaluations under {results / 'evaluate' / task}")
+        raise LightformerError(f"no evaluations given for {task}")
     per_model: dict[str, list[dict]] = {}
-    for path in evals:
+    for path in map(Path, evals):
         per_model.setdefault(path.parent.parent.name, []).append(_read_json(path))
-    base_params = _read_json(results / "params" / task / "baseline.json")
-    speed = pd.concat([pd.read_csv(p) for p in sorted((results / "speed" / task).glob("*.csv"))], ignore_index=True) \
-        if (results / "speed" / task).is_dir() and any((results / "speed" / task).glob("*.csv")) else None
+    param_files = {Path(p).stem: Path(p) for p in params}
+    report_files = {Path(p).parent.parent.name: Path(p) for p in reports}
+    missing = sorted(set(per_model) - set(param_files)) + ([] if "baseline" in param_files else ["baseline"])
+    if missing:
+        raise LightformerError(f"{task}: no parameter counts given for {sorted(set(missing))}")
+    base_params = _read_json(param_files["baseline"])
+    speed = pd.concat([pd.read_csv(p) for p in speed_csvs], ignore_index=True) if speed_csvs else None
     rows = []
     for model, runs in sorted(per_model.items(), key=lambda kv: (kv[0] != "baseline", kv[0])):
         metrics = [r.get("bleu") or r["rouge"] for r in runs]  # BLEU (translation) or ROUGE (summaries)
         scores = pd.Series([m["score"] for m in metrics])
-        params = _read_json(results / "params" / task / f"{model}.json")
+        params = _read_json(param_files[model])
         row = {"task": task, "model": model, "params_total": params["total"],
                "params_embedding": params["embedding"], "params_body": params["body"],
                "compression": base_params["total"] / params["total"],
@@ -49,8 +54,7 @@ def task_rows(results: Path, task: str) -> pd.DataFrame:
                "signature": metrics[0]["signature"]}
         for name in metrics[0].get("scores", {}):  # every ROUGE type, mean over seeds
             row[f"{name}_mean"] = pd.Series([m["scores"][name] for m in metrics]).mean()
-        spec_path = next((results / "compress" / task / model).glob("seed*/report.json"), None) \
-            if (results / "compress" / task / model).is_dir() else None
+        spec_path = report_files.get(model)
         if spec_path:
             spec = _read_json(spec_path)["spec"]
             row |= {"init": spec["init"], "ratio_target": spec["ratio"], "rank": spec["rank"],
@@ -125,15 +129,16 @@ def paper_comparison(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def glue_rows(results: Path) -> pd.DataFrame:
+def glue_rows(runs: list[Path], speed_csvs: list[Path] = ()) -> pd.DataFrame:
     """One row per model (baseline first, then the variants): parameters and compression (mean
     over tasks; the heads differ), each task's dev metrics as mean ± sd over seeds, the task
-    score (mean of its metrics) and the GLUE average with and without WNLI."""
+    score (mean of its metrics) and the GLUE average with and without WNLI. ``runs`` are
+    ``.../<task>/<model>/seed<n>/metrics.json`` files."""
     from lightformer.metrics.glue import glue_average
 
-    runs = sorted(Path(results).glob("glue/*/*/seed*/metrics.json"))
+    runs = [Path(p) for p in runs]
     if not runs:
-        raise LightformerError(f"no GLUE results under {Path(results) / 'glue'}")
+        raise LightformerError("no GLUE results given")
     by_model: dict[str, dict[str, list[dict]]] = {}
     for path in runs:
         task, model = path.parent.parent.parent.name, path.parent.parent.name
@@ -160,7 +165,6 @@ def glue_rows(results: Path) -> pd.DataFrame:
         row["device"] = first["device"]
         rows.append(row)
     df = pd.DataFrame(rows)
-    speed_csvs = sorted((Path(results) / "speed" / "glue").glob("*.csv"))
     for path in speed_csvs:  # encoder-only timing of the first task's models
         sp = pd.read_csv(path)
         for _, s in sp.iterrows():

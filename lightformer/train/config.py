@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from dataclasses import dataclass, field
 
 import yaml
@@ -163,7 +164,9 @@ def load_train_config(recipe: str | None = None, config_file: str | None = None,
             values["model"] = dict(values["model"]) | {key[6:]: yaml.safe_load(text)}
             continue
         if key not in known:
-            raise LightformerError(f"unknown config key {key!r}; allowed: {', '.join(sorted(known))}")
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise LightformerError(f"unknown config key {key!r}; {hint}allowed: {', '.join(sorted(known))}")
         values[key] = _typed(key, text, values.get(key, getattr(defaults, key)))
     unknown = sorted(set(values) - known)
     if unknown:

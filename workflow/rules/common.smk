@@ -1,8 +1,10 @@
 # Config validation, wildcard constraints and input helpers. No rules here.
 import itertools
 import shlex
+import sys
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 
@@ -11,6 +13,22 @@ config.setdefault("tasks", {})  # a GLUE-only config has no sequence-to-sequence
 
 DATA = config.get("data", {})
 DATA_ROOT = DATA.get("root", "results/data")
+
+
+def check_config_or_stop():
+    """The checks the schema cannot express (lightformer.workflow_checks), all reported together
+    before any job; skipped with a warning where Snakemake runs without the lightformer package."""
+    try:
+        from lightformer.workflow_checks import check_config
+    except ImportError:
+        print("warning: lightformer is not importable here; config checks beyond the schema skipped", file=sys.stderr)
+        return
+    problems = check_config(config, DATA_ROOT)
+    if problems:
+        raise WorkflowError("the config cannot run as written:\n  - " + "\n  - ".join(problems))
+
+
+check_config_or_stop()
 MIRROR = DATA.get("mirror")
 EMBEDDED = DATA.get("embedded", False)
 SEEDS = config.get("seeds", [1])
@@ -52,6 +70,11 @@ RULE_RESOURCES = {
     "glue_speed": {"threads": 0, "mem_mb": 8000, "runtime": 60},
     "glue_table": {"threads": 1, "mem_mb": 2000, "runtime": 10},
 }
+
+
+def flags(*pairs):
+    """`--name value ...`, every value shell-quoted (config values never reach the shell raw)."""
+    return " ".join(f"{name} {shlex.quote(str(value))}" for name, value in pairs)
 
 
 def _rule_settings(rule):
@@ -99,9 +122,9 @@ def glue_checkpoint_dir(task, model, seed):
 
 def glue_init_flags(wildcards):
     if GLUE.get("model") == "bert_base_uncased":
-        return f"--pretrained {DATA_ROOT}/bert_base_uncased/raw"
+        return flags(("--pretrained", f"{DATA_ROOT}/bert_base_uncased/raw"))
     tiny = GLUE.get("tiny", {})
-    return " ".join(f"--{k.replace('_', '-')} {v}" for k, v in tiny.items())
+    return flags(*((f"--{k.replace('_', '-')}", v) for k, v in tiny.items()))
 
 
 def glue_run_args(stage):
@@ -111,8 +134,9 @@ def glue_run_args(stage):
 def glue_compress_flags(wildcards):
     v = _grid_variants(GLUE["grid"])[wildcards.variant]
     roles = ",".join(GLUE["grid"].get("roles", ["body"]))
-    flags = f"--ratio {v['ratio']} --share-layers {v['share_layers']} --init {v['init']} --seed {wildcards.seed}"
-    return flags + f" --roles {roles}" + (" --share-qkv" if v["share_qkv"] else "")
+    out = flags(("--ratio", v["ratio"]), ("--share-layers", v["share_layers"]), ("--init", v["init"]),
+                ("--seed", wildcards.seed), ("--roles", roles))
+    return f"{out} --share-qkv" if v["share_qkv"] else out
 
 
 def get_glue_speed_csvs():
@@ -126,12 +150,12 @@ def glue_speed_flags(wildcards):
     """Encoder-only timing of the first GLUE task's models (the encoders are the same for every
     task; only the heads differ), under the config's measure_speed settings."""
     s = get_speed_settings()
-    flags = [f"--device {wildcards.device}", f"--protocol {wildcards.protocol}", f"--dtype {s.get('dtype', 'fp32')}",
-             f"--runs {s.get('runs', 300)}", f"--warmup {s.get('warmup', 5)}", f"--batch {s.get('batch', 128)}",
-             f"--seq-len {s.get('glue_seq_len', 128)}", "--names " + " ".join(get_glue_models())]
-    if wildcards.device == "cpu":
-        flags.append(f"--threads {s.get('threads', 2)}")
-    return " ".join(flags)
+    out = flags(("--device", wildcards.device), ("--protocol", wildcards.protocol), ("--dtype", s.get("dtype", "fp32")),
+                ("--runs", s.get("runs", 300)), ("--warmup", s.get("warmup", 5)), ("--batch", s.get("batch", 128)),
+                ("--seq-len", s.get("glue_seq_len", 128)))
+    names = " ".join(shlex.quote(m) for m in get_glue_models())
+    threads = flags(("--threads", s.get("threads", 2))) if wildcards.device == "cpu" else ""
+    return f"{out} --names {names} {threads}"
 
 
 def get_variants(task):
@@ -157,24 +181,25 @@ def run_args(task, stage):
     """`--recipe R key=value ...` for lightformer train, shell-quoted."""
     run = config["tasks"][task][stage]
     pairs = [shlex.quote(f"{k}={v}") for k, v in run.get("overrides", {}).items()]
-    return " ".join(["--recipe", run["recipe"], *pairs])
+    return " ".join(["--recipe", shlex.quote(run["recipe"]), *pairs])
 
 
 def compress_flags(wildcards):
     v = get_variants(wildcards.task)[wildcards.variant]
-    flags = f"--ratio {v['ratio']} --share-layers {v['share_layers']} --init {v['init']} --seed {wildcards.seed}"
-    return flags + (" --share-qkv" if v["share_qkv"] else "")
+    out = flags(("--ratio", v["ratio"]), ("--share-layers", v["share_layers"]), ("--init", v["init"]),
+                ("--seed", wildcards.seed))
+    return f"{out} --share-qkv" if v["share_qkv"] else out
 
 
 def generate_flags(wildcards):
     """Search and metric flags of `lightformer generate` from the task's `generate:` settings."""
     g = config["tasks"][wildcards.task].get("generate", {})
-    flags = [f"--beam {g.get('beam', 5)}", f"--lenpen {g.get('lenpen', 1.0)}", f"--metric {g.get('metric', 'tokenized')}",
-             f"--min-len {g.get('min_len', 1)}", f"--max-len-a {g.get('max_len_a', 0)}",
-             f"--max-len-b {g.get('max_len_b', 200)}", f"--no-repeat-ngram-size {g.get('no_repeat_ngram_size', 0)}"]
+    pairs = [("--beam", g.get("beam", 5)), ("--lenpen", g.get("lenpen", 1.0)), ("--metric", g.get("metric", "tokenized")),
+             ("--min-len", g.get("min_len", 1)), ("--max-len-a", g.get("max_len_a", 0)),
+             ("--max-len-b", g.get("max_len_b", 200)), ("--no-repeat-ngram-size", g.get("no_repeat_ngram_size", 0))]
     if g.get("detok"):
-        flags.append(f"--detok {g['detok']}")
-    return " ".join(flags)
+        pairs.append(("--detok", g["detok"]))
+    return flags(*pairs)
 
 
 def get_speed_settings():
@@ -197,17 +222,15 @@ def get_speed_models(wildcards):
 def get_speed_flags(wildcards):
     s = get_speed_settings()
     t = s.get("tasks", {}).get(wildcards.task, {})
-    flags = [f"--device {wildcards.device}", f"--protocol {wildcards.protocol}", f"--dtype {s.get('dtype', 'fp32')}",
-             f"--runs {s.get('runs', 300)}", f"--warmup {s.get('warmup', 5)}", f"--beam {t.get('beam', 5)}",
-             f"--lenpen {t.get('lenpen', 1.0)}", f"--src-len {t.get('src_len', 23)}",
-             f"--tgt-len {t.get('tgt_len', t.get('src_len', 23))}",
-             f"--batch {s.get('batch', 128)}", f"--sentences {s.get('sentences', 512)}",
-             "--names " + " ".join(get_models(wildcards.task))]
-    if wildcards.device == "cpu":
-        flags.append(f"--threads {s.get('threads', 2)}")
-    if wildcards.device == "cuda" and s.get("cuda_graph", False):
-        flags.append("--cuda-graph")
-    return " ".join(flags)
+    out = flags(("--task", wildcards.task), ("--device", wildcards.device), ("--protocol", wildcards.protocol),
+                ("--dtype", s.get("dtype", "fp32")), ("--runs", s.get("runs", 300)), ("--warmup", s.get("warmup", 5)),
+                ("--beam", t.get("beam", 5)), ("--lenpen", t.get("lenpen", 1.0)), ("--src-len", t.get("src_len", 23)),
+                ("--tgt-len", t.get("tgt_len", t.get("src_len", 23))), ("--batch", s.get("batch", 128)),
+                ("--sentences", s.get("sentences", 512)))
+    names = " ".join(shlex.quote(m) for m in get_models(wildcards.task))
+    threads = flags(("--threads", s.get("threads", 2))) if wildcards.device == "cpu" else ""
+    graph = "--cuda-graph" if wildcards.device == "cuda" and s.get("cuda_graph", False) else ""
+    return f"{out} --names {names} {threads} {graph}"
 
 
 def get_all_targets():

@@ -19,4 +19,4 @@ rule compress_model:
     resources:
         **rule_resources("compress_model"),
     shell:
-        "lightformer compress {input} {params.flags} --out {output.model} --report {output.report} > {log} 2>&1"
+        "lightformer compress {input:q} {params.flags} --out {output.model:q} --report {output.report:q} > {log:q} 2>&1"

@@ -16,7 +16,7 @@ rule write_embedded_mirror:
     resources:
         **rule_resources("write_embedded_mirror"),
     shell:
-        "lightformer data fixtures --out {params.out} > {log} 2>&1"
+        "lightformer data fixtures --out {params.out:q} > {log:q} 2>&1"
 
 
 rule fetch_data:
@@ -28,7 +28,7 @@ rule fetch_data:
         f"{DATA_ROOT}/{{dataset}}/raw/manifest.json",
     params:
         root=lambda wc, output: str(Path(output[0]).parents[2]),  # <root>/<dataset>/raw/manifest.json
-        mirror=(f"--mirror {MIRROR or 'results/mirror'}" + (" --embedded" if EMBEDDED else "")) if MIRROR or EMBEDDED else "",
+        mirror=(flags(("--mirror", MIRROR or "results/mirror")) + (" --embedded" if EMBEDDED else "")) if MIRROR or EMBEDDED else "",
     log:
         "results/logs/fetch_data/{dataset}.log",
     benchmark:
@@ -37,7 +37,7 @@ rule fetch_data:
     resources:
         **rule_resources("fetch_data"),
     shell:
-        "lightformer data fetch {wildcards.dataset} --root {params.root} {params.mirror} > {log} 2>&1"
+        "lightformer data fetch {wildcards.dataset:q} --root {params.root:q} {params.mirror} > {log:q} 2>&1"
 
 
 rule prepare_data:
@@ -60,5 +60,5 @@ rule prepare_data:
     resources:
         **rule_resources("prepare_data"),
     shell:
-        "lightformer data prepare {wildcards.dataset} --root {params.root} --bpe-merges {params.merges}"
-        " {params.expected} --workers {threads} > {log} 2>&1"
+        "lightformer data prepare {wildcards.dataset:q} --root {params.root:q} --bpe-merges {params.merges:q}"
+        " {params.expected} --workers {threads} > {log:q} 2>&1"

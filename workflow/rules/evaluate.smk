@@ -21,8 +21,8 @@ rule evaluate_model:
     resources:
         **rule_resources("evaluate_model"),
     shell:
-        "lightformer generate {input.model} --data {params.data} {params.flags} --remove-bpe"
-        " --out {output.hyps} > {log} 2>&1"
+        "lightformer generate {input.model:q} --data {params.data:q} {params.flags} --remove-bpe"
+        " --out {output.hyps:q} > {log:q} 2>&1"
 
 
 rule count_params:
@@ -40,4 +40,4 @@ rule count_params:
     resources:
         **rule_resources("count_params"),
     shell:
-        "lightformer params {input} --json > {output} 2> {log}"
+        "lightformer params {input:q} --json > {output:q} 2> {log:q}"

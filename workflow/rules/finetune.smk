@@ -22,7 +22,7 @@ rule finetune_model:
     resources:
         **rule_resources("finetune_model"),
     shell:
-        "lightformer train --restart-if-changed --nproc-per-node {resources.gpu} {params.args} data={params.data} save_dir={params.run} seed={wildcards.seed}"
-        " init_from={input.model} threads={threads} > {log} 2>&1"
-        " && cp {params.run}/checkpoints/$(cat {params.run}/checkpoints/best)/model.safetensors {output.model}"
-        " && cp {params.run}/curve.csv {output.curve}"
+        "lightformer train --restart-if-changed --nproc-per-node {resources.gpu} {params.args} data={params.data:q} save_dir={params.run:q} seed={wildcards.seed:q}"
+        " init_from={input.model:q} threads={threads} > {log:q} 2>&1"
+        " && cp {params.run:q}/checkpoints/$(cat {params.run:q}/checkpoints/best)/model.safetensors {output.model:q}"
+        " && cp {params.run:q}/curve.csv {output.curve:q}"

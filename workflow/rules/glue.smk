@@ -23,8 +23,8 @@ rule glue_init:
     resources:
         **rule_resources("glue_init"),
     shell:
-        "lightformer glue init --task {wildcards.gtask} --data {params.data} {params.model}"
-        " --out {params.out} > {log} 2>&1"
+        "lightformer glue init --task {wildcards.gtask:q} --data {params.data:q} {params.model}"
+        " --out {params.out:q} > {log:q} 2>&1"
 
 
 rule glue_train_baseline:
@@ -48,8 +48,8 @@ rule glue_train_baseline:
     resources:
         **rule_resources("glue_train_baseline"),
     shell:
-        "lightformer glue train --checkpoint {params.init} --data {params.data} --out {params.out}"
-        " {params.args} seed={wildcards.seed} threads={threads} > {log} 2>&1"
+        "lightformer glue train --checkpoint {params.init:q} --data {params.data:q} --out {params.out:q}"
+        " {params.args} seed={wildcards.seed:q} threads={threads} > {log:q} 2>&1"
 
 
 rule glue_compress:
@@ -72,7 +72,7 @@ rule glue_compress:
     resources:
         **rule_resources("glue_compress"),
     shell:
-        "lightformer compress {params.base} {params.flags} --out {params.out} --report {output.report} > {log} 2>&1"
+        "lightformer compress {params.base:q} {params.flags} --out {params.out:q} --report {output.report:q} > {log:q} 2>&1"
 
 
 rule glue_finetune:
@@ -96,8 +96,8 @@ rule glue_finetune:
     resources:
         **rule_resources("glue_finetune"),
     shell:
-        "lightformer glue train --checkpoint {params.init} --data {params.data} --out {params.out}"
-        " {params.args} seed={wildcards.seed} threads={threads} > {log} 2>&1 && cp {params.out}/metrics.json {output}"
+        "lightformer glue train --checkpoint {params.init:q} --data {params.data:q} --out {params.out:q}"
+        " {params.args} seed={wildcards.seed:q} threads={threads} > {log:q} 2>&1 && cp {params.out:q}/metrics.json {output:q}"
 
 
 rule glue_speed:
@@ -108,7 +108,7 @@ rule glue_speed:
     output:
         "results/speed/glue/{device}_{protocol}.csv",
     params:
-        models=lambda wc: " ".join(glue_checkpoint_dir(GLUE["tasks"][0], m, SEEDS[0]) for m in get_glue_models()),
+        models=lambda wc: [glue_checkpoint_dir(GLUE["tasks"][0], m, SEEDS[0]) for m in get_glue_models()],
         flags=glue_speed_flags,
     log:
         "results/logs/glue_speed/{device}_{protocol}.log",
@@ -118,7 +118,7 @@ rule glue_speed:
     resources:
         **rule_resources("glue_speed", gpu=lambda wc: 1 if wc.device == "cuda" else 0),
     shell:
-        "lightformer glue speed {params.models} {params.flags} --out {output} > {log} 2>&1"
+        "lightformer glue speed {params.models:q} {params.flags} --out {output:q} > {log:q} 2>&1"
 
 
 rule glue_table:
@@ -138,4 +138,5 @@ rule glue_table:
     resources:
         **rule_resources("glue_table"),
     shell:
-        "lightformer report glue --results results --out results/tables > {log} 2>&1"
+        "lightformer report glue --metrics {input.metrics:q} --speed {input.speed:q} --table {output.table:q}"
+        " --markdown {output.markdown:q} > {log:q} 2>&1"

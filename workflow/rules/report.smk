@@ -21,7 +21,8 @@ rule task_table:
     resources:
         **rule_resources("task_table"),
     shell:
-        "lightformer report tables --results results --tasks {wildcards.task} --out results/tables > {log} 2>&1"
+        "lightformer report tables --tasks {wildcards.task:q} --evals {input.scores:q} --params {input.params:q}"
+        " --reports {input.compress:q} --speed {input.speed:q} --out results/tables > {log:q} 2>&1"
 
 
 rule summary_tables:
@@ -40,7 +41,7 @@ rule summary_tables:
         curves_fig=report("results/figures/learning_curves.png", category="Figures"),
         heatmap_fig=report("results/figures/sharing_heatmap.png", category="Figures"),
     params:
-        tasks=" ".join(config["tasks"]),
+        tasks=list(config["tasks"]),
     log:
         "results/logs/summary_tables/summary.log",
     benchmark:
@@ -49,8 +50,8 @@ rule summary_tables:
     resources:
         **rule_resources("summary_tables"),
     shell:
-        "lightformer report tables --results results --tasks {params.tasks} --summary --out results/tables"
-        " --figures results/figures > {log} 2>&1"
+        "lightformer report tables --tasks {params.tasks:q} --summary --tables {input.tables:q}"
+        " --curves {input.curves:q} --out results/tables --figures results/figures > {log:q} 2>&1"
 
 
 rule speed_table:
@@ -71,5 +72,5 @@ rule speed_table:
     resources:
         **rule_resources("speed_table"),
     shell:
-        "lightformer report speed {input} --table {output.table} --markdown {output.markdown}"
-        " --figure {output.figure} > {log} 2>&1"
+        "lightformer report speed {input:q} --table {output.table:q} --markdown {output.markdown:q}"
+        " --figure {output.figure:q} > {log:q} 2>&1"

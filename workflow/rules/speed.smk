@@ -19,4 +19,4 @@ rule measure_speed:
     resources:
         **rule_resources("measure_speed", gpu=lambda wc: 1 if wc.device == "cuda" else 0),
     shell:
-        "lightformer speed {input} {params.flags} --out {output} > {log} 2>&1"
+        "lightformer speed {input:q} {params.flags} --out {output:q} > {log:q} 2>&1"

@@ -22,7 +22,7 @@ rule train_baseline:
     resources:
         **rule_resources("train_baseline"),
     shell:
-        "lightformer train --restart-if-changed --nproc-per-node {resources.gpu} {params.args} data={params.data} save_dir={params.run} seed={wildcards.seed}"
-        " threads={threads} > {log} 2>&1"
-        " && cp {params.run}/checkpoints/$(cat {params.run}/checkpoints/best)/model.safetensors {output.model}"
-        " && cp {params.run}/curve.csv {output.curve}"
+        "lightformer train --restart-if-changed --nproc-per-node {resources.gpu} {params.args} data={params.data:q} save_dir={params.run:q} seed={wildcards.seed:q}"
+        " threads={threads} > {log:q} 2>&1"
+        " && cp {params.run:q}/checkpoints/$(cat {params.run:q}/checkpoints/best)/model.safetensors {output.model:q}"
+        " && cp {params.run:q}/curve.csv {output.curve:q}"
