@@ -819,12 +819,17 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def uses_gpu(args) -> bool:
+    """Verbs that may run on a GPU and so take a per-device lock on a local multi-GPU node."""
+    return args.verb in ("train", "generate", "translate", "speed") or (
+        args.verb, getattr(args, "what", None)) in (("glue", "train"), ("glue", "speed"))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         check_options(args)
-        if args.verb in ("train", "generate", "translate", "speed") or (args.verb, getattr(args, "what", None)) in (
-                ("glue", "train"), ("glue", "speed")):
+        if uses_gpu(args):
             from lightformer.gpu import claim_gpu
 
             claim_gpu()  # before anything initialises CUDA

@@ -37,3 +37,15 @@ def test_scheduler_assignment_is_left_alone(tmp_path, monkeypatch):
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
     monkeypatch.delenv("LIGHTFORMER_GPU_LOCKS", raising=False)
     assert claim_gpu(None, count=2) is None  # not asked for: nothing happens
+
+
+def test_glue_jobs_take_a_gpu_lock_like_the_others(tmp_path):
+    """`glue train` and `glue speed` pin themselves before anything else runs (even a refusal)."""
+    code = ("import os, sys; from lightformer.cli import main; main(sys.argv[1:]); "
+            "print(os.environ.get('CUDA_VISIBLE_DEVICES'))")
+    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"} | {
+        "LIGHTFORMER_GPU_LOCKS": str(tmp_path), "LIGHTFORMER_NUM_GPUS": "2"}
+    for argv in (["glue", "train", "--checkpoint", "x", "--data", "y", "--out", "z"],
+                 ["glue", "speed", "x", "--out", "z.csv"], ["glue", "init", "--task", "sst2", "--out", "z"]):
+        r = subprocess.run([sys.executable, "-c", code, *argv], env=env, capture_output=True, text=True, timeout=60)
+        assert r.stdout.strip().splitlines()[-1] == ("None" if argv[1] == "init" else "0"), (argv, r.stderr[-2000:])

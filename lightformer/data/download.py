@@ -15,7 +15,6 @@ import os
 import platform
 import shutil
 import tarfile
-import zlib
 from pathlib import Path, PurePosixPath
 
 import requests

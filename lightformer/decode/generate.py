@@ -60,6 +60,12 @@ def generate(model, data: ParallelData, split: str, search: SearchConfig, device
     if bleu == "rouge" and not sep:
         raise LightformerError(f"{data.root} has no sentence separator (meta.json): ROUGE is for summarization data")
     src, tgt = data.split(split)
+    too_long = int((src.sizes > model.cfg.max_source_positions).sum())
+    if too_long:
+        first = int((src.sizes > model.cfg.max_source_positions).argmax())
+        raise LightformerError(f"{too_long} source sentence(s) of {data.root}/{split} are longer than the model's "
+                               f"{model.cfg.max_source_positions} positions (first: sentence {first + 1}, "
+                               f"{int(src.sizes[first])} tokens); prepare the data with shorter limits")
     model = model.to(device).eval()
     hyps: list[str | None] = [None] * len(src)
     n_tokens = 0

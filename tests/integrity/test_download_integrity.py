@@ -20,7 +20,7 @@ def _iwslt(srv):
     return Dataset("iwslt14", (RemoteFile("de-en.tgz", f"http://127.0.0.1:{srv.server_port}/fairseq/de-en.tgz"),))
 
 
-def test_truncated_download_without_content_length_is_not_trusted(server, tmp_path):
+def test_truncated_download_without_content_length_is_not_trusted(server, tmp_path):  # noqa: F811
     server.no_length_cut = len(ARCHIVE) // 2
     with pytest.raises(lf.LightformerError, match="de-en.tgz is incomplete or not a valid tgz file.*not recorded"):
         download.fetch(_iwslt(server), tmp_path, progress=False)
@@ -31,7 +31,7 @@ def test_truncated_download_without_content_length_is_not_trusted(server, tmp_pa
     assert download.read_manifest(tmp_path / "iwslt14/raw")["files"]["de-en.tgz"]["sha256"] == SHA
 
 
-def test_a_wrong_record_names_retrust_which_records_the_good_file(server, tmp_path, capsys):
+def test_a_wrong_record_names_retrust_which_records_the_good_file(server, tmp_path, capsys):  # noqa: F811
     ds = _iwslt(server)
     raw = tmp_path / "iwslt14/raw"
     raw.mkdir(parents=True)

@@ -40,13 +40,18 @@ def _summary(run):
     return json.loads((run / "summary.json").read_text())
 
 
-@pytest.mark.parametrize("damage", ["model_missing", "model_truncated", "state_truncated", "state_missing"])
+@pytest.mark.parametrize("damage", ["model_missing", "model_truncated", "model_flipped_byte", "state_truncated",
+                                    "state_missing"])
 def test_unreadable_newest_checkpoint_is_set_aside_and_the_previous_one_resumed(base, tmp_path, damage):
     data, run = _copy(base, tmp_path)
     oldest, previous, newest = update_dirs(run)[0], update_dirs(run)[-2], update_dirs(run)[-1]
     target = newest / ("model.safetensors" if damage.startswith("model") else "state.pt")
     if damage.endswith("missing"):
         target.unlink()
+    elif damage.endswith("flipped_byte"):  # loads fine; only the content digest can tell
+        raw = bytearray(target.read_bytes())
+        raw[-3] ^= 0x01
+        target.write_bytes(bytes(raw))
     else:
         target.write_bytes(target.read_bytes()[: target.stat().st_size // 2])
     older = tree_hashes(oldest)

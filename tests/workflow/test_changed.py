@@ -50,11 +50,33 @@ def test_a_config_that_cannot_run_is_refused_with_every_problem(tmp_path):
     task["train"]["overrides"]["max_updatez"] = 3
     task["grid"]["share_layers"] = [1, 3]
     cfg["measure_speed"] = {"devices": ["cpu"], "protocols": ["latency"], "tasks": {"iwslt": {"beam": 5}}}
+    cfg["glue"] = {"tasks": ["sst2"], "model": "tiny", "train": {"lr": 0.001},
+                   "grid": {"ratio": [1.5], "share_layers": [1], "init": ["svd"], "roles": ["body", "decoder_qq"]}}
     r = snakemake(tmp_path, "-n", TABLE, configfile=_write(tmp_path / "bad.yaml", cfg))
     assert r.returncode != 0
     out = r.stdout + r.stderr
     for expected in ("seeds[0]: -1 is invalid", "tasks.iwslt14.train: unknown config key 'max_updatez'; did you mean "
                      "'max_updates'?", "share_layers=3 does not divide the 2 encoder layers", "ratio 5000 cannot be "
-                     "reached", "measure_speed.tasks.iwslt: no such task"):
+                     "reached", "measure_speed.tasks.iwslt: no such task", "glue.grid.roles:", "decoder_qq"):
         assert expected in out, out[-3000:]
     assert not (tmp_path / "results").exists()
+
+
+def test_config_values_reach_the_shell_quoted(tmp_path):
+    """A mirror path with a space and a command substitution is one argument, never a command."""
+    cfg = config(200, [2.0])
+    cfg["data"]["mirror"] = "results/my mirror $(touch PWNED)"
+    r = snakemake(tmp_path, "results/data/iwslt14/raw/manifest.json", configfile=_write(tmp_path / "q.yaml", cfg))
+    assert r.returncode == 0, r.stderr[-4000:]
+    assert (tmp_path / "results/my mirror $(touch PWNED)/iwslt14/SHA256SUMS").is_file()
+    assert not list(tmp_path.rglob("PWNED"))
+
+
+def test_a_yaml_error_in_config_yaml_names_file_and_line(tmp_path):
+    (tmp_path / "config.yaml").write_text("seeds: [1\ntasks: {}\n")
+    import subprocess
+
+    from tests.workflow.test_dag import REPO, SNAKEMAKE
+    r = subprocess.run([SNAKEMAKE, "-s", str(REPO / "Snakefile"), "-n"], cwd=tmp_path, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode != 0 and "config file config.yaml:2:" in r.stdout + r.stderr, (r.stdout + r.stderr)[-2000:]
