@@ -124,7 +124,7 @@ def test_config_resources_reach_the_jobs_and_gpus_become_data_parallel_ranks(tmp
     r = snakemake(tmp_path, "results/train/iwslt14/baseline/seed1/model.safetensors", "-n", "-p", configfile=path)
     assert r.returncode == 0, r.stderr[-3000:]
     out = r.stdout + r.stderr
-    assert "lightformer train --nproc-per-node 4 " in out
+    assert "lightformer train --restart-if-changed --nproc-per-node 4 " in out
     train = out[out.index("rule train_baseline"):]
     assert re.search(r"resources: .*runtime=99", train) and "gpu=4" in train and "slurm_partition=gpu" in train
     config["resources"] = {"train_baselines": {"gpu": 1}}  # a typo in a rule name is refused
