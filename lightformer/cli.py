@@ -27,7 +27,8 @@ OPTION_RULES = {
     "tgt_vocab": "at_least_1", "train": "at_least_1", "valid": "at_least_1", "test": "at_least_1",
     "vocab": "at_least_1", "workers": "at_least_1", "bpe_merges": "at_least_1", "src_max_tokens": "at_least_1",
     "tgt_max_tokens": "at_least_1", "seq_len": "at_least_1", "hidden": "at_least_1", "layers": "at_least_1",
-    "heads": "at_least_1", "ffn": "at_least_1", "max_len": "at_least_1",
+    "heads": "at_least_1", "ffn": "at_least_1", "max_len": "at_least_1", "calib_batches": "at_least_1",
+    "calib_max_tokens": "at_least_1", "whiten_eps": "positive", "asvd_alpha": "positive",
 }
 
 
@@ -140,7 +141,8 @@ def cmd_compress(args) -> None:
     from lightformer.checkpoint import file_sha256
 
     classifier = (Path(args.checkpoint) / "lightformer.json").is_file()  # a GLUE classifier (BERT) directory
-    distinct_outputs([args.checkpoint, args.spec], [args.report] if classifier else [args.out, args.report])
+    distinct_outputs([args.checkpoint, args.spec, args.calib_data],
+                     [args.report] if classifier else [args.out, args.report])
     if classifier and (Path(args.out).resolve() == Path(args.checkpoint).resolve()
                        or (args.report and Path(args.report).resolve().is_relative_to(Path(args.out).resolve()))):
         raise LightformerError(f"--out {args.out!r} would overwrite the input classifier or the report; write it elsewhere")
@@ -154,13 +156,14 @@ def cmd_compress(args) -> None:
         "ratio": args.ratio, "roles": args.roles, "share_layers": args.share_layers,
         "share_side": args.share_side, "share_roles": args.share_roles,
         "share_qkv": True if args.share_qkv else None, "sigma_split": args.sigma_split,
-        "init": args.init, "seed": args.seed,
+        "init": args.init, "seed": args.seed, "rank_alloc": args.rank_alloc, "calib_batches": args.calib_batches,
+        "calib_max_tokens": args.calib_max_tokens, "whiten_eps": args.whiten_eps, "asvd_alpha": args.asvd_alpha,
     }
     spec |= {k: v for k, v in flags.items() if v is not None}
     if classifier:
         return _compress_classifier(args, spec)
     dense = lf.load_checkpoint(args.checkpoint)
-    model = lf.compress(dense, spec)  # all checks happen here, before anything is written
+    model = lf.compress(dense, spec, calib=args.calib_data)  # all checks happen here, before anything is written
     before, after = lf.count_parameters(dense), lf.count_parameters(model)
     report = {
         "source": {"path": str(args.checkpoint), "sha256": file_sha256(args.checkpoint)},
@@ -169,6 +172,10 @@ def cmd_compress(args) -> None:
         "groups": model.compression["groups"],
         "matrices": model.compression["report"],
     }
+    errors = [r["output_rel_error"] for r in report["matrices"] or [] if r.get("output_rel_error") is not None]
+    if args.calib_data:  # mean over matrices of the held-out (valid split) output error
+        report["calibration"] = {"data": str(args.calib_data), "output_rel_error_mean": sum(errors) / len(errors)
+                                 if errors else None}
     lf.save_checkpoint(model, args.out, provenance={"parent": report["source"]})
     if args.report:
         write_text_atomic(args.report, json.dumps(report, indent=2) + "\n")
@@ -602,7 +609,7 @@ def search_config(args):
 
 def build_parser() -> argparse.ArgumentParser:
     from lightformer import __version__
-    from lightformer.compress.spec import INITS, SHARE_SIDES, SIGMA_SPLITS
+    from lightformer.compress.spec import INITS, RANK_ALLOCS, SHARE_SIDES, SIGMA_SPLITS
     from lightformer.config import PRESETS
 
     p = argparse.ArgumentParser(prog="lightformer", description=__doc__.splitlines()[0])
@@ -639,7 +646,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--share-roles", help="roles that share across layers (default: body)")
     s.add_argument("--share-qkv", action="store_true", help="q/k/v of each attention share one input basis")
     s.add_argument("--sigma-split", choices=SIGMA_SPLITS)
-    s.add_argument("--init", choices=INITS)
+    s.add_argument("--init", choices=INITS, help="svd (default), random, or data-aware: svd_whiten (SVD-LLM), "
+                                                 "svd_fisher (FWSVD), asvd (ASVD); those need --calib-data")
+    s.add_argument("--rank-alloc", choices=RANK_ALLOCS, help="with --ratio: uniform (default), or greedy by "
+                                                              "singular-value energy per parameter")
+    s.add_argument("--calib-data", help="prepared directory: train split calibrates, valid split gives the report's "
+                                        "held-out output error")
+    s.add_argument("--calib-batches", type=int, help="calibration batches (default 8)")
+    s.add_argument("--calib-max-tokens", type=int, help="tokens per calibration batch (default 4096)")
+    s.add_argument("--whiten-eps", type=float, help="ridge on Gram matrices, relative to the mean diagonal (1e-6)")
+    s.add_argument("--asvd-alpha", type=float, help="ASVD exponent on mean |x| (0.5)")
     s.add_argument("--seed", type=int)
     s.add_argument("--out", required=True)
     s.add_argument("--report", help="JSON report: per-matrix rank, error and energy kept")

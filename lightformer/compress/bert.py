@@ -51,6 +51,10 @@ def compress_bert(model, spec: CompressionSpec | dict | None = None, **options):
     spec = CompressionSpec.from_any(spec, **options)
     if is_compressed(model):
         raise LightformerError("this model is already compressed; compress its dense parent instead")
+    if spec.init not in ("svd", "random") or spec.rank_alloc != "uniform":
+        raise LightformerError(f"init={spec.init!r}, rank_alloc={spec.rank_alloc!r}: data-aware transfer and rank "
+                               f"allocation are implemented for the translation Transformer; BERT takes svd or random "
+                               f"with uniform ranks")
     groups = bert_plan(model, spec)
     new, report = transfer(model, groups, spec, fresh=lambda: AutoModelForSequenceClassification.from_config(model.config))
     dense = dense_params(model)

@@ -69,7 +69,9 @@ ALIASES: dict[str, list[str]] = {
 
 SHARE_SIDES = ("in", "out", "both")
 SIGMA_SPLITS = ("balanced", "left", "right")
-INITS = ("svd", "random")
+INITS = ("svd", "random", "svd_whiten", "svd_fisher", "asvd")
+DATA_AWARE_INITS = ("svd_whiten", "svd_fisher", "asvd")  # need calibration batches (compress/calibrate.py)
+RANK_ALLOCS = ("uniform", "energy", "whitened_energy")
 
 
 def expand_roles(names, what: str = "role") -> list[str]:
@@ -116,8 +118,13 @@ class CompressionSpec:
     share_roles: list[str] = field(default_factory=lambda: ["body"])  # roles that share across layers
     share_qkv: bool = False  # q/k/v of each attention block share one input basis B
     sigma_split: str = "balanced"  # where Σ goes: √Σ to both, 'left' (A=UΣ) or 'right' (B=ΣVᵀ)
-    init: str = "svd"  # 'svd' weight transfer or 'random' (same shapes, for the ablation)
+    init: str = "svd"  # 'svd' weight transfer, 'random' (same shapes), or data-aware: svd_whiten | svd_fisher | asvd
     seed: int = 0  # for init='random'
+    rank_alloc: str = "uniform"  # with ratio: one rank for all, or greedy by singular-value energy per parameter
+    calib_batches: int = 8  # calibration batches of the training data (data-aware inits, whitened_energy)
+    calib_max_tokens: int = 4096  # tokens per calibration batch
+    whiten_eps: float = 1e-6  # ridge added to a Gram matrix, relative to its mean diagonal
+    asvd_alpha: float = 0.5  # ASVD: input channels scaled by mean|x| ** alpha
 
     def __post_init__(self):
         if self.rank is None and self.ratio is None:
@@ -134,9 +141,18 @@ class CompressionSpec:
                 raise LightformerError(f"ratio={self.ratio!r} is out of range: allowed ratio > 1")
             self.ratio = float(self.ratio)
         _positive_int(self.share_layers, "share_layers")
-        for name, allowed in (("share_side", SHARE_SIDES), ("sigma_split", SIGMA_SPLITS), ("init", INITS)):
+        for name, allowed in (("share_side", SHARE_SIDES), ("sigma_split", SIGMA_SPLITS), ("init", INITS),
+                              ("rank_alloc", RANK_ALLOCS)):
             if getattr(self, name) not in allowed:
                 raise LightformerError(f"{name}={getattr(self, name)!r} is invalid; allowed: {', '.join(allowed)}")
+        _positive_int(self.calib_batches, "calib_batches")
+        _positive_int(self.calib_max_tokens, "calib_max_tokens")
+        for name in ("whiten_eps", "asvd_alpha"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value == float("inf"):
+                raise LightformerError(f"{name}={value!r} is invalid: expected a finite number > 0")
+        if self.rank_alloc != "uniform" and (self.ratio is None or self.rank is not None):
+            raise LightformerError(f"rank_alloc={self.rank_alloc!r} spends a ratio's budget: give ratio, without rank")
         if self.roles is None:
             self.roles = list(self.rank) if isinstance(self.rank, dict) and self.ratio is None else ["all"]
         self.roles = expand_roles(self.roles)

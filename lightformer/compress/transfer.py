@@ -3,85 +3,118 @@ random-initialised LightFormer of identical shape that the ablation compares aga
 from __future__ import annotations
 
 import copy
+import heapq
 import math
 
 import torch
 from tqdm.auto import tqdm
 
+from lightformer.compress.calibrate import Calibration, group_statistics, output_errors
 from lightformer.compress.factorize import Factors, factor_counts, factorize
-from lightformer.compress.plan import Group, dense_total, make_plan, plan_to_json, planned_total
-from lightformer.compress.spec import CompressionSpec
+from lightformer.compress.plan import Group, dense_total, make_plan, plan_to_json, planned_from, planned_total
+from lightformer.compress.spec import DATA_AWARE_INITS, CompressionSpec
+from lightformer.compress.weighted import group_spectrum, split_sigma, weighted_group_svd  # noqa: F401
 from lightformer.errors import LightformerError
 from lightformer.models.lowrank import FactorizedEmbedding, LowRankLinear
 from lightformer.models.transformer import Transformer
 
 
-def split_sigma(U, S, Vh, how: str):
-    """W ≈ U diag(S) Vh -> (A, B) with A @ B equal for every split; only the scale moves."""
-    if how == "balanced":  # √Σ to both (SVD-LLM, ASVD; REFERENCE.md §2)
-        root = S.sqrt()
-        return U * root, root[:, None] * Vh
-    if how == "left":
-        return U * S, Vh
-    if how == "right":
-        return U, S[:, None] * Vh
-    raise LightformerError(f"sigma_split={how!r} is invalid; allowed: balanced, left, right")
-
-
 def group_svd(weights: list[torch.Tensor], side: str, rank: int, sigma_split: str):
-    """Factors of a group by one truncated SVD in float64.
+    """Factors of a group by one plain truncated SVD in float64.
 
     'in': stack rows [W_1; ...; W_k] -> shared B, per-member blocks of A.
     'out': stack columns [W_1 ... W_k] -> shared A, per-member blocks of B.
     'both'/'none': SVD of the mean (the best single matrix for all members in Frobenius norm).
     Returns (As, Bs, singular values of the whole stacked matrix).
     """
-    W = [w.detach().to(torch.float64) for w in weights]
-    if side == "in":
-        M = torch.cat(W, dim=0)
-    elif side == "out":
-        M = torch.cat(W, dim=1)
-    else:
-        M = torch.stack(W).mean(0)
-    U, S, Vh = torch.linalg.svd(M, full_matrices=False)
-    A, B = split_sigma(U[:, :rank], S[:rank], Vh[:rank], sigma_split)
-    out_f, in_f = W[0].shape
-    if side == "in":
-        return list(A.split(out_f, dim=0)), [B], S
-    if side == "out":
-        return [A], list(B.split(in_f, dim=1)), S
-    return [A], [B], S
+    return weighted_group_svd(weights, side, rank, sigma_split)
 
 
 def _member_weight(module) -> torch.Tensor:
     return module.weight  # (out, in) for Linear; (V, d) for Embedding, read as the output layer
 
 
-def svd_factors(model: Transformer, groups: list[Group], sigma_split: str):
-    """Factors for every group, plus a report row per matrix (rank, error, energy kept)."""
+STATISTICS = {"svd_whiten": "whiten", "asvd": "asvd", "svd_fisher": "fisher"}  # init -> calibrate kind
+
+
+def svd_factors(model: Transformer, groups: list[Group], spec: CompressionSpec, cal: Calibration | None = None,
+                heldout: Calibration | None = None):
+    """Factors for every group (plain SVD, or weighted by calibration statistics for a data-aware
+    ``spec.init``), plus a report row per matrix: rank, weight error, energy kept and, with
+    ``heldout`` statistics, the error of the layer's output on held-out inputs."""
     factors: dict[str, Factors] = {}
     report = []
-    for g in tqdm(groups, desc="SVD transfer", unit="group", disable=None):
+    kind = STATISTICS.get(spec.init)
+    for g in tqdm(groups, desc=f"{spec.init} transfer", unit="group", disable=None):
         modules = [model.get_submodule(p) for p in g.members]
         weights = [_member_weight(m) for m in modules]
-        As, Bs, S = group_svd(weights, g.side, g.rank, sigma_split)
+        grams, rows = group_statistics(g, cal, kind, spec.asvd_alpha) if kind else (None, None)
+        As, Bs, S = weighted_group_svd(weights, g.side, g.rank, spec.sigma_split, grams, rows, spec.whiten_eps,
+                                       where=f"group {g.name}")
         if g.kind == "embedding":  # the pad row is zero in E, so keep it exactly zero in A
             for A in As:
                 A[modules[0].padding_idx] = 0.0
-        energy = S.square()
-        energy_kept = float(energy[: g.rank].sum() / energy.sum()) if energy.sum() > 0 else 1.0
-        for i, (path, W) in enumerate(zip(g.members, weights)):
-            A = As[i if len(As) > 1 else 0]
-            B = Bs[i if len(Bs) > 1 else 0]
-            W64 = W.detach().to(torch.float64)
-            err = float(torch.linalg.norm(W64 - A @ B) / torch.linalg.norm(W64)) if W64.any() else 0.0
-            report.append({"group": g.name, "matrix": path, "roles": g.roles, "side": g.side,
-                           "shape": [g.out_features, g.in_features], "rank": g.rank,
-                           "rel_error": err, "group_energy_kept": energy_kept,
-                           "group_rel_error": math.sqrt(max(0.0, 1.0 - energy_kept))})
+        report += _report_rows(g, weights, As, Bs, S, heldout)
         dtype = weights[0].dtype
         factors[g.name] = ([a.to(dtype) for a in As], [b.to(dtype) for b in Bs])
     return factors, report
+
+
+def _report_rows(g: Group, weights, As, Bs, S, heldout: Calibration | None) -> list[dict]:
+    energy = S.square()
+    energy_kept = float(energy[: g.rank].sum() / energy.sum()) if energy.sum() > 0 else 1.0
+    out_err = output_errors(g, weights, As, Bs, heldout) if heldout is not None else [None] * len(weights)
+    rows = []
+    for i, (path, W) in enumerate(zip(g.members, weights)):
+        A = As[i if len(As) > 1 else 0].to(torch.float64)
+        B = Bs[i if len(Bs) > 1 else 0].to(torch.float64)
+        W64 = W.detach().to(torch.float64)
+        err = float(torch.linalg.norm(W64 - A @ B) / torch.linalg.norm(W64)) if W64.any() else 0.0
+        rows.append({"group": g.name, "matrix": path, "roles": g.roles, "side": g.side,
+                     "shape": [g.out_features, g.in_features], "rank": g.rank, "rel_error": err,
+                     "output_rel_error": out_err[i], "group_energy_kept": energy_kept,
+                     "group_rel_error": math.sqrt(max(0.0, 1.0 - energy_kept))})
+    return rows
+
+
+def allocate_ranks(model, groups: list[Group], spec: CompressionSpec, dense: int, cal: Calibration | None) -> None:
+    """``rank_alloc`` energy | whitened_energy: spend the uniform solve's parameter budget greedily,
+    one rank step at a time, on the group whose next singular value adds the most relative energy
+    per parameter (plain SVD spectra, or those of the whitened matrices). The total stays within
+    one rank step below the budget."""
+    budget = planned_from(dense, groups)
+    spectra = {}
+    for g in groups:
+        weights = [_member_weight(model.get_submodule(p)) for p in g.members]
+        grams, rows = group_statistics(g, cal, "whiten") if spec.rank_alloc == "whitened_energy" else (None, None)
+        if rows is not None:  # lookup rows: the spectrum of the row-weighted matrix
+            weights, grams = [w.T for w in weights], [torch.diag(r) for r in rows]
+            side = {"in": "out", "out": "in"}.get(g.side, g.side)
+        else:
+            side = g.side
+        s2 = group_spectrum(weights, side, grams, spec.whiten_eps, f"group {g.name}").square()
+        spectra[g.name] = s2 / s2.sum() if s2.sum() > 0 else s2
+    for g in groups:
+        g.rank = 1
+    total = planned_from(dense, groups)
+
+    def gain(g: Group) -> float:
+        step = g.factor_params(g.rank + 1) - g.factor_params(g.rank)
+        s2 = spectra[g.name]
+        return float(s2[g.rank]) / step if g.rank < len(s2) else 0.0
+
+    heap = [(-gain(g), i) for i, g in enumerate(groups) if g.rank < g.max_rank]
+    heapq.heapify(heap)
+    while heap:
+        _, i = heapq.heappop(heap)
+        g = groups[i]
+        step = g.factor_params(g.rank + 1) - g.factor_params(g.rank)
+        if total + step > budget:
+            continue  # this group's next step no longer fits; smaller steps of others still may
+        g.rank += 1
+        total += step
+        if g.rank < g.max_rank:
+            heapq.heappush(heap, (-gain(g), i))
 
 
 def random_factors(model: Transformer, groups: list[Group], generator: torch.Generator) -> dict[str, Factors]:
@@ -105,36 +138,56 @@ def is_compressed(model: torch.nn.Module) -> bool:
     return any(isinstance(m, (LowRankLinear, FactorizedEmbedding)) for m in model.modules())
 
 
-def transfer(model: torch.nn.Module, groups: list[Group], spec: CompressionSpec, fresh):
+def transfer(model: torch.nn.Module, groups: list[Group], spec: CompressionSpec, fresh,
+             cal: Calibration | None = None, heldout: Calibration | None = None):
     """(compressed copy of ``model``, per-matrix report or None) for a plan: SVD transfer from the
-    trained weights, or the same shapes on ``fresh()`` (a new model, seeded by ``spec.seed``)."""
+    trained weights (weighted by ``cal`` for a data-aware init), or the same shapes on ``fresh()``
+    (a new model, seeded by ``spec.seed``)."""
     report = None
-    if spec.init == "svd":
+    if spec.init != "random":
         new = copy.deepcopy(model)
-        factors, report = svd_factors(model, groups, spec.sigma_split)
+        factors, report = svd_factors(model, groups, spec, cal, heldout)
     else:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(spec.seed)
             new = fresh()
         new = new.to(next(model.parameters()).device)
         factors = random_factors(new, groups, torch.Generator().manual_seed(spec.seed))
+        if heldout is not None:  # the same held-out output error, for the ablation table
+            report = []
+            for g in groups:
+                weights = [_member_weight(model.get_submodule(p)) for p in g.members]
+                As, Bs = factors[g.name]
+                report += _report_rows(g, weights, As, Bs, torch.ones(g.rank), heldout)
     factorize(new, groups, factors)
     return new, report
 
 
-def compress(model: Transformer, spec: CompressionSpec | dict | None = None, **options) -> Transformer:
+def compress(model: Transformer, spec: CompressionSpec | dict | None = None, calib=None, **options) -> Transformer:
     """A new LightFormer from ``model`` (left untouched).
 
     ``init='svd'`` transfers the trained weights: factors from truncated SVDs, every other
-    parameter (biases, LayerNorms, matrices not factorised) copied. ``init='random'`` builds the
-    same shapes from a fresh initialisation (seeded by ``spec.seed``). The result carries its
-    plan and per-matrix report in ``.compression`` for the checkpoint.
+    parameter (biases, LayerNorms, matrices not factorised) copied; ``svd_whiten``, ``svd_fisher``
+    and ``asvd`` weight those SVDs by statistics of ``calib`` (a prepared directory or
+    ParallelData: its train split calibrates, its valid split measures the held-out output
+    error in the report). ``init='random'`` builds the same shapes from a fresh initialisation
+    (seeded by ``spec.seed``). The result carries its plan and per-matrix report in
+    ``.compression`` for the checkpoint.
     """
     spec = CompressionSpec.from_any(spec, **options)
     if is_compressed(model):
         raise LightformerError("this model is already compressed; compress its dense parent instead")
+    needs_data = spec.init in DATA_AWARE_INITS or spec.rank_alloc == "whitened_energy"
+    if needs_data and calib is None:
+        raise LightformerError(f"init={spec.init!r} / rank_alloc={spec.rank_alloc!r} need calibration data: pass "
+                               f"--calib-data DIR (a prepared directory; its train split is used)")
     groups = make_plan(model.cfg, spec)
-    new, report = transfer(model, groups, spec, fresh=lambda: Transformer(model.cfg))
+    cal = heldout = None
+    if calib is not None:
+        cal, heldout = calibration(model, groups, spec, calib)
+    if spec.rank_alloc != "uniform":
+        allocate_ranks(model, groups, spec, dense_total(model.cfg), cal)
+    new, report = transfer(model, groups, spec, fresh=lambda: Transformer(model.cfg), cal=cal, heldout=heldout)
     new.compression = {
         "spec": spec.to_dict(),
         "groups": plan_to_json(groups),
@@ -143,3 +196,19 @@ def compress(model: Transformer, spec: CompressionSpec | dict | None = None, **o
         "report": report,
     }
     return new
+
+
+def calibration(model: Transformer, groups: list[Group], spec: CompressionSpec, calib):
+    """(statistics of the train split's calibration batches, of held-out valid batches)."""
+    from lightformer.compress.calibrate import calibrate, calibration_batches
+    from lightformer.data.indexed import ParallelData
+
+    data = calib if isinstance(calib, ParallelData) else ParallelData(calib)
+    if (len(data.src_dict), len(data.tgt_dict)) != (model.cfg.src_vocab, model.cfg.tgt_vocab):
+        raise LightformerError(f"calibration data {data.root} has dictionaries of {len(data.src_dict)}/"
+                               f"{len(data.tgt_dict)} words, the model {model.cfg.src_vocab}/{model.cfg.tgt_vocab}")
+    members = sorted({m for g in groups for m in g.members})
+    train = calibration_batches(data, "train", spec.calib_batches, spec.calib_max_tokens, spec.seed)
+    valid = calibration_batches(data, "valid", spec.calib_batches, spec.calib_max_tokens, spec.seed)
+    cal = calibrate(model, train, members, fisher=spec.init == "svd_fisher")
+    return cal, calibrate(model, valid, members)
