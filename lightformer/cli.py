@@ -555,6 +555,17 @@ def cmd_report_glue(args) -> None:
     print(f"{args.table}: {len(df)} models")
 
 
+def cmd_report_ablation_transfer(args) -> None:
+    from lightformer.report.figures import ablation_transfer_figure
+    from lightformer.report.tables import ablation_transfer_rows, write_table
+
+    df = ablation_transfer_rows(args.transfer, args.finetuned, args.reports, args.baselines)
+    write_table(df, args.table, args.markdown)
+    if args.figure:
+        ablation_transfer_figure(df, args.figure)
+    print(f"{args.table}: {len(df)} transfer variants")
+
+
 def cmd_report_tables(args) -> None:
     import pandas as pd
 
@@ -826,6 +837,16 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--summary", action="store_true",
                    help="instead of the task tables: ablations, paper comparison and figures")
     r.set_defaults(func=cmd_report_tables)
+    r = rep.add_parser("ablation-transfer", help="initialisers x rank allocation: quality after transfer and after "
+                                                 "fine-tuning, held-out output error, gaps to the baseline")
+    r.add_argument("--transfer", nargs="+", required=True, help="generate JSONs of compressed, not fine-tuned models")
+    r.add_argument("--finetuned", nargs="+", required=True, help="generate JSONs of the fine-tuned models")
+    r.add_argument("--reports", nargs="+", required=True, help="compress report.json files")
+    r.add_argument("--baselines", nargs="*", default=[], help="generate JSONs of the baselines")
+    r.add_argument("--table", required=True)
+    r.add_argument("--markdown")
+    r.add_argument("--figure", help="PNG (a PDF is written beside it)")
+    r.set_defaults(func=cmd_report_ablation_transfer)
     r = rep.add_parser("glue", help="the GLUE table from <task>/<model>/seed<n>/metrics.json files")
     r.add_argument("--metrics", nargs="+", required=True)
     r.add_argument("--speed", nargs="*", default=[], help="encoder speed CSVs (glue speed)")

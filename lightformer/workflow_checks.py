@@ -44,9 +44,14 @@ def _grid_problems(name: str, task: dict, data_root: str, problems: list[str]) -
         cfg = _train_config({"train": {"recipe": task.get("train", {}).get("recipe")}}, "train", "", [])
     if cfg is None:
         return
-    grid = task["grid"]
     vocabs = _vocab_sizes(Path(data_root) / task["dataset"] / "prepared", int(task.get("bpe_merges", 10000)))
     seen = set()
+    for block in ("grid", "ablation"):
+        if task.get(block):
+            _block_problems(name, block, task[block], cfg, vocabs, seen, problems)
+
+
+def _block_problems(name, block, grid, cfg, vocabs, seen, problems):
     for ratio in grid["ratio"]:
         for k in grid["share_layers"]:
             errors = []
@@ -61,7 +66,7 @@ def _grid_problems(name: str, task: dict, data_root: str, problems: list[str]) -
             if len(errors) == len(vocabs) and errors[0] not in seen:
                 seen.add(errors[0])
                 estimated = "" if len(vocabs) == 1 else " (vocabulary estimated from bpe_merges: data not prepared)"
-                problems.append(f"tasks.{name}.grid (ratio {ratio}, share_layers {k}): {errors[0]}{estimated}")
+                problems.append(f"tasks.{name}.{block} (ratio {ratio}, share_layers {k}): {errors[0]}{estimated}")
 
 
 def check_config(config: dict, data_root: str = "results/data") -> list[str]:

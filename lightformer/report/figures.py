@@ -71,3 +71,30 @@ def sharing_heatmap(df: pd.DataFrame, path: Path) -> None:
         ax.set(title=f"{task}: metric by ratio x sharing", xlabel="share_layers (k)", ylabel="target ratio")
     _save(fig, path)
     plt.close(fig)
+
+
+def ablation_transfer_figure(df: pd.DataFrame, path: Path) -> None:
+    """Quality right after transfer and after fine-tuning, per initialiser (bars: rank allocation),
+    one row of panels per task and ratio; error bars: sd over seeds."""
+    plt, sns = _plt()
+    cases = df[["task", "ratio_target", "share_layers"]].drop_duplicates().values.tolist()
+    fig, axes = plt.subplots(len(cases), 2, figsize=(11, 3.6 * len(cases)), squeeze=False)
+    for (task, ratio, k), row_axes in zip(cases, axes):
+        sub = df[(df["task"] == task) & (df["ratio_target"] == ratio) & (df["share_layers"] == k)]
+        inits, allocs = list(dict.fromkeys(sub["init"])), list(dict.fromkeys(sub["rank_alloc"]))
+        sd = {(i, a): v for i, a, v in zip(sub["init"], sub["rank_alloc"], sub.index)}
+        for ax, stage in zip(row_axes, ("transfer", "finetuned")):
+            sns.barplot(data=sub, x="init", y=f"{stage}_mean", hue="rank_alloc", order=inits, hue_order=allocs,
+                        ax=ax, errorbar=None)
+            for container, alloc in zip(ax.containers, allocs):  # one container per rank allocation
+                for bar, init in zip(container, inits):
+                    if (init, alloc) in sd:
+                        ax.errorbar(bar.get_x() + bar.get_width() / 2, bar.get_height(), fmt="none", ecolor="k",
+                                    lw=0.8, yerr=sub.loc[sd[(init, alloc)], f"{stage}_sd"])
+            if "baseline_mean" in sub and sub["baseline_mean"].notna().any():
+                ax.axhline(sub["baseline_mean"].iloc[0], color="grey", ls="--", lw=1, label="baseline")
+            ax.set(title=f"{task}, ratio {ratio:g}, k {k}: {'after transfer' if stage == 'transfer' else 'after fine-tuning'}",
+                   xlabel="initialiser", ylabel=sub["metric_label"].iloc[0] if len(sub) else "")
+            ax.legend(fontsize=7, title="rank allocation", title_fontsize=7)
+    _save(fig, path)
+    plt.close(fig)

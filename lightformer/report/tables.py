@@ -18,6 +18,7 @@ from lightformer.report.speed import PAPER_CLAIMS, markdown_table
 
 
 def _read_json(path: Path) -> dict:
+    path = Path(path)
     if not path.is_file():
         raise LightformerError(f"{path} is missing")
     return json.loads(path.read_text())
@@ -176,3 +177,64 @@ def glue_rows(runs: list[Path], speed_csvs: list[Path] = ()) -> pd.DataFrame:
     last = ["seeds", "recipe", "device"]
     speed = [c for c in df.columns if c.startswith("speedup_")]
     return df[first + [c for c in df.columns if c not in first + last + speed] + speed + last]
+
+
+def ablation_transfer_rows(transfer: list[Path], finetuned: list[Path], reports: list[Path],
+                           baselines: list[Path] = ()) -> pd.DataFrame:
+    """One row per (task, variant): the transfer initialiser and rank allocation at a ratio and
+    sharing level; quality right after transfer and after fine-tuning (mean ± sd over seeds), the
+    held-out layer-output error of the transfer, and each one's gap to the task's baseline.
+    Files are ``<task>/<model>/seed<n>/...``: ``transfer`` and ``finetuned`` are generate JSONs,
+    ``reports`` compress reports, ``baselines`` the baseline's generate JSONs."""
+    def key(path: Path) -> tuple[str, str]:
+        path = Path(path)
+        return path.parents[2].name, path.parents[1].name  # (task, model)
+
+    def score(path: Path) -> float:
+        r = _read_json(path)
+        return (r.get("bleu") or r["rouge"])["score"]
+
+    collected: dict[tuple[str, str], dict[str, list]] = {}
+    for kind, paths in (("transfer", transfer), ("finetuned", finetuned)):
+        for p in paths:
+            collected.setdefault(key(p), {}).setdefault(kind, []).append(score(p))
+    for p in reports:
+        rep = _read_json(p)
+        entry = collected.setdefault(key(p), {})
+        entry["spec"] = rep["spec"]
+        entry.setdefault("error", []).append((rep.get("calibration") or {}).get("output_rel_error_mean"))
+        entry["params"] = rep["params"]["compressed"]["total"]
+        entry["ratio"] = rep["params"]["ratio"]
+    base: dict[str, list[float]] = {}
+    for p in baselines:
+        base.setdefault(key(p)[0], []).append(score(p))
+    label = {str(Path(p).parents[2].name): (_read_json(p).get("bleu") or _read_json(p)["rouge"])["label"]
+             for p in list(finetuned)[:1] + list(baselines)}
+    rows = []
+    for (task, model), e in sorted(collected.items()):
+        if "spec" not in e:
+            raise LightformerError(f"{task}/{model}: no compress report given")
+        spec = e["spec"]
+        row = {"task": task, "model": model, "init": spec["init"], "rank_alloc": spec.get("rank_alloc", "uniform"),
+               "ratio_target": spec["ratio"], "share_layers": spec["share_layers"], "params": e["params"],
+               "compression": e["ratio"], "metric_label": label.get(task, "")}
+        for kind in ("transfer", "finetuned"):
+            values = pd.Series(e.get(kind, []), dtype=float)
+            row[f"{kind}_mean"] = values.mean() if len(values) else float("nan")
+            row[f"{kind}_sd"] = values.std(ddof=1) if len(values) > 1 else 0.0
+        errors = pd.Series([x for x in e.get("error", []) if x is not None], dtype=float)
+        row["output_rel_error_mean"] = errors.mean() if len(errors) else float("nan")
+        row["output_rel_error_sd"] = errors.std(ddof=1) if len(errors) > 1 else 0.0
+        row["seeds"] = len(e.get("finetuned", []))
+        if task in base:
+            b = float(pd.Series(base[task]).mean())
+            row["baseline_mean"] = b
+            row["transfer_gap"] = row["transfer_mean"] - b
+            row["finetuned_gap"] = row["finetuned_mean"] - b
+        rows.append(row)
+    order = {"random": 0, "svd": 1, "svd_whiten": 2, "svd_fisher": 3, "asvd": 4}
+    df = pd.DataFrame(rows)
+    if not df.empty:
+        df = df.sort_values(["task", "ratio_target", "share_layers", "rank_alloc", "init"],
+                            key=lambda c: c.map(order) if c.name == "init" else c).reset_index(drop=True)
+    return df

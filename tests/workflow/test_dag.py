@@ -29,7 +29,17 @@ def test_whole_dag_runs_and_writes_tables_figures_logs(tmp_path):
     res = tmp_path / "results"
     rows = list(csv.DictReader(open(res / "tables/iwslt14.csv")))
     models = {row["model"] for row in rows}
-    assert models == {"baseline", "r2.0_k1_svd", "r2.0_k1_random", "r2.0_k2_svd", "r2.0_k2_random"}
+    assert models == {"baseline", "r2.0_k1_svd", "r2.0_k1_random", "r2.0_k2_svd", "r2.0_k2_random",
+                      "r2.0_k1_svd_energy", "r2.0_k1_svd_whiten", "r2.0_k1_svd_whiten_energy"}
+    ablation = {r["model"]: r for r in csv.DictReader(open(res / "tables/ablation_transfer.csv"))}
+    assert set(ablation) == {"r2.0_k1_svd", "r2.0_k1_svd_energy", "r2.0_k1_svd_whiten", "r2.0_k1_svd_whiten_energy"}
+    for r in ablation.values():
+        assert r["seeds"] == "2" and all(math.isfinite(float(r[k])) for k in
+                                         ("transfer_mean", "finetuned_mean", "output_rel_error_mean", "finetuned_gap"))
+    # whitening lowers the held-out layer-output error at equal rank (what it optimises, on other batches)
+    assert float(ablation["r2.0_k1_svd_whiten"]["output_rel_error_mean"]) < \
+        float(ablation["r2.0_k1_svd"]["output_rel_error_mean"])
+    assert (res / "figures/ablation_transfer.png").stat().st_size > 10_000
     for row in rows:
         assert row["seeds"] == "2" and "tokenized BLEU" in row["metric_label"]
         assert "speedup_cpu_latency" in row and float(row["params_total"]) > 0
@@ -99,8 +109,11 @@ def test_paper_scale_config_validates_and_plans_the_full_grid(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     out = r.stdout + r.stderr
     jobs = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", out, re.M)}
-    # IWSLT 2 ratios x 3 k x 2 inits + WMT 1 x 2 x 2 + CNN/DM 2 x 2 x 2 = 24 variants, 3 seeds each
-    assert jobs["finetune_model"] == 24 * 3 and jobs["train_baseline"] == 3 * 3
+    # IWSLT 2 ratios x 3 k x 2 inits + WMT 1 x 2 x 2 + CNN/DM 2 x 2 x 2 = 24 variants, plus the transfer
+    # ablation's new ones (IWSLT 2 ratios x 5 inits x 2 allocations, WMT 1 x 5 x 2, less the 6 in the
+    # grids: 24), 3 seeds each; the 30 ablation variants are also scored right after transfer
+    assert jobs["finetune_model"] == 48 * 3 and jobs["train_baseline"] == 3 * 3
+    assert jobs["evaluate_transfer"] == 30 * 3 and jobs["ablation_transfer_table"] == 1
     assert jobs["measure_speed"] == 3 * 2 * 2  # tasks x devices x protocols
     # GLUE: 9 tasks x (baseline + 2 ratios x 2 k x 2 inits) x 3 seeds, on the fetched BERT
     assert jobs["glue_train_baseline"] == 9 * 3 and jobs["glue_finetune"] == 9 * 8 * 3

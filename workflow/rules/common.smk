@@ -39,7 +39,7 @@ wildcard_constraints:
     gtask="cola|sst2|mrpc|qqp|stsb|mnli|qnli|rte|wnli",
     dataset="[a-z0-9_]+",
     model="[A-Za-z0-9_.]+",
-    variant="r[0-9.]+_k[0-9]+_(svd|random)",
+    variant="r[0-9.]+_k[0-9]+_(svd|random|svd_whiten|svd_fisher|asvd)(_energy|_whitened_energy)?",
     seed="[0-9]+",
     device="cpu|cuda",
     protocol="latency|throughput",
@@ -58,6 +58,8 @@ RULE_RESOURCES = {
     "finetune_model": {"threads": 2, "mem_mb": 16000, "runtime": 720, "gpu": 1},
     "evaluate_model": {"threads": 2, "mem_mb": 8000, "runtime": 120, "gpu": 1},
     "count_params": {"threads": 1, "mem_mb": 4000, "runtime": 5},
+    "evaluate_transfer": {"threads": 2, "mem_mb": 8000, "runtime": 120, "gpu": 1},
+    "ablation_transfer_table": {"threads": 1, "mem_mb": 2000, "runtime": 10},
     # threads 0 = every core Snakemake was given, so no other job runs beside a timing (see rule_threads)
     "measure_speed": {"threads": 0, "mem_mb": 16000, "runtime": 120},
     "task_table": {"threads": 1, "mem_mb": 2000, "runtime": 10},
@@ -99,10 +101,13 @@ GLUE = config.get("glue", {})
 
 
 def _grid_variants(grid):
+    """Variant name -> options; a non-uniform rank allocation is a name suffix (r2.0_k1_svd_energy)."""
     out = {}
-    for ratio, k, init in itertools.product(grid["ratio"], grid["share_layers"], grid["init"]):
-        out[f"r{ratio}_k{k}_{init}"] = {"ratio": ratio, "share_layers": k, "init": init,
-                                        "share_qkv": grid.get("share_qkv", False)}
+    allocs = grid.get("rank_alloc", ["uniform"])
+    for ratio, k, init, alloc in itertools.product(grid["ratio"], grid["share_layers"], grid["init"], allocs):
+        name = f"r{ratio}_k{k}_{init}" + ("" if alloc == "uniform" else f"_{alloc}")
+        out[name] = {"ratio": ratio, "share_layers": k, "init": init, "rank_alloc": alloc,
+                     "share_qkv": grid.get("share_qkv", False)}
     return out
 
 
@@ -159,8 +164,19 @@ def glue_speed_flags(wildcards):
 
 
 def get_variants(task):
-    """Variant name -> compression options, one per combination of the task's grid."""
-    return _grid_variants(config["tasks"][task]["grid"])
+    """Variant name -> compression options, one per combination of the task's grid and of its
+    transfer ablation."""
+    t = config["tasks"][task]
+    return _grid_variants(t["grid"]) | (_grid_variants(t["ablation"]) if t.get("ablation") else {})
+
+
+def ablation_variants(task):
+    t = config["tasks"][task]
+    return list(_grid_variants(t["ablation"])) if t.get("ablation") else []
+
+
+def ablation_tasks():
+    return [t for t in config["tasks"] if ablation_variants(t)]
 
 
 def get_models(task):
@@ -184,10 +200,16 @@ def run_args(task, stage):
     return " ".join(["--recipe", shlex.quote(run["recipe"]), *pairs])
 
 
+CALIB_FLAGS = {"batches": "--calib-batches", "max_tokens": "--calib-max-tokens", "whiten_eps": "--whiten-eps",
+               "asvd_alpha": "--asvd-alpha"}
+
+
 def compress_flags(wildcards):
     v = get_variants(wildcards.task)[wildcards.variant]
+    calib = config["tasks"][wildcards.task].get("calib", {})
     out = flags(("--ratio", v["ratio"]), ("--share-layers", v["share_layers"]), ("--init", v["init"]),
-                ("--seed", wildcards.seed))
+                ("--rank-alloc", v["rank_alloc"]), ("--seed", wildcards.seed), ("--calib-data", prepared(wildcards.task)),
+                *((CALIB_FLAGS[k], value) for k, value in calib.items()))
     return f"{out} --share-qkv" if v["share_qkv"] else out
 
 
@@ -241,4 +263,6 @@ def get_all_targets():
         targets += ["results/tables/paper_comparison.csv", "results/figures/metric_vs_params.png"]
     if get_speed_csvs():
         targets.append("results/tables/speed.csv")
+    if ablation_tasks():
+        targets.append("results/tables/ablation_transfer.csv")
     return targets

@@ -1,11 +1,13 @@
-# LightFormer variants of each baseline: SVD weight transfer (or random init of the same shapes).
+# LightFormer variants of each baseline: SVD weight transfer (plain or data-aware), or random init of the
+# same shapes; the prepared data calibrates data-aware transfer and gives the report's held-out error.
 
 
 rule compress_model:
     conda:
         "../../envs/lightformer.yaml"
     input:
-        "results/train/{task}/baseline/seed{seed}/model.safetensors",
+        model="results/train/{task}/baseline/seed{seed}/model.safetensors",
+        data=lambda wc: f"{prepared(wc.task)}/meta.json",  # calibration (data-aware transfer, held-out error)
     output:
         model="results/compress/{task}/{variant}/seed{seed}/model.safetensors",
         report="results/compress/{task}/{variant}/seed{seed}/report.json",
@@ -19,4 +21,4 @@ rule compress_model:
     resources:
         **rule_resources("compress_model"),
     shell:
-        "lightformer compress {input:q} {params.flags} --out {output.model:q} --report {output.report:q} > {log:q} 2>&1"
+        "lightformer compress {input.model:q} {params.flags} --out {output.model:q} --report {output.report:q} > {log:q} 2>&1"

@@ -1,4 +1,5 @@
-# Test-set decoding and scoring (labelled BLEU or ROUGE), and parameter accounting, per model.
+# Test-set decoding and scoring (labelled BLEU or ROUGE), and parameter accounting, per model; the
+# transfer ablation's variants are also scored right after transfer, before fine-tuning.
 
 
 rule evaluate_model:
@@ -41,3 +42,27 @@ rule count_params:
         **rule_resources("count_params"),
     shell:
         "lightformer params {input:q} --json > {output:q} 2> {log:q}"
+
+
+rule evaluate_transfer:
+    conda:
+        "../../envs/lightformer.yaml"
+    input:
+        model="results/compress/{task}/{variant}/seed{seed}/model.safetensors",
+        data=lambda wc: f"{prepared(wc.task)}/meta.json",
+    output:
+        hyps="results/evaluate_transfer/{task}/{variant}/seed{seed}/hyps.txt",
+        scores="results/evaluate_transfer/{task}/{variant}/seed{seed}/hyps.txt.json",
+    params:
+        data=lambda wc: prepared(wc.task),
+        flags=generate_flags,
+    log:
+        "results/logs/evaluate_transfer/{task}/{variant}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/evaluate_transfer/{task}/{variant}/seed{seed}.tsv"
+    threads: rule_threads("evaluate_transfer")
+    resources:
+        **rule_resources("evaluate_transfer"),
+    shell:
+        "lightformer generate {input.model:q} --data {params.data:q} {params.flags} --remove-bpe"
+        " --out {output.hyps:q} > {log:q} 2>&1"

@@ -74,3 +74,32 @@ rule speed_table:
     shell:
         "lightformer report speed {input:q} --table {output.table:q} --markdown {output.markdown:q}"
         " --figure {output.figure:q} > {log:q} 2>&1"
+
+
+rule ablation_transfer_table:
+    conda:
+        "../../envs/lightformer.yaml"
+    input:
+        transfer=lambda wc: [f"results/evaluate_transfer/{t}/{v}/seed{s}/hyps.txt.json"
+                             for t in ablation_tasks() for v in ablation_variants(t) for s in SEEDS],
+        finetuned=lambda wc: [f"results/evaluate/{t}/{v}/seed{s}/hyps.txt.json"
+                              for t in ablation_tasks() for v in ablation_variants(t) for s in SEEDS],
+        reports=lambda wc: [f"results/compress/{t}/{v}/seed{s}/report.json"
+                            for t in ablation_tasks() for v in ablation_variants(t) for s in SEEDS],
+        baselines=lambda wc: [f"results/evaluate/{t}/baseline/seed{s}/hyps.txt.json" for t in ablation_tasks() for s in SEEDS],
+    output:
+        table=report("results/tables/ablation_transfer.csv", category="Tables"),
+        markdown="results/tables/ablation_transfer.md",
+        figure=report("results/figures/ablation_transfer.png", category="Figures"),
+        figure_pdf="results/figures/ablation_transfer.pdf",
+    log:
+        "results/logs/ablation_transfer_table/ablation_transfer.log",
+    benchmark:
+        "results/benchmarks/ablation_transfer_table/ablation_transfer.tsv"
+    threads: rule_threads("ablation_transfer_table")
+    resources:
+        **rule_resources("ablation_transfer_table"),
+    shell:
+        "lightformer report ablation-transfer --transfer {input.transfer:q} --finetuned {input.finetuned:q}"
+        " --reports {input.reports:q} --baselines {input.baselines:q} --table {output.table:q}"
+        " --markdown {output.markdown:q} --figure {output.figure:q} > {log:q} 2>&1"
