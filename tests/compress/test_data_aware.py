@@ -136,3 +136,22 @@ def test_bad_calibration_input_is_refused(setup, tmp_path):
         lf.compress(model, ratio=2.0, init="asvd", calib=empty)
     with pytest.raises(lf.LightformerError, match="stays singular after regularisation"):
         cholesky(-torch.eye(4, dtype=torch.float64), 1e-6, "group x")
+
+
+def test_cli_compress_with_calibration_reports_ranks_and_heldout_error(setup, tmp_path):
+    import json
+
+    from lightformer.cli import main
+
+    model, data, _ = setup
+    lf.save_checkpoint(model, tmp_path / "dense.safetensors")
+    args = ["compress", str(tmp_path / "dense.safetensors"), "--ratio", "2", "--init", "svd_whiten", "--rank-alloc",
+            "whitened_energy", "--calib-data", str(data), "--calib-batches", "2", "--out", str(tmp_path / "l.safetensors"),
+            "--report", str(tmp_path / "r.json")]
+    assert main(args) == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["spec"]["init"] == "svd_whiten" and report["spec"]["rank_alloc"] == "whitened_energy"
+    assert 0 < report["calibration"]["output_rel_error_mean"] < 1
+    assert len({m["rank"] for m in report["matrices"]}) > 1
+    assert main(args[:-4] + ["--calib-batches", "0", "--out", str(tmp_path / "x.safetensors")]) == 2
+    assert not (tmp_path / "x.safetensors").exists()
