@@ -1,7 +1,7 @@
 """Model configuration and the named architecture presets.
 
 The presets restate fairseq's ``transformer_legacy.py`` architectures as plain functions
-(REFERENCE.md §3); there is no registry: ``PRESETS`` below is the whole list.
+(docs/reference.md §3); there is no registry: ``PRESETS`` below is the whole list.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from lightformer.errors import LightformerError
 
-# fairseq's Dictionary: <s>=0, <pad>=1, </s>=2, <unk>=3 (REFERENCE.md §3).
+# fairseq's Dictionary: <s>=0, <pad>=1, </s>=2, <unk>=3 (docs/reference.md §3).
 BOS, PAD, EOS, UNK = 0, 1, 2, 3
 
 
@@ -70,7 +70,7 @@ class ModelConfig:
         return cls(**d)
 
 
-# --- presets (fairseq transformer_legacy.py; REFERENCE.md §3) -------------------------------
+# --- presets (fairseq transformer_legacy.py; docs/reference.md §3) -------------------------------
 
 def transformer_iwslt_de_en(**kw) -> dict:
     return dict(embed_dim=512, encoder_ffn_dim=1024, decoder_ffn_dim=1024,

@@ -1,5 +1,5 @@
 """One GPU per local job. Snakemake counts a ``gpu`` resource but never sets CUDA_VISIBLE_DEVICES
-on a local run (REFERENCE.md §7), so concurrent jobs would all land on GPU 0. With
+on a local run (docs/reference.md §7), so concurrent jobs would all land on GPU 0. With
 LIGHTFORMER_GPU_LOCKS pointing at a directory, each GPU verb takes the first free per-device lock
 (``gpu<i>.lock``, flock) and pins itself to that device for its lifetime; the lock dies with the
 process. Where CUDA_VISIBLE_DEVICES is already set (SLURM, the user) nothing changes.

@@ -1,4 +1,4 @@
-"""Encoder-only speed of GLUE classifiers (REFERENCE.md §6 conventions, without decoding):
+"""Encoder-only speed of GLUE classifiers (docs/reference.md §6 conventions, without decoding):
 ``latency`` is one sequence of ``seq_len`` tokens (batch 1), ``throughput`` batches of ``batch``
 sequences, in sentences/s. Models run interleaved after a warm-up; each model's speedup over the
 first is taken run by run and summarised by the mean of the 10th-90th percentiles (HAT)."""

@@ -2,7 +2,7 @@
 
 Roles follow fairseq's module names: ``embedding`` = token tables (tied ones once),
 ``output_projection`` = an untied output matrix, ``body`` = everything else (the number
-REFERENCE.md §3 calls body: 31,543,296 for transformer_iwslt_de_en).
+docs/reference.md §3 calls body: 31,543,296 for transformer_iwslt_de_en).
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 Only the LightFormer abstract is public, so everything here beyond "low-rank factors
 initialised by SVD of a trained model, plus parameter sharing" is our reconstruction, chosen
 by configuration. Defaults: every matrix factorised (the 3.8x IWSLT claim is out of reach
-without the embeddings, REFERENCE.md §1), balanced √Σ split, no sharing unless asked.
+without the embeddings, docs/reference.md §1), balanced √Σ split, no sharing unless asked.
 """
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Token-bucketed batches, as fairseq: sentences sorted by length, a batch's cost is
-max(src, tgt) length x sentences (padded), never above max_tokens (REFERENCE.md §4)."""
+max(src, tgt) length x sentences (padded), never above max_tokens (docs/reference.md §4)."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,5 +1,5 @@
 """fairseq's Dictionary: special symbols first, then by frequency, padded to a multiple of 8
-(REFERENCE.md §3), saved as ``word count`` lines, so vocabulary sizes compare with fairseq's."""
+(docs/reference.md §3), saved as ``word count`` lines, so vocabulary sizes compare with fairseq's."""
 from __future__ import annotations
 
 from collections import Counter

@@ -9,7 +9,7 @@ listing comes, in order, from the dataset's manifest (a fetched dataset never as
 mirror's ``hub.json`` (written by ``lightformer data mirror``; offline clusters), or the Hub API
 ``GET /api/datasets/<repo>/revision/<revision>?blobs=true``. A branch name as revision is resolved
 once and the commit recorded (trust on first use, as for IWSLT'14); a commit sha is checked.
-``HF_ENDPOINT`` points at another Hub (REFERENCE.md §5).
+``HF_ENDPOINT`` points at another Hub (docs/reference.md §5).
 """
 from __future__ import annotations
 

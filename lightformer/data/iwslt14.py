@@ -1,4 +1,4 @@
-"""IWSLT'14 De-En, prepared as fairseq's examples/translation/prepare-iwslt14.sh (REFERENCE.md §5):
+"""IWSLT'14 De-En, prepared as fairseq's examples/translation/prepare-iwslt14.sh (docs/reference.md §5):
 
 train: tag lines (<url>, <talkid>, <keywords>) dropped, <title>/<description> tags removed with
 their text kept; Moses tokenizer (no -a, escaping on, as tokenizer.perl); lowercase; cleaned to

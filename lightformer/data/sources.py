@@ -1,4 +1,4 @@
-"""Pinned sources (REFERENCE.md §5). A mirror holds the same files as ``<mirror>/<dataset>/<name>``.
+"""Pinned sources (docs/reference.md §5). A mirror holds the same files as ``<mirror>/<dataset>/<name>``.
 
 sha256 = None means no official checksum exists: the first fetch records it in the dataset's
 manifest and every later fetch or verify checks against that (trust on first use).
@@ -68,7 +68,7 @@ GLUE = Dataset(
     "glue",
     (),
     notes="nyu-mll/glue parquet per task; test labels are hidden (-1): train and dev only",
-    # dev sizes (REFERENCE.md §5); MNLI: matched / mismatched
+    # dev sizes (docs/reference.md §5); MNLI: matched / mismatched
     expected={"cola/validation": 1_043, "sst2/validation": 872, "mrpc/validation": 408, "qqp/validation": 40_430,
               "stsb/validation": 1_500, "mnli/validation_matched": 9_815, "mnli/validation_mismatched": 9_832,
               "qnli/validation": 5_463, "rte/validation": 277, "wnli/validation": 71},
@@ -79,7 +79,7 @@ WMT14_HUB = Dataset(
     "wmt14_hub",
     (),
     notes="the Hub's wmt/wmt14 de-en parquet, an alternative to the statmt archives (same recipe after reading)",
-    expected={"test": 3_003},  # train 4,508,785 and valid 3,000 before cleaning (REFERENCE.md §5)
+    expected={"test": 3_003},  # train 4,508,785 and valid 3,000 before cleaning (docs/reference.md §5)
     hub=HubSource("wmt/wmt14", "main", ("de-en",)),
 )
 

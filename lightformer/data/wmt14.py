@@ -1,5 +1,5 @@
 """WMT'14 En-De, prepared as fairseq's examples/translation/prepare-wmt14en2de.sh --icml17
-(REFERENCE.md §5): europarl-v7 + commoncrawl + news-commentary-v9; per language normalize
+(docs/reference.md §5): europarl-v7 + commoncrawl + news-commentary-v9; per language normalize
 punctuation, remove non-printing characters, Moses tokenizer with -a (aggressive hyphen
 splitting); joint BPE (40,000 merges as fairseq, 32,000 as Vaswani); train (and a train-drawn
 valid) cleaned after BPE to 1-250 tokens with ratio 1.5; test = newstest2014 *full* (3,003),

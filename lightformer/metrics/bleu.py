@@ -1,4 +1,4 @@
-"""The three BLEUs of the literature, always returned with a label saying which (REFERENCE.md §4).
+"""The three BLEUs of the literature, always returned with a label saying which (docs/reference.md §4).
 
 * tokenized: on already tokenized (and for IWSLT lowercased) text, sacrebleu with tokenize='none'
   — comparable to fairseq's scorer / multi-bleu on IWSLT'14;

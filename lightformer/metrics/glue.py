@@ -1,4 +1,4 @@
-"""GLUE dev metrics per task (REFERENCE.md §5): accuracy, F1, Matthews, Pearson/Spearman."""
+"""GLUE dev metrics per task (docs/reference.md §5): accuracy, F1, Matthews, Pearson/Spearman."""
 from __future__ import annotations
 
 import numpy as np

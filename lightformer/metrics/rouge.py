@@ -1,4 +1,4 @@
-"""ROUGE-1/2/L/Lsum F1 with Google's rouge-score and Porter stemming (REFERENCE.md §5).
+"""ROUGE-1/2/L/Lsum F1 with Google's rouge-score and Porter stemming (docs/reference.md §5).
 
 rougeLsum splits summaries into sentences at newlines, so multi-sentence summaries must keep
 one sentence per line (CNN/DailyMail highlights are joined by '\\n'). Scores are means of

@@ -22,7 +22,7 @@ class LowRankLinear(nn.Module):
     """y = A(Bx) + b, the rank-r stand-in for a Linear with weight W ≈ A @ B.
 
     A: (out, r) output-side factor; B: (r, in) input-side factor. FLOPs drop below the dense
-    layer's only when r < out*in/(out+in) (REFERENCE.md §2: 256 for 512x512).
+    layer's only when r < out*in/(out+in) (docs/reference.md §2: 256 for 512x512).
     """
 
     def __init__(self, A: nn.Parameter, B: nn.Parameter, bias: nn.Parameter | None):

@@ -3,7 +3,7 @@
 Read top to bottom in data-flow order: positions -> attention -> layers -> encoder -> decoder
 -> model. Parameter names follow fairseq's state-dict keys (``encoder.layers.0.self_attn.q_proj``,
 ``decoder.layers.0.encoder_attn``, ``fc1``/``fc2``, ``final_layer_norm`` = the FFN's LayerNorm),
-so the parameter counts of REFERENCE.md §3 can be checked key by key.
+so the parameter counts of docs/reference.md §3 can be checked key by key.
 
 Tensors are batch-first: tokens (B, T); activations (B, T, C); per-head (B, H, T, hd).
 """

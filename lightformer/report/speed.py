@@ -7,7 +7,7 @@ import pandas as pd
 
 from lightformer.errors import LightformerError
 
-# the abstract's claims (Lv et al., Findings of ACL 2023; REFERENCE.md §1): (task, x fewer, speedup)
+# the abstract's claims (Lv et al., Findings of ACL 2023; docs/reference.md §1): (task, x fewer, speedup)
 PAPER_CLAIMS = [("iwslt14", 3.8, 2.3), ("wmt14", 1.8, 1.5)]
 
 COLUMNS = ["task", "model", "device", "device_name", "protocol", "dtype", "threads", "batch", "beam",

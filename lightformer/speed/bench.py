@@ -1,4 +1,4 @@
-"""Speed protocols you can compare across papers (REFERENCE.md §6).
+"""Speed protocols you can compare across papers (docs/reference.md §6).
 
 * ``latency`` (HAT): batch 1, a source of ``src_len`` tokens (23 IWSLT, 30 WMT), beam as the
   decoder's batch; encoder and decoder timed separately; the mean of the 10th–90th percentiles.

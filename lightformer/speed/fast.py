@@ -1,7 +1,7 @@
 """The inference path: turn a trained (or compressed) Transformer into the fastest equivalent
 model for decoding, without changing what it computes.
 
-* factors at or above their FLOP break-even rank r* = mn/(m+n) (REFERENCE.md §2) are merged
+* factors at or above their FLOP break-even rank r* = mn/(m+n) (docs/reference.md §2) are merged
   into one dense matrix: two matmuls there cost more than one;
 * the three self-attention projections become one (dense: one (3d x d) matmul; low-rank with a
   shared input basis: the basis once, then one (3d x r) matmul; low-rank with separate bases:

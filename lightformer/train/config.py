@@ -72,7 +72,7 @@ class TrainConfig:
         return d
 
 
-# --- recipes (REFERENCE.md §4) ----------------------------------------------------------------
+# --- recipes (docs/reference.md §4) ----------------------------------------------------------------
 
 def iwslt_de_en() -> dict:
     """fairseq examples/translation, transformer_iwslt_de_en."""

@@ -1,4 +1,4 @@
-"""fairseq's label_smoothed_cross_entropy (REFERENCE.md §4)."""
+"""fairseq's label_smoothed_cross_entropy (docs/reference.md §4)."""
 from __future__ import annotations
 
 import torch

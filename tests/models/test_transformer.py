@@ -30,7 +30,7 @@ def test_wmt_base_parameter_count_matches_fairseq():
 
 def test_wmt_big_parameter_count():
     m = lf.build_model("transformer_wmt_en_de_big", 32768, 32768, share_all_embeddings=True)
-    assert round(lf.count_parameters(m)["total"] / 1e5) == 2099  # 209.9M, REFERENCE.md §3
+    assert round(lf.count_parameters(m)["total"] / 1e5) == 2099  # 209.9M, docs/reference.md §3
 
 
 def test_untied_output_projection_is_counted_apart():

@@ -1,7 +1,7 @@
 """A real one-node SLURM cluster on 127.0.0.1, started and stopped by the SLURM tests.
 
 Needs root and Debian's `slurmctld slurmd slurm-client munge` (`.ci/run` installs them).
-Configuration follows REFERENCE.md §7: slurm.conf at the default path (the plugin's job step
+Configuration follows docs/reference.md §7: slurm.conf at the default path (the plugin's job step
 strips SLURM_CONF), no accounting (the plugin polls `squeue`, so MinJobAge is long), two fake
 GPUs declared through gres so `gpu=1` jobs are really scheduled. Daemons are stopped by the PIDs
 they were started with; the munge daemon is left alone if it was already running.

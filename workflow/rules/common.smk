@@ -48,7 +48,7 @@ wildcard_constraints:
 # Threads and resources per rule. These defaults (paper scale on one GPU node), overridden key by
 # key by the config's `resources:` (its `default` entry applies to every rule). On SLURM the plugin
 # maps threads -> --cpus-per-task, runtime (minutes) -> -t, mem_mb -> --mem, gpu/gpu_model -> --gpus;
-# slurm_partition, slurm_account and slurm_extra pass through (REFERENCE.md §7).
+# slurm_partition, slurm_account and slurm_extra pass through (docs/reference.md §7).
 RULE_RESOURCES = {
     "write_embedded_mirror": {"threads": 1, "mem_mb": 1000, "runtime": 5},
     "fetch_data": {"threads": 1, "mem_mb": 2000, "runtime": 120},

@@ -85,7 +85,7 @@ PYEOF
 fi
 build iwslt14 "${IWSLT[0]}" "${IWSLT[1]}" "${IWSLT[2]}" "${IWSLT[3]}" 3.8
 build wmt14 "${WMT[0]}" "${WMT[1]}" "${WMT[2]}" "${WMT[3]}" 1.8
-# REFERENCE.md §6: IWSLT beam 5, 23-token source; WMT beam 4, lenpen 0.6, 30-token source
+# docs/reference.md §6: IWSLT beam 5, 23-token source; WMT beam 4, lenpen 0.6, 30-token source
 measure iwslt14 5 1.0 23
 measure wmt14 4 0.6 30
 echo "wrote $OUTDIR/speed.csv" | tee -a "$LOG"

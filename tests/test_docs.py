@@ -1,0 +1,31 @@
+"""Every citation of the repository's reference (`docs/reference.md §N`) resolves to a section
+that exists, and nothing cites a file the repository does not carry."""
+import re
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _tracked_text_files():
+    out = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    for name in out:
+        path = REPO / name
+        if path.suffix in {".png", ".pdf", ".parquet", ".safetensors"} or not path.is_file():
+            continue
+        try:
+            yield name, path.read_text()
+        except UnicodeDecodeError:
+            continue
+
+
+def test_reference_citations_resolve():
+    sections = set(re.findall(r"^## (\d+)\. ", (REPO / "docs/reference.md").read_text(), re.M))
+    cited, stale = [], []
+    for name, text in _tracked_text_files():
+        cited += [(name, n) for n in re.findall(r"docs/reference\.md §(\d+)", text)]
+        if re.search(r"(?<!docs/)REFERENCE\.md", text) and name != "tests/test_docs.py":
+            stale.append(name)
+    assert cited, "no citations found: the pattern is wrong"
+    assert [c for c in cited if c[1] not in sections] == []
+    assert stale == [], f"citations of a reference outside the repository: {stale}"
