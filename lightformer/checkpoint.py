@@ -12,7 +12,6 @@ import hashlib
 import json
 import math
 import os
-import sys
 import typing
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from lightformer.compress.factorize import factorize
 from lightformer.compress.plan import Group, plan_from_json
 from lightformer.config import ModelConfig
 from lightformer.errors import LightformerError
-from lightformer.io import atomic_path
+from lightformer.io import atomic_path, command_line
 from lightformer.models.transformer import Transformer
 
 FORMAT = "lightformer-model"
@@ -52,7 +51,7 @@ def _provenance(extra: dict | None) -> dict:
         "lightformer_version": __version__,
         "torch_version": torch.__version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join(sys.argv),
+        "command": command_line(),
     } | (extra or {})
 
 

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from lightformer.errors import LightformerError
-from lightformer.io import atomic_path, write_text_atomic
+from lightformer.io import atomic_path, command_line, write_text_atomic
 from lightformer.validate import check, distinct_outputs, load_yaml
 
 EXIT_USAGE = 2
@@ -202,11 +202,17 @@ def _compress_classifier(args, spec: dict) -> None:
 
 
 def cmd_glue_init(args) -> None:
-    from lightformer.classify.model import build_vocab, load_tokenizer, pretrained_bert, save_classifier, tiny_bert
+    import tempfile
+
+    from lightformer.classify.model import (
+        build_vocab,
+        load_tokenizer,
+        pretrained_bert,
+        save_classifier,
+        tiny_bert,
+    )
     from lightformer.classify.train import read_rows
     from lightformer.data.glue import GLUE_COLUMNS, NUM_LABELS, check_task
-
-    import tempfile
 
     task = check_task(args.task)
     with tempfile.TemporaryDirectory() as tmp:
@@ -228,7 +234,11 @@ def cmd_glue_init(args) -> None:
 
 
 def cmd_glue_train(args) -> None:
-    from lightformer.classify.model import load_classifier, load_tokenizer, save_classifier
+    from lightformer.classify.model import (
+        load_classifier,
+        load_tokenizer,
+        save_classifier,
+    )
     from lightformer.classify.train import GlueConfig, fine_tune
     from lightformer.compress.bert import dense_params
     from lightformer.train.config import _typed
@@ -247,7 +257,7 @@ def cmd_glue_train(args) -> None:
     result = fine_tune(model, load_tokenizer(Path(args.checkpoint)), task, Path(args.data), cfg)
     save_classifier(model.cpu(), args.out, Path(args.checkpoint),
                     {"task": task, "provenance": {"parent": str(args.checkpoint), "fine_tuned": result["config"]}})
-    result |= {"params": dense_params(model), "checkpoint": str(args.out), "command": " ".join(sys.argv)}
+    result |= {"params": dense_params(model), "checkpoint": str(args.out), "command": command_line()}
     write_text_atomic(Path(args.out) / "metrics.json", json.dumps(result, indent=2) + "\n")
     print(f"{args.out}: " + "; ".join(f"{k} " + ", ".join(f"{m} {v:.2f}" for m, v in d["scores"].items())
                                       for k, d in result["dev"].items()))
@@ -406,7 +416,7 @@ def cmd_generate(args) -> None:
     summary = {k: v for k, v in res.items() if k not in ("hypotheses", "references")} | {
         "checkpoint": str(args.checkpoint), "checkpoint_sha256": file_sha256(args.checkpoint),
         "data": str(args.data), "split": args.split, "search": dataclasses.asdict(search), "device": str(device),
-        "remove_bpe": args.remove_bpe, "detok": args.detok, "command": " ".join(sys.argv)}
+        "remove_bpe": args.remove_bpe, "detok": args.detok, "command": command_line()}
     write_text_atomic(f"{args.out}.json", json.dumps(summary, indent=2) + "\n")
     line = f"{res['sentences']} sentences, {res['sentences_per_s']:.1f} sent/s, {res['tokens_per_s']:.0f} tok/s"
     if "bleu" in res:
@@ -569,8 +579,17 @@ def cmd_report_ablation_transfer(args) -> None:
 def cmd_report_tables(args) -> None:
     import pandas as pd
 
-    from lightformer.report.figures import learning_curves, metric_vs_params, sharing_heatmap
-    from lightformer.report.tables import ablations, paper_comparison, task_rows, write_table
+    from lightformer.report.figures import (
+        learning_curves,
+        metric_vs_params,
+        sharing_heatmap,
+    )
+    from lightformer.report.tables import (
+        ablations,
+        paper_comparison,
+        task_rows,
+        write_table,
+    )
 
     out = Path(args.out)
     if not args.summary:

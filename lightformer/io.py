@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
+import sys
 import tempfile
 from pathlib import Path
 
@@ -25,3 +27,20 @@ def atomic_path(path: str | os.PathLike):
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def command_line(argv: list[str] | None = None) -> str:
+    """The command as a user would retype it: ``lightformer <args>``, with absolute paths under
+    the working directory made relative, so a recorded command names no path of the machine that
+    ran it (paths outside the working directory are kept: they are what was run)."""
+    argv = list(sys.argv if argv is None else argv)
+    head = Path(argv[0]).name if argv else "lightformer"
+    words = ["lightformer" if head in ("lightformer", "__main__.py", "-m") else head]
+    cwd = Path.cwd()
+    for arg in argv[1:]:
+        key, sep, value = arg.rpartition("=") if "=" in arg and not arg.startswith("/") else ("", "", arg)
+        path = Path(value)
+        if path.is_absolute() and path.is_relative_to(cwd):
+            value = str(path.relative_to(cwd)) or "."
+        words.append(f"{key}{sep}{value}")
+    return shlex.join(words)

@@ -5,13 +5,20 @@ first is taken run by run and summarised by the mean of the 10th-90th percentile
 from __future__ import annotations
 
 import datetime as _dt
-import sys
 
 import torch
 from tqdm.auto import tqdm
 
 from lightformer.errors import LightformerError
-from lightformer.speed.bench import DTYPES, Timer, device_name, percentile, resolve_device, trimmed_mean
+from lightformer.io import command_line
+from lightformer.speed.bench import (
+    DTYPES,
+    Timer,
+    device_name,
+    percentile,
+    resolve_device,
+    trimmed_mean,
+)
 
 
 def encoder_speed(models: dict[str, torch.nn.Module], protocol: str = "latency", device: str = "cpu",
@@ -50,5 +57,5 @@ def encoder_speed(models: dict[str, torch.nn.Module], protocol: str = "latency",
                      "ms": ms, "sentences_per_s": n / (ms / 1e3), "speedup": trimmed_mean(ratios),
                      "speedup_p10": percentile(ratios, 0.1), "speedup_p90": percentile(ratios, 0.9), "runs": runs,
                      "torch": torch.__version__, "measured": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                     "command": " ".join(sys.argv)})
+                     "command": command_line()})
     return rows

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 import torch
 
-from lightformer.compress.plan import Group, assign_ranks, layer_groups, plan_to_json, planned_from
+from lightformer.compress.plan import (
+    Group,
+    assign_ranks,
+    layer_groups,
+    plan_to_json,
+    planned_from,
+)
 from lightformer.compress.spec import CompressionSpec
 from lightformer.compress.transfer import is_compressed, transfer
 from lightformer.errors import LightformerError

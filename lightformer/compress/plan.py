@@ -14,7 +14,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from lightformer.compress.spec import EMBED_ROLES, LAYER_ROLES, QKV_BLOCKS, CompressionSpec, expand_rank_map
+from lightformer.compress.spec import (
+    EMBED_ROLES,
+    LAYER_ROLES,
+    QKV_BLOCKS,
+    CompressionSpec,
+    expand_rank_map,
+)
 from lightformer.config import ModelConfig
 from lightformer.errors import LightformerError
 

@@ -11,9 +11,20 @@ from tqdm.auto import tqdm
 
 from lightformer.compress.calibrate import Calibration, group_statistics, output_errors
 from lightformer.compress.factorize import Factors, factor_counts, factorize
-from lightformer.compress.plan import Group, dense_total, make_plan, plan_to_json, planned_from, planned_total
+from lightformer.compress.plan import (
+    Group,
+    dense_total,
+    make_plan,
+    plan_to_json,
+    planned_from,
+    planned_total,
+)
 from lightformer.compress.spec import DATA_AWARE_INITS, CompressionSpec
-from lightformer.compress.weighted import group_spectrum, split_sigma, weighted_group_svd  # noqa: F401
+from lightformer.compress.weighted import (  # noqa: F401
+    group_spectrum,
+    split_sigma,
+    weighted_group_svd,
+)
 from lightformer.errors import LightformerError
 from lightformer.models.lowrank import FactorizedEmbedding, LowRankLinear
 from lightformer.models.transformer import Transformer

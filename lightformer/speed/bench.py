@@ -16,7 +16,6 @@ import datetime as _dt
 import math
 import platform
 import statistics
-import sys
 import time
 from dataclasses import dataclass
 
@@ -29,8 +28,9 @@ from lightformer.config import EOS
 from lightformer.data.batching import collate
 from lightformer.decode.beam import SearchConfig, beam_search
 from lightformer.errors import LightformerError
-from lightformer.validate import checks
+from lightformer.io import command_line
 from lightformer.speed.fast import prepare_for_inference
+from lightformer.validate import checks
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -252,7 +252,7 @@ def run_speed(models: dict[str, torch.nn.Module], cfg: SpeedConfig, progress: bo
         "sentences": 1 if cfg.protocol == "latency" else len(sources),
         "source": "synthetic" if cfg.protocol == "latency" else source_name,
         "measured": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join(sys.argv),
+        "command": command_line(),
     }
     rows = []
     for n in names:

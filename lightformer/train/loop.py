@@ -26,17 +26,24 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 import lightformer as lf
+from lightformer.checkpoint import file_sha256
 from lightformer.data.batching import collate, epoch_order, length_buckets
-from lightformer.data.indexed import ParallelData
+from lightformer.data.indexed import ParallelData, fingerprint
 from lightformer.decode.beam import SearchConfig, beam_search
 from lightformer.errors import LightformerError
 from lightformer.gpu import pick_device
 from lightformer.metrics.bleu import tokenized_bleu
 from lightformer.models.transformer import set_dropout
-from lightformer.checkpoint import file_sha256
-from lightformer.data.indexed import fingerprint
-from lightformer.train.checkpoints import (Resume, discard_run, find_resume, mark_best, pointed, prune,
-                                           save_train_checkpoint, set_aside)
+from lightformer.train.checkpoints import (
+    Resume,
+    discard_run,
+    find_resume,
+    mark_best,
+    pointed,
+    prune,
+    save_train_checkpoint,
+    set_aside,
+)
 from lightformer.train.config import TrainConfig
 from lightformer.train.losses import label_smoothed_nll_loss
 from lightformer.train.schedule import inverse_sqrt_lr
