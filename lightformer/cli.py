@@ -14,6 +14,7 @@ from pathlib import Path
 
 from lightformer.errors import LightformerError
 from lightformer.io import atomic_path, command_line, write_text_atomic
+from lightformer.provenance import provenance
 from lightformer.validate import check, distinct_outputs, load_yaml
 
 EXIT_USAGE = 2
@@ -257,7 +258,8 @@ def cmd_glue_train(args) -> None:
     result = fine_tune(model, load_tokenizer(Path(args.checkpoint)), task, Path(args.data), cfg)
     save_classifier(model.cpu(), args.out, Path(args.checkpoint),
                     {"task": task, "provenance": {"parent": str(args.checkpoint), "fine_tuned": result["config"]}})
-    result |= {"params": dense_params(model), "checkpoint": str(args.out), "command": command_line()}
+    result |= {"params": dense_params(model), "checkpoint": str(args.out), "command": command_line(),
+               "provenance": provenance()}
     write_text_atomic(Path(args.out) / "metrics.json", json.dumps(result, indent=2) + "\n")
     print(f"{args.out}: " + "; ".join(f"{k} " + ", ".join(f"{m} {v:.2f}" for m, v in d["scores"].items())
                                       for k, d in result["dev"].items()))
@@ -416,7 +418,7 @@ def cmd_generate(args) -> None:
     summary = {k: v for k, v in res.items() if k not in ("hypotheses", "references")} | {
         "checkpoint": str(args.checkpoint), "checkpoint_sha256": file_sha256(args.checkpoint),
         "data": str(args.data), "split": args.split, "search": dataclasses.asdict(search), "device": str(device),
-        "remove_bpe": args.remove_bpe, "detok": args.detok, "command": command_line()}
+        "remove_bpe": args.remove_bpe, "detok": args.detok, "command": command_line(), "provenance": provenance()}
     write_text_atomic(f"{args.out}.json", json.dumps(summary, indent=2) + "\n")
     line = f"{res['sentences']} sentences, {res['sentences_per_s']:.1f} sent/s, {res['tokens_per_s']:.0f} tok/s"
     if "bleu" in res:
@@ -560,7 +562,7 @@ def cmd_data_synthetic(args) -> None:
 def cmd_report_glue(args) -> None:
     from lightformer.report.tables import glue_rows, write_table
 
-    df = glue_rows(args.metrics, args.speed)
+    df = glue_rows(args.metrics, args.speed, args.config_sha256)
     write_table(df, args.table, args.markdown)
     print(f"{args.table}: {len(df)} models")
 
@@ -569,7 +571,7 @@ def cmd_report_ablation_transfer(args) -> None:
     from lightformer.report.figures import ablation_transfer_figure
     from lightformer.report.tables import ablation_transfer_rows, write_table
 
-    df = ablation_transfer_rows(args.transfer, args.finetuned, args.reports, args.baselines)
+    df = ablation_transfer_rows(args.transfer, args.finetuned, args.reports, args.baselines, args.config_sha256)
     write_table(df, args.table, args.markdown)
     if args.figure:
         ablation_transfer_figure(df, args.figure)
@@ -596,7 +598,7 @@ def cmd_report_tables(args) -> None:
         if len(args.tasks) != 1:
             raise LightformerError("a task table is built for one task at a time (--tasks NAME)")
         task = args.tasks[0]
-        df = task_rows(task, args.evals, args.params, args.reports, args.speed)
+        df = task_rows(task, args.evals, args.params, args.reports, args.speed, args.config_sha256, args.manifest)
         write_table(df, out / f"{task}.csv", out / f"{task}.md")
         print(f"{out}: table for {task} from {len(args.evals)} evaluations")
         return
@@ -851,6 +853,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--speed", nargs="*", default=[], help="task table: speed CSVs of the task")
     r.add_argument("--tables", nargs="*", default=[], help="--summary: the task tables, one per task")
     r.add_argument("--curves", nargs="*", default=[], help="--summary: fine-tuning curve.csv files")
+    r.add_argument("--config-sha256", help="hash of the resolved workflow config, recorded in each row")
+    r.add_argument("--manifest", help="the task's raw-data manifest.json; its sha256 is recorded in each row")
     r.add_argument("--out", default="results/tables")
     r.add_argument("--figures", default="results/figures")
     r.add_argument("--summary", action="store_true",
@@ -865,12 +869,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--table", required=True)
     r.add_argument("--markdown")
     r.add_argument("--figure", help="PNG (a PDF is written beside it)")
+    r.add_argument("--config-sha256", help="hash of the resolved workflow config, recorded in each row")
     r.set_defaults(func=cmd_report_ablation_transfer)
     r = rep.add_parser("glue", help="the GLUE table from <task>/<model>/seed<n>/metrics.json files")
     r.add_argument("--metrics", nargs="+", required=True)
     r.add_argument("--speed", nargs="*", default=[], help="encoder speed CSVs (glue speed)")
     r.add_argument("--table", required=True, help="output CSV")
     r.add_argument("--markdown", required=True, help="output Markdown")
+    r.add_argument("--config-sha256", help="hash of the resolved workflow config, recorded in each row")
     r.set_defaults(func=cmd_report_glue)
     return p
 

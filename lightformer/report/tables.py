@@ -24,16 +24,38 @@ def _read_json(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
+def provenance_columns(runs: list[dict], seeds: list[str], config_sha256: str | None = None,
+                       manifest: Path | None = None) -> dict:
+    """A row's provenance: the seeds, the code commit(s) and environment recorded by the runs that
+    produced it, the resolved config's hash and the data manifest's sha256."""
+    from lightformer.checkpoint import file_sha256
+    from lightformer.provenance import commit_label
+
+    provs = [r.get("provenance") or {} for r in runs]
+
+    def joined(values) -> str:
+        return ";".join(sorted({str(v) for v in values if v not in (None, "")}))
+
+    return {"seeds_used": ",".join(sorted(seeds, key=lambda s: int(s) if s.isdigit() else s)),
+            "commit": joined(commit_label(p) for p in provs), "torch": joined(p.get("torch") for p in provs),
+            "cuda": joined(p.get("cuda") for p in provs), "device": joined(r.get("device") for r in runs),
+            "config_sha256": config_sha256 or "",
+            "data_manifest_sha256": file_sha256(manifest)[:16] if manifest and Path(manifest).is_file() else ""}
+
+
 def task_rows(task: str, evals: list[Path], params: list[Path], reports: list[Path] = (),
-              speed_csvs: list[Path] = ()) -> pd.DataFrame:
+              speed_csvs: list[Path] = (), config_sha256: str | None = None,
+              manifest: Path | None = None) -> pd.DataFrame:
     """One row per model of the task: parameters, compression, metric mean ± sd over seeds,
     speedups per measured setting, and the compression settings. Models are named by the
     ``<model>/seed<n>/`` directories of ``evals`` and ``reports`` and by the ``params`` file stems."""
     if not evals:
         raise LightformerError(f"no evaluations given for {task}")
     per_model: dict[str, list[dict]] = {}
+    seeds: dict[str, list[str]] = {}
     for path in map(Path, evals):
         per_model.setdefault(path.parent.parent.name, []).append(_read_json(path))
+        seeds.setdefault(path.parent.parent.name, []).append(path.parent.name.removeprefix("seed"))
     param_files = {Path(p).stem: Path(p) for p in params}
     report_files = {Path(p).parent.parent.name: Path(p) for p in reports}
     missing = sorted(set(per_model) - set(param_files)) + ([] if "baseline" in param_files else ["baseline"])
@@ -67,6 +89,7 @@ def task_rows(task: str, evals: list[Path], params: list[Path], reports: list[Pa
                 row[key] = s["speedup"]
                 row[f"{key}_conditions"] = (f"{s['device_name']}, {s['dtype']}, threads {s['threads']}, "
                                             f"batch {s['batch']}, beam {s['beam']}")
+        row |= provenance_columns(runs, seeds[model], config_sha256, manifest)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -130,7 +153,7 @@ def paper_comparison(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def glue_rows(runs: list[Path], speed_csvs: list[Path] = ()) -> pd.DataFrame:
+def glue_rows(runs: list[Path], speed_csvs: list[Path] = (), config_sha256: str | None = None) -> pd.DataFrame:
     """One row per model (baseline first, then the variants): parameters and compression (mean
     over tasks; the heads differ), each task's dev metrics as mean ± sd over seeds, the task
     score (mean of its metrics) and the GLUE average with and without WNLI. ``runs`` are
@@ -141,9 +164,11 @@ def glue_rows(runs: list[Path], speed_csvs: list[Path] = ()) -> pd.DataFrame:
     if not runs:
         raise LightformerError("no GLUE results given")
     by_model: dict[str, dict[str, list[dict]]] = {}
+    seeds: dict[str, set[str]] = {}
     for path in runs:
         task, model = path.parent.parent.parent.name, path.parent.parent.name
         by_model.setdefault(model, {}).setdefault(task, []).append(_read_json(path))
+        seeds.setdefault(model, set()).add(path.parent.name.removeprefix("seed"))
     base = by_model.get("baseline", {})
     rows = []
     for model, tasks in sorted(by_model.items(), key=lambda kv: (kv[0] != "baseline", kv[0])):
@@ -164,6 +189,8 @@ def glue_rows(runs: list[Path], speed_csvs: list[Path] = ()) -> pd.DataFrame:
         first = next(iter(tasks.values()))[0]
         row["recipe"] = ", ".join(f"{k} {first['config'][k]}" for k in ("lr", "epochs", "batch_size", "max_len"))
         row["device"] = first["device"]
+        prov = provenance_columns([r for rs in tasks.values() for r in rs], sorted(seeds[model]), config_sha256)
+        row |= {k: v for k, v in prov.items() if k not in ("device", "data_manifest_sha256")}
         rows.append(row)
     df = pd.DataFrame(rows)
     for path in speed_csvs:  # encoder-only timing of the first task's models
@@ -174,13 +201,13 @@ def glue_rows(runs: list[Path], speed_csvs: list[Path] = ()) -> pd.DataFrame:
             df.loc[df["model"] == s["model"], f"{key}_conditions"] = (
                 f"{s['device_name']}, {s['dtype']}, batch {s['batch']}, seq {s['seq_len']}, {s['runs']} runs")
     first = ["model", "params", "compression", "glue_avg", "glue_avg_no_wnli"]
-    last = ["seeds", "recipe", "device"]
+    last = ["seeds", "recipe", "device", "seeds_used", "commit", "torch", "cuda", "config_sha256"]
     speed = [c for c in df.columns if c.startswith("speedup_")]
     return df[first + [c for c in df.columns if c not in first + last + speed] + speed + last]
 
 
 def ablation_transfer_rows(transfer: list[Path], finetuned: list[Path], reports: list[Path],
-                           baselines: list[Path] = ()) -> pd.DataFrame:
+                           baselines: list[Path] = (), config_sha256: str | None = None) -> pd.DataFrame:
     """One row per (task, variant): the transfer initialiser and rank allocation at a ratio and
     sharing level; quality right after transfer and after fine-tuning (mean ± sd over seeds), the
     held-out layer-output error of the transfer, and each one's gap to the task's baseline.
@@ -198,6 +225,9 @@ def ablation_transfer_rows(transfer: list[Path], finetuned: list[Path], reports:
     for kind, paths in (("transfer", transfer), ("finetuned", finetuned)):
         for p in paths:
             collected.setdefault(key(p), {}).setdefault(kind, []).append(score(p))
+            if kind == "finetuned":
+                collected[key(p)].setdefault("runs", []).append(_read_json(p))
+                collected[key(p)].setdefault("seeds", []).append(Path(p).parent.name.removeprefix("seed"))
     for p in reports:
         rep = _read_json(p)
         entry = collected.setdefault(key(p), {})
@@ -231,6 +261,7 @@ def ablation_transfer_rows(transfer: list[Path], finetuned: list[Path], reports:
             row["baseline_mean"] = b
             row["transfer_gap"] = row["transfer_mean"] - b
             row["finetuned_gap"] = row["finetuned_mean"] - b
+        row |= provenance_columns(e.get("runs", []), e.get("seeds", []), config_sha256)
         rows.append(row)
     order = {"random": 0, "svd": 1, "svd_whiten": 2, "svd_fisher": 3, "asvd": 4}
     df = pd.DataFrame(rows)

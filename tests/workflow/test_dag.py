@@ -42,6 +42,9 @@ def test_whole_dag_runs_and_writes_tables_figures_logs(tmp_path):
     assert (res / "figures/ablation_transfer.png").stat().st_size > 10_000
     for row in rows:
         assert row["seeds"] == "2" and "tokenized BLEU" in row["metric_label"]
+        # provenance: which seeds, code, environment, config and data made the row
+        assert row["seeds_used"] == "1,2" and len(row["commit"].split("+")[0]) == 12 and row["torch"]
+        assert len(row["config_sha256"]) == 16 and len(row["data_manifest_sha256"]) == 16 and row["device"] == "cpu"
         assert "speedup_cpu_latency" in row and float(row["params_total"]) > 0
     light = next(r for r in rows if r["model"] == "r2.0_k1_svd")
     assert float(light["compression"]) >= 2.0

@@ -1,5 +1,7 @@
 # Config validation, wildcard constraints and input helpers. No rules here.
+import hashlib
 import itertools
+import json
 import shlex
 import sys
 from pathlib import Path
@@ -181,6 +183,15 @@ def ablation_tasks():
 
 def get_models(task):
     return ["baseline"] + list(get_variants(task))
+
+
+def config_sha256():
+    """Short hash of the resolved config (defaults filled by the schema), recorded in table rows."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def manifest(task):
+    return f"{DATA_ROOT}/{config['tasks'][task]['dataset']}/raw/manifest.json"
 
 
 def prepared(task):

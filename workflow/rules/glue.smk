@@ -130,6 +130,8 @@ rule glue_table:
     output:
         table=report("results/tables/glue.csv", category="Tables"),
         markdown="results/tables/glue.md",
+    params:
+        config_sha=config_sha256(),
     log:
         "results/logs/glue_table/glue.log",
     benchmark:
@@ -139,4 +141,4 @@ rule glue_table:
         **rule_resources("glue_table"),
     shell:
         "lightformer report glue --metrics {input.metrics:q} --speed {input.speed:q} --table {output.table:q}"
-        " --markdown {output.markdown:q} > {log:q} 2>&1"
+        " --markdown {output.markdown:q} --config-sha256 {params.config_sha} > {log:q} 2>&1"

@@ -10,9 +10,12 @@ rule task_table:
         params=lambda wc: [f"results/params/{wc.task}/{m}.json" for m in get_models(wc.task)],
         compress=lambda wc: [f"results/compress/{wc.task}/{v}/seed{SEEDS[0]}/report.json" for v in get_variants(wc.task)],
         speed=lambda wc: [p for p in get_speed_csvs() if p.startswith(f"results/speed/{wc.task}/")],
+        manifest=lambda wc: manifest(wc.task),
     output:
         table=report("results/tables/{task}.csv", category="Tables"),
         markdown="results/tables/{task}.md",
+    params:
+        config_sha=config_sha256(),
     log:
         "results/logs/task_table/{task}.log",
     benchmark:
@@ -22,7 +25,8 @@ rule task_table:
         **rule_resources("task_table"),
     shell:
         "lightformer report tables --tasks {wildcards.task:q} --evals {input.scores:q} --params {input.params:q}"
-        " --reports {input.compress:q} --speed {input.speed:q} --out results/tables > {log:q} 2>&1"
+        " --reports {input.compress:q} --speed {input.speed:q} --manifest {input.manifest:q}"
+        " --config-sha256 {params.config_sha} --out results/tables > {log:q} 2>&1"
 
 
 rule summary_tables:
@@ -92,6 +96,8 @@ rule ablation_transfer_table:
         markdown="results/tables/ablation_transfer.md",
         figure=report("results/figures/ablation_transfer.png", category="Figures"),
         figure_pdf="results/figures/ablation_transfer.pdf",
+    params:
+        config_sha=config_sha256(),
     log:
         "results/logs/ablation_transfer_table/ablation_transfer.log",
     benchmark:
@@ -102,4 +108,4 @@ rule ablation_transfer_table:
     shell:
         "lightformer report ablation-transfer --transfer {input.transfer:q} --finetuned {input.finetuned:q}"
         " --reports {input.reports:q} --baselines {input.baselines:q} --table {output.table:q}"
-        " --markdown {output.markdown:q} --figure {output.figure:q} > {log:q} 2>&1"
+        " --markdown {output.markdown:q} --figure {output.figure:q} --config-sha256 {params.config_sha} > {log:q} 2>&1"
