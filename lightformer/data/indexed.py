@@ -93,7 +93,8 @@ def fingerprint(root: str | Path) -> dict[str, str]:
 
 def write_parallel(root: str | Path, src: str, tgt: str, src_dict: Dictionary, tgt_dict: Dictionary,
                    splits: dict[str, tuple[list[str], list[str]]], meta: dict | None = None) -> Path:
-    """Encode text splits with the dictionaries and write a prepared directory."""
+    """Encode text splits with the dictionaries and write a prepared directory (token arrays plus
+    the text they encode, ``<split>.<lang>``, for inspection and scoring)."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     src_dict.save(root / f"dict.{src}.txt")
@@ -102,6 +103,8 @@ def write_parallel(root: str | Path, src: str, tgt: str, src_dict: Dictionary, t
     for name, (s_lines, t_lines) in splits.items():
         write_split(root / f"{name}.{src}", [src_dict.encode(x) for x in s_lines])
         write_split(root / f"{name}.{tgt}", [tgt_dict.encode(x) for x in t_lines])
+        for lang, lines in ((src, s_lines), (tgt, t_lines)):  # the (BPE'd) text, as fairseq's scripts leave it
+            (root / f"{name}.{lang}").write_text("".join(line + "\n" for line in lines))
         counts[name] = len(s_lines)
     (root / "meta.json").write_text(json.dumps({"src": src, "tgt": tgt, "sentences": counts} | (meta or {}),
                                                indent=2) + "\n")

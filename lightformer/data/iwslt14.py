@@ -95,9 +95,6 @@ def prepare_iwslt14(tgz: Path, out: Path, bpe_merges: int = 10_000, expected: di
         if not s:
             raise LightformerError(f"{tgz}: split {name!r} is empty after preparation")
     splits, codes = learn_and_apply_bpe(train[0], train[1], {"valid": valid, "test": test}, bpe_merges, out)
-    for name, (s, t) in splits.items():  # the text files fairseq's script leaves, for inspection and scoring
-        (out / f"{name}.{SRC}").write_text("\n".join(s) + "\n")
-        (out / f"{name}.{TGT}").write_text("\n".join(t) + "\n")
     counts = {name: len(s) for name, (s, _) in splits.items()}
     meta = {"dataset": "iwslt14", "recipe": "fairseq prepare-iwslt14.sh", "bpe_merges": bpe_merges,
             "bpe_codes": codes.name, "source_archive": str(tgz)}

@@ -127,8 +127,6 @@ def prepare_wmt14(raw: Path, out: Path, bpe_merges: int = 40_000, valid_from: st
     for name, (s, t) in splits.items():
         if not s:
             raise LightformerError(f"split {name!r} is empty after preparation")
-        (out / f"{name}.{SRC}").write_text("\n".join(s) + "\n")
-        (out / f"{name}.{TGT}").write_text("\n".join(t) + "\n")
     meta = {"dataset": "wmt14", "source": source, "recipe": "fairseq prepare-wmt14en2de.sh --icml17",
             "bpe_merges": bpe_merges, "bpe_codes": codes.name, "valid_from": valid_from}
     return write_joined(out, SRC, TGT, splits, meta, expected)

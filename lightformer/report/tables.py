@@ -43,6 +43,22 @@ def provenance_columns(runs: list[dict], seeds: list[str], config_sha256: str | 
             "data_manifest_sha256": file_sha256(manifest)[:16] if manifest and Path(manifest).is_file() else ""}
 
 
+def solved_ranks(report: dict) -> str:
+    """The ranks the plan used: one number when uniform, else 'role=rank' per role (a ratio is
+    solved to ranks, so the spec alone leaves the column empty)."""
+    by_role: dict[str, set[int]] = {}
+    for g in report.get("groups") or []:
+        for role in g["roles"]:
+            by_role.setdefault(role, set()).add(g["rank"])
+    if not by_role:
+        rank = report["spec"].get("rank")
+        return "" if rank is None else str(rank)
+    ranks = {r for rs in by_role.values() for r in rs}
+    if len(ranks) == 1:
+        return str(ranks.pop())
+    return " ".join(f"{role}={'/'.join(map(str, sorted(rs)))}" for role, rs in sorted(by_role.items()))
+
+
 def task_rows(task: str, evals: list[Path], params: list[Path], reports: list[Path] = (),
               speed_csvs: list[Path] = (), config_sha256: str | None = None,
               manifest: Path | None = None) -> pd.DataFrame:
@@ -69,7 +85,8 @@ def task_rows(task: str, evals: list[Path], params: list[Path], reports: list[Pa
         scores = pd.Series([m["score"] for m in metrics])
         params = _read_json(param_files[model])
         row = {"task": task, "model": model, "params_total": params["total"],
-               "params_embedding": params["embedding"], "params_body": params["body"],
+               "params_embedding": params["embedding"], "params_output_projection": params.get("output_projection", 0),
+               "params_body": params["body"],
                "compression": base_params["total"] / params["total"],
                "metric": metrics[0]["metric"], "metric_label": metrics[0]["label"],
                "metric_mean": scores.mean(), "metric_sd": scores.std(ddof=1) if len(scores) > 1 else 0.0,
@@ -79,10 +96,11 @@ def task_rows(task: str, evals: list[Path], params: list[Path], reports: list[Pa
             row[f"{name}_mean"] = pd.Series([m["scores"][name] for m in metrics]).mean()
         spec_path = report_files.get(model)
         if spec_path:
-            spec = _read_json(spec_path)["spec"]
-            row |= {"init": spec["init"], "ratio_target": spec["ratio"], "rank": spec["rank"],
-                    "share_layers": spec["share_layers"], "share_side": spec["share_side"],
-                    "share_qkv": spec["share_qkv"]}
+            report = _read_json(spec_path)
+            spec = report["spec"]
+            row |= {"init": spec["init"], "ratio_target": spec["ratio"], "rank": solved_ranks(report),
+                    "rank_alloc": spec.get("rank_alloc", "uniform"), "share_layers": spec["share_layers"],
+                    "share_side": spec["share_side"], "share_qkv": spec["share_qkv"]}
         if speed is not None:
             for _, s in speed[speed["model"] == model].iterrows():
                 key = f"speedup_{s['device']}_{s['protocol']}"

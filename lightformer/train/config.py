@@ -47,6 +47,7 @@ class TrainConfig:
     bf16: bool = True  # autocast on GPU; CPU always trains in fp32
     compile: bool = False
     threads: int = 0  # CPU threads, 0 = torch default
+    log_interval_s: float = 60.0  # without a terminal (Snakemake, SLURM logs): a plain progress line this often
 
     def __post_init__(self):
         self.betas = tuple(self.betas)
@@ -56,7 +57,7 @@ class TrainConfig:
                       "clip_norm": "nonnegative", "warmup_updates": "nonnegative", "max_updates": "nonnegative",
                       "max_epochs": "nonnegative", "seed": "nonnegative", "keep_last": "nonnegative",
                       "validate_interval_updates": "nonnegative", "save_interval_updates": "nonnegative",
-                      "threads": "nonnegative"})
+                      "threads": "nonnegative", "log_interval_s": "positive"})
         if len(self.betas) != 2:
             raise LightformerError(f"betas={list(self.betas)} is invalid: expected two numbers")
         for i, b in enumerate(self.betas):

@@ -54,7 +54,7 @@ CURVE_FIELDS = ["update", "epoch", "wall_s", "tokens_seen", "lr", "train_loss", 
 # keys that may differ between a run and its resumption (schedule length, logging, hardware)
 # (data and save_dir are paths: a run bound to its data's contents may move, and so may the data)
 RESUMABLE_CHANGES = {"data", "save_dir", "max_updates", "max_epochs", "validate_interval_updates", "save_interval_updates",
-                     "keep_last", "device", "compile", "threads", "eval_max_sentences"}
+                     "keep_last", "device", "compile", "threads", "eval_max_sentences", "log_interval_s"}
 
 
 def _event(run: Path, message: str, rank: int = 0) -> None:
@@ -65,6 +65,32 @@ def _event(run: Path, message: str, rank: int = 0) -> None:
     print(f"lightformer train: {message} ({run})", file=sys.stderr, flush=True)
     with open(run / "events.log", "a") as f:
         f.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} {message}\n")
+
+
+class PlainProgress:
+    """Where no terminal shows the progress bar (a Snakemake or SLURM log), one plain line every
+    ``interval`` seconds: update, loss, tokens/s and the time left at this session's pace."""
+
+    def __init__(self, interval: float, total: int, start: int, enabled: bool):
+        self.interval, self.total, self.start, self.enabled = interval, total, start, enabled
+        self.t0 = self.last = time.monotonic()
+        self.tokens = 0
+
+    def tick(self, update: int, loss: float, ntok: int) -> None:
+        if not self.enabled:
+            return
+        self.tokens += ntok
+        now = time.monotonic()
+        if now - self.last < self.interval:
+            return
+        self.last, spent = now, now - self.t0
+        done = update - self.start
+        eta = ""
+        if self.total and done:
+            left = (self.total - update) * spent / done
+            eta = f", ETA {int(left // 3600)}:{int(left % 3600 // 60):02d}:{int(left % 60):02d}"
+        print(f"train: update {update}{f'/{self.total}' if self.total else ''}, loss {loss:.3f}, "
+              f"{self.tokens / spent:.0f} tok/s{eta}", file=sys.stderr, flush=True)
 
 
 class Preempted(Exception):
@@ -134,6 +160,7 @@ def _build_model(cfg: TrainConfig, data: ParallelData, resume: Resume | None):
         if other:
             raise LightformerError(f"model options {other} cannot change when fine-tuning {cfg.init_from!r}; "
                                    f"only dropout rates can")
+        model.overridden = {k: (getattr(model.cfg, k), v) for k, v in drop.items() if getattr(model.cfg, k) != v}
         set_dropout(model, **drop)
     else:
         model = lf.build_model(cfg.arch, len(data.src_dict), len(data.tgt_dict), seed=cfg.seed, **cfg.model)
@@ -279,8 +306,12 @@ def train(cfg: TrainConfig, progress: bool = True, restart: str = "no") -> dict:
         run.mkdir(parents=True, exist_ok=True)
         for note in notes:
             _event(run, note)
+        for key, (was, now) in getattr(model, "overridden", {}).items():
+            _event(run, f"the recipe sets {key}={now} (the init_from checkpoint had {was})")
         _event(run, f"resumed from {resume.ckpt.name} at update {num_updates}" if state is not None else "started")
-        (run / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+        # the recipe as given, plus the model as built (its actual dimensions and dropout rates)
+        (run / "config.json").write_text(json.dumps(cfg.to_dict() | {"model_config": model.cfg.to_dict()},
+                                                    indent=2) + "\n")
         _rewrite_curve(run / "curve.csv", num_updates)
 
     batches = length_buckets(train_src.sizes, train_tgt.sizes, cfg.max_tokens)
@@ -289,6 +320,8 @@ def train(cfg: TrainConfig, progress: bool = True, restart: str = "no") -> dict:
     running = {"loss": 0.0, "nll": 0.0, "ntok": 0}
     bar = tqdm(total=cfg.max_updates or None, initial=num_updates, desc="train", unit="upd",
                disable=(not progress or rank != 0) or None)
+    plain = PlainProgress(cfg.log_interval_s, cfg.max_updates, num_updates,
+                          enabled=progress and rank == 0 and bar.disable)
 
     def wall() -> float:
         return wall_before + time.perf_counter() - t0
@@ -391,6 +424,7 @@ def train(cfg: TrainConfig, progress: bool = True, restart: str = "no") -> dict:
                 bar.update()
                 bar.set_postfix(loss=f"{loss_sum / max(int(ntok) // world, 1):.3f}", lr=f"{lr:.2e}",
                                 tok_s=f"{tokens_seen / max(wall() - wall_before, 1e-9):.0f}")
+                plain.tick(num_updates, loss_sum / max(int(ntok) // world, 1), int(ntok))
                 if position >= len(order):  # epoch end: validate and save there
                     break
                 metrics = None

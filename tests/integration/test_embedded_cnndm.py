@@ -40,3 +40,21 @@ def test_embedded_cnndm_learns_and_scores_rouge(tmp_path):
                      for r, h in zip(refs, lines)) / len(refs)
     assert abs(lsum - scores["rougeLsum"]) < 1e-9
     assert "\n" in refs[0] and " <q> " in lines[0]
+
+
+def test_prepared_directories_hold_their_bpe_text(tmp_path):
+    """CNN/DM leaves its BPE'd text beside the token arrays, like IWSLT and WMT (one writer)."""
+    from lightformer.cli import main
+    from lightformer.data.indexed import ParallelData
+
+    assert main(["data", "fixtures", "--out", str(tmp_path / "mirror")]) in (0, None)
+    args = ["--root", str(tmp_path / "data")]
+    assert main(["data", "fetch", "cnndm", *args, "--mirror", str(tmp_path / "mirror"), "--embedded"]) in (0, None)
+    assert main(["data", "prepare", "cnndm", *args, "--bpe-merges", "200", "--no-expected"]) in (0, None)
+    prepared = tmp_path / "data/cnndm/prepared"
+    data = ParallelData(prepared)
+    for split in ("train", "valid", "test"):
+        src, tgt = data.split(split)
+        lines = (prepared / f"{split}.{data.tgt}").read_text().splitlines()
+        assert len(lines) == len(tgt) and len((prepared / f"{split}.{data.src}").read_text().splitlines()) == len(src)
+        assert data.tgt_dict.encode(lines[0]).tolist() == tgt[0].tolist()  # the text is what was encoded

@@ -45,7 +45,11 @@ def test_whole_dag_runs_and_writes_tables_figures_logs(tmp_path):
         # provenance: which seeds, code, environment, config and data made the row
         assert row["seeds_used"] == "1,2" and len(row["commit"].split("+")[0]) == 12 and row["torch"]
         assert len(row["config_sha256"]) == 16 and len(row["data_manifest_sha256"]) == 16 and row["device"] == "cpu"
+        parts = sum(int(row[f"params_{p}"]) for p in ("embedding", "output_projection", "body"))
+        assert parts == int(row["params_total"])  # the parameter columns add up
+        assert row["model"] == "baseline" or row["rank"]  # ratio-solved ranks are shown
         assert "speedup_cpu_latency" in row and float(row["params_total"]) > 0
+    assert "=" in next(r for r in rows if r["model"] == "r2.0_k1_svd_energy")["rank"]  # per role when they differ
     light = next(r for r in rows if r["model"] == "r2.0_k1_svd")
     assert float(light["compression"]) >= 2.0
     wmt = list(csv.DictReader(open(res / "tables/wmt14.csv")))

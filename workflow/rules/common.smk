@@ -194,6 +194,13 @@ def manifest(task):
     return f"{DATA_ROOT}/{config['tasks'][task]['dataset']}/raw/manifest.json"
 
 
+def prepare_flags(wildcards):
+    """`lightformer data prepare` options of the (first) task that uses this dataset."""
+    task = next((t for t in config["tasks"].values() if t["dataset"] == wildcards.dataset), {})
+    merges = ("--bpe-merges", task.get("bpe_merges", 10000))
+    return flags(merges, *((f"--{k.replace('_', '-')}", v) for k, v in task.get("prepare", {}).items()))
+
+
 def prepared(task):
     return f"{DATA_ROOT}/{config['tasks'][task]['dataset']}/prepared"
 

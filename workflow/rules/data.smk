@@ -49,8 +49,7 @@ rule prepare_data:
         f"{DATA_ROOT}/{{dataset}}/prepared/meta.json",
     params:
         root=lambda wc, output: str(Path(output[0]).parents[2]),  # <root>/<dataset>/prepared/meta.json
-        merges=lambda wc: next((t.get("bpe_merges", 10000) for t in config["tasks"].values()
-                                if t["dataset"] == wc.dataset), 10000),  # GLUE: not used
+        flags=prepare_flags,  # bpe_merges and the task's `prepare:` options (GLUE: not used)
         expected="--no-expected" if EMBEDDED else "",
     log:
         "results/logs/prepare_data/{dataset}.log",
@@ -60,5 +59,5 @@ rule prepare_data:
     resources:
         **rule_resources("prepare_data"),
     shell:
-        "lightformer data prepare {wildcards.dataset:q} --root {params.root:q} --bpe-merges {params.merges:q}"
+        "lightformer data prepare {wildcards.dataset:q} --root {params.root:q} {params.flags}"
         " {params.expected} --workers {threads} > {log:q} 2>&1"
