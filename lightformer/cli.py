@@ -598,7 +598,8 @@ def cmd_report_tables(args) -> None:
         if len(args.tasks) != 1:
             raise LightformerError("a task table is built for one task at a time (--tasks NAME)")
         task = args.tasks[0]
-        df = task_rows(task, args.evals, args.params, args.reports, args.speed, args.config_sha256, args.manifest)
+        df = task_rows(task, args.evals, args.params, args.reports, args.speed, args.config_sha256, args.manifest,
+                       args.prepared_meta)
         write_table(df, out / f"{task}.csv", out / f"{task}.md")
         print(f"{out}: table for {task} from {len(args.evals)} evaluations")
         return
@@ -855,6 +856,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--curves", nargs="*", default=[], help="--summary: fine-tuning curve.csv files")
     r.add_argument("--config-sha256", help="hash of the resolved workflow config, recorded in each row")
     r.add_argument("--manifest", help="the task's raw-data manifest.json; its sha256 is recorded in each row")
+    r.add_argument("--prepared-meta", help="the task's prepared meta.json: split sizes and drift in each row")
     r.add_argument("--out", default="results/tables")
     r.add_argument("--figures", default="results/figures")
     r.add_argument("--summary", action="store_true",

@@ -59,9 +59,24 @@ def solved_ranks(report: dict) -> str:
     return " ".join(f"{role}={'/'.join(map(str, sorted(rs)))}" for role, rs in sorted(by_role.items()))
 
 
+def data_columns(prepared_meta: Path | None) -> dict:
+    """The data a row was measured on: split sizes, and their drift from the published sizes (or
+    why none was checked: the embedded fixtures and custom corpora have no published sizes)."""
+    if not prepared_meta or not Path(prepared_meta).is_file():
+        return {}
+    meta = _read_json(prepared_meta)
+    sizes = ", ".join(f"{k} {v:,}" for k, v in (meta.get("sentences") or {}).items())
+    if "expected" not in meta:
+        drift = "not checked (no published sizes: embedded or custom data)"
+    else:
+        off = {k: v for k, v in (meta.get("drift") or {}).items() if v}
+        drift = "none" if not off else ", ".join(f"{k} {v:+,}" for k, v in off.items())
+    return {"data_splits": sizes, "split_drift": drift}
+
+
 def task_rows(task: str, evals: list[Path], params: list[Path], reports: list[Path] = (),
               speed_csvs: list[Path] = (), config_sha256: str | None = None,
-              manifest: Path | None = None) -> pd.DataFrame:
+              manifest: Path | None = None, prepared_meta: Path | None = None) -> pd.DataFrame:
     """One row per model of the task: parameters, compression, metric mean ± sd over seeds,
     speedups per measured setting, and the compression settings. Models are named by the
     ``<model>/seed<n>/`` directories of ``evals`` and ``reports`` and by the ``params`` file stems."""
@@ -107,7 +122,7 @@ def task_rows(task: str, evals: list[Path], params: list[Path], reports: list[Pa
                 row[key] = s["speedup"]
                 row[f"{key}_conditions"] = (f"{s['device_name']}, {s['dtype']}, threads {s['threads']}, "
                                             f"batch {s['batch']}, beam {s['beam']}")
-        row |= provenance_columns(runs, seeds[model], config_sha256, manifest)
+        row |= data_columns(prepared_meta) | provenance_columns(runs, seeds[model], config_sha256, manifest)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -159,15 +174,16 @@ def paper_comparison(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
         if cand.empty:
             continue
         best = cand.iloc[(cand["compression"] - fewer).abs().argmin()]
+        data = f"data: {best['split_drift']}" if pd.notna(best.get("split_drift")) and best.get("split_drift") else ""
         rows.append({"task": task, "claim": "x fewer parameters", "paper": fewer, "ours": best["compression"],
-                     "ours_model": best["model"], "source": source, "note": ""})
+                     "ours_model": best["model"], "source": source, "note": data})
         speed_cols = [c for c in df.columns if c.startswith("speedup_") and not c.endswith("_conditions")]
         for c in speed_cols:
             rows.append({"task": task, "claim": f"speedup ({c[8:]})", "paper": speedup, "ours": best[c],
                          "ours_model": best["model"], "source": source, "note": best.get(f"{c}_conditions", "")})
         rows.append({"task": task, "claim": "metric vs baseline (paper: similar)", "paper": 0.0,
                      "ours": best["metric_mean"] - base["metric_mean"], "ours_model": best["model"],
-                     "source": source, "note": best["metric_label"]})
+                     "source": source, "note": "; ".join(x for x in (best["metric_label"], data) if x)})
     return pd.DataFrame(rows)
 
 

@@ -16,3 +16,16 @@ def test_speed_rows_carry_the_task(tmp_path):
     assert list(load_speed([tmp_path / "old.csv"])["task"]) == ["iwslt14", "iwslt14", "wmt14"]
     rows.assign(task=["cnndm", "cnndm", "cnndm"]).to_csv(tmp_path / "new.csv", index=False)
     assert set(load_speed([tmp_path / "new.csv"])["task"]) == {"cnndm"}  # the recorded task wins
+
+
+def test_split_drift_is_shown_or_said_to_be_unchecked(tmp_path):
+    import json
+
+    from lightformer.report.tables import data_columns
+
+    meta = tmp_path / "meta.json"
+    meta.write_text(json.dumps({"sentences": {"train": 160_000, "test": 6_750}, "expected": {"train": 160_239,
+                                "test": 6_750}, "drift": {"train": -239, "test": 0}}))
+    assert data_columns(meta) == {"data_splits": "train 160,000, test 6,750", "split_drift": "train -239"}
+    meta.write_text(json.dumps({"sentences": {"train": 10}}))
+    assert data_columns(meta)["split_drift"].startswith("not checked")

@@ -48,6 +48,7 @@ def test_whole_dag_runs_and_writes_tables_figures_logs(tmp_path):
         parts = sum(int(row[f"params_{p}"]) for p in ("embedding", "output_projection", "body"))
         assert parts == int(row["params_total"])  # the parameter columns add up
         assert row["model"] == "baseline" or row["rank"]  # ratio-solved ranks are shown
+        assert row["split_drift"].startswith("not checked") and row["data_splits"].startswith("train ")
         assert "speedup_cpu_latency" in row and float(row["params_total"]) > 0
     assert "=" in next(r for r in rows if r["model"] == "r2.0_k1_svd_energy")["rank"]  # per role when they differ
     light = next(r for r in rows if r["model"] == "r2.0_k1_svd")
@@ -66,6 +67,7 @@ def test_whole_dag_runs_and_writes_tables_figures_logs(tmp_path):
     comparison = list(csv.DictReader(open(res / "tables/paper_comparison.csv")))
     for task in ("iwslt14", "wmt14"):
         assert {c["claim"] for c in comparison if c["task"] == task} >= {"x fewer parameters", "speedup (cpu_latency)"}
+    assert all("data: not checked" in c["note"] for c in comparison if c["claim"] == "x fewer parameters")
     assert list(csv.DictReader(open(res / "tables/ablation_init.csv")))[0].keys() >= {"svd", "random"}
     for fig in ("metric_vs_params", "learning_curves", "sharing_heatmap", "speedup_vs_params"):
         assert (res / f"figures/{fig}.png").stat().st_size > 10_000 and (res / f"figures/{fig}.pdf").exists()

@@ -11,6 +11,7 @@ rule task_table:
         compress=lambda wc: [f"results/compress/{wc.task}/{v}/seed{SEEDS[0]}/report.json" for v in get_variants(wc.task)],
         speed=lambda wc: [p for p in get_speed_csvs() if p.startswith(f"results/speed/{wc.task}/")],
         manifest=lambda wc: manifest(wc.task),
+        prepared=lambda wc: f"{prepared(wc.task)}/meta.json",
     output:
         table=report("results/tables/{task}.csv", category="Tables"),
         markdown="results/tables/{task}.md",
@@ -26,6 +27,7 @@ rule task_table:
     shell:
         "lightformer report tables --tasks {wildcards.task:q} --evals {input.scores:q} --params {input.params:q}"
         " --reports {input.compress:q} --speed {input.speed:q} --manifest {input.manifest:q}"
+        " --prepared-meta {input.prepared:q}"
         " --config-sha256 {params.config_sha} --out results/tables > {log:q} 2>&1"
 
 
