@@ -126,7 +126,7 @@ def calibrate(model, batches: list[dict], members: list[str], fisher: bool = Fal
 
 def _normalised(mats: list[torch.Tensor]) -> list[torch.Tensor]:
     """Scaled so the group's mean weight is 1: relative weights between members are kept."""
-    diag = torch.cat([m.diagonal() if m.dim() == 2 else m for m in mats])
+    diag = torch.cat([m.diagonal() if m.dim() == 2 else m for m in mats])  # a vector is a diagonal
     scale = float(diag.mean()) if diag.numel() and float(diag.mean()) > 0 else 1.0
     return [m / scale for m in mats]
 
@@ -158,7 +158,7 @@ def group_statistics(group, cal: Calibration, kind: str, alpha: float = 0.5):
     keys = [_input_key(cal, m, group.roles) for m in members]
     if kind == "asvd":
         scales = [(_need(cal.abs_sum, k, "inputs") / cal.rows[k]) ** alpha for k in keys]
-        return _normalised([torch.diag(s.square()) for s in scales]), None
+        return _normalised([s.square() for s in scales]), None  # diagonal Grams, kept as vectors
     return _normalised([_need(cal.gram, k, "inputs") for k in keys]), None
 
 
@@ -175,6 +175,6 @@ def output_errors(group, weights, As, Bs, cal: Calibration) -> list[float | None
             num, den = float((w[:, None] * E.square()).sum()), float((w[:, None] * W.square()).sum())
         else:
             G = grams[i]
-            num, den = float(((E @ G) * E).sum()), float(((W @ G) * W).sum())
+            num, den = float(((E @ G) * E).sum()), float(((W @ G) * W).sum())  # tr(E G Eᵀ) / tr(W G Wᵀ)
         out.append((max(num, 0.0) / den) ** 0.5 if den > 0 else None)
     return out

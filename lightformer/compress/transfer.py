@@ -20,11 +20,7 @@ from lightformer.compress.plan import (
     planned_total,
 )
 from lightformer.compress.spec import DATA_AWARE_INITS, CompressionSpec
-from lightformer.compress.weighted import (  # noqa: F401
-    group_spectrum,
-    split_sigma,
-    weighted_group_svd,
-)
+from lightformer.compress.weighted import group_spectrum, weighted_group_svd
 from lightformer.errors import LightformerError
 from lightformer.models.lowrank import FactorizedEmbedding, LowRankLinear
 from lightformer.models.transformer import Transformer
@@ -72,8 +68,9 @@ def svd_factors(model: Transformer, groups: list[Group], spec: CompressionSpec, 
 
 
 def _report_rows(g: Group, weights, As, Bs, S, heldout: Calibration | None) -> list[dict]:
-    energy = S.square()
-    energy_kept = float(energy[: g.rank].sum() / energy.sum()) if energy.sum() > 0 else 1.0
+    """One row per matrix; ``S`` None (random init) leaves the SVD energy columns empty."""
+    energy = S.square() if S is not None else None
+    energy_kept = (float(energy[: g.rank].sum() / energy.sum()) if energy.sum() > 0 else 1.0) if S is not None else None
     out_err = output_errors(g, weights, As, Bs, heldout) if heldout is not None else [None] * len(weights)
     rows = []
     for i, (path, W) in enumerate(zip(g.members, weights)):
@@ -84,7 +81,7 @@ def _report_rows(g: Group, weights, As, Bs, S, heldout: Calibration | None) -> l
         rows.append({"group": g.name, "matrix": path, "roles": g.roles, "side": g.side,
                      "shape": [g.out_features, g.in_features], "rank": g.rank, "rel_error": err,
                      "output_rel_error": out_err[i], "group_energy_kept": energy_kept,
-                     "group_rel_error": math.sqrt(max(0.0, 1.0 - energy_kept))})
+                     "group_rel_error": None if S is None else math.sqrt(max(0.0, 1.0 - energy_kept))})
     return rows
 
 
@@ -98,12 +95,7 @@ def allocate_ranks(model, groups: list[Group], spec: CompressionSpec, dense: int
     for g in groups:
         weights = [_member_weight(model.get_submodule(p)) for p in g.members]
         grams, rows = group_statistics(g, cal, "whiten") if spec.rank_alloc == "whitened_energy" else (None, None)
-        if rows is not None:  # lookup rows: the spectrum of the row-weighted matrix
-            weights, grams = [w.T for w in weights], [torch.diag(r) for r in rows]
-            side = {"in": "out", "out": "in"}.get(g.side, g.side)
-        else:
-            side = g.side
-        s2 = group_spectrum(weights, side, grams, spec.whiten_eps, f"group {g.name}").square()
+        s2 = group_spectrum(weights, g.side, grams, rows, spec.whiten_eps, f"group {g.name}").square()
         spectra[g.name] = s2 / s2.sum() if s2.sum() > 0 else s2
     for g in groups:
         g.rank = 1
@@ -169,7 +161,7 @@ def transfer(model: torch.nn.Module, groups: list[Group], spec: CompressionSpec,
             for g in groups:
                 weights = [_member_weight(model.get_submodule(p)) for p in g.members]
                 As, Bs = factors[g.name]
-                report += _report_rows(g, weights, As, Bs, torch.ones(g.rank), heldout)
+                report += _report_rows(g, weights, As, Bs, None, heldout)
     factorize(new, groups, factors)
     return new, report
 

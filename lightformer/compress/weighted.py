@@ -26,24 +26,39 @@ EPS_TRIES = 6  # the ridge grows x10 per failed Cholesky, this many times
 
 
 def ridge(G: torch.Tensor, eps: float) -> float:
-    """λ = eps · the mean diagonal (eps alone for an all-zero G)."""
-    scale = float(G.diagonal().mean()) if G.shape[0] else 0.0
+    """λ = eps · the mean diagonal (eps alone for an all-zero G). A 1-D G is a diagonal Gram."""
+    diag = G if G.dim() == 1 else G.diagonal()
+    scale = float(diag.mean()) if diag.numel() else 0.0
     return eps * (scale if scale > 0 else 1.0)
 
 
 def cholesky(G: torch.Tensor, eps: float, where: str) -> torch.Tensor:
-    """Lower-triangular S with S Sᵀ = G (Grams arrive with their ridge already added, see
-    ``_matrix``); a G that is still not positive definite gets a growing ridge, λ = eps · mean
-    diagonal x10 per try, before it is refused."""
-    eye = torch.eye(G.shape[0], dtype=G.dtype)
+    """S with S Sᵀ = G: lower-triangular, or for a diagonal Gram (1-D) the vector √G, so the
+    V×V matrix of a vocabulary-sized weighting is never formed. Grams arrive with their ridge
+    already added (see ``_matrix``); one still not positive definite gets a growing ridge,
+    λ = eps · mean diagonal x10 per try, before it is refused."""
     lam = 0.0
     for _ in range(EPS_TRIES + 1):
-        S, info = torch.linalg.cholesky_ex(G + lam * eye)
-        if int(info) == 0:
-            return S
+        if G.dim() == 1:
+            if bool((G + lam > 0).all()):
+                return (G + lam).sqrt()
+        else:
+            S, info = torch.linalg.cholesky_ex(G + lam * torch.eye(G.shape[0], dtype=G.dtype))
+            if int(info) == 0:
+                return S
         lam = ridge(G, eps) if lam == 0.0 else lam * 10
     raise LightformerError(f"{where}: the calibration Gram matrix stays singular after regularisation up to "
                            f"λ={lam:.3g}; raise whiten_eps or use more calib_batches")
+
+
+def _times(M: torch.Tensor, S: torch.Tensor) -> torch.Tensor:
+    """M S, for a triangular or a diagonal (1-D) S."""
+    return M * S if S.dim() == 1 else M @ S
+
+
+def _right_solve(X: torch.Tensor, S: torch.Tensor) -> torch.Tensor:
+    """X S⁻¹, for a lower-triangular or a diagonal (1-D) S."""
+    return X / S if S.dim() == 1 else torch.linalg.solve_triangular(S, X, upper=False, left=False)
 
 
 def split_sigma(U, S, Vh, how: str):
@@ -59,43 +74,46 @@ def split_sigma(U, S, Vh, how: str):
 
 
 def _matrix(W: list[torch.Tensor], side: str, grams: list[torch.Tensor] | None, eps: float, where: str):
-    """(the matrix the SVD sees, how to map its right factor back to B's)."""
+    """(the matrix the SVD sees, how to map its right factor back to B's). A Gram is n×n, or a
+    vector for a diagonal one."""
     n = W[0].shape[1]
-    if grams is None:
-        grams_ = None
-    else:  # one ridge for the group, added to every member's Gram, so full rank stays exact
-        grams_ = [G.to(torch.float64) for G in grams]
-        lam = ridge(sum(grams_) / len(grams_), eps)
-        grams_ = [G + lam * torch.eye(n, dtype=torch.float64) for G in grams_]
+    if grams is not None:  # one ridge for the group, added to every member's Gram, so full rank stays exact
+        grams = [G.to(torch.float64) for G in grams]
+        lam = ridge(sum(grams) / len(grams), eps)
+        grams = [G + lam if G.dim() == 1 else G + lam * torch.eye(n, dtype=torch.float64) for G in grams]
     if side == "in":
         M = torch.cat(W, dim=0)
-        if grams_ is None:
+        if grams is None:
             return M, lambda V: [V]
-        S = cholesky(sum(grams_), eps, where)
-        return M @ S, lambda V: [_right_solve(V, S)]
+        S = cholesky(sum(grams), eps, where)
+        return _times(M, S), lambda V: [_right_solve(V, S)]
     if side == "out":
-        if grams_ is None:
+        if grams is None:
             return torch.cat(W, dim=1), lambda V: list(V.split(n, dim=1))
-        Ss = [cholesky(G, eps, f"{where} (member {i})") for i, G in enumerate(grams_)]
-        M = torch.cat([w @ S for w, S in zip(W, Ss)], dim=1)
+        Ss = [cholesky(G, eps, f"{where} (member {i})") for i, G in enumerate(grams)]
+        M = torch.cat([_times(w, S) for w, S in zip(W, Ss)], dim=1)
         return M, lambda V: [_right_solve(v, S) for v, S in zip(V.split(n, dim=1), Ss)]
-    if grams_ is None:
+    if grams is None:
         return torch.stack(W).mean(0), lambda V: [V]
-    G = sum(grams_)
+    G = sum(grams)
     S = cholesky(G, eps, where)
-    target = sum(w @ g for w, g in zip(W, grams_))  # W* = (Σ W_i G_i) G⁻¹, G = S Sᵀ
-    W_star = torch.cholesky_solve(target.T, S).T
-    return W_star @ S, lambda V: [_right_solve(V, S)]
+    target = sum(_times(w, g) for w, g in zip(W, grams))  # W* = (Σ W_i G_i) G⁻¹, G = S Sᵀ
+    W_star = target / G if G.dim() == 1 else torch.cholesky_solve(target.T, S).T
+    return _times(W_star, S), lambda V: [_right_solve(V, S)]
 
 
-def _right_solve(X: torch.Tensor, S: torch.Tensor) -> torch.Tensor:
-    """X S⁻¹ for lower-triangular S."""
-    return torch.linalg.solve_triangular(S, X, upper=False, left=False)
+def _transposed(W: list[torch.Tensor], side: str, rows: list[torch.Tensor]):
+    """‖D(W − AB)‖ = ‖(Wᵀ − BᵀAᵀ) D‖: output-row weights of W are diagonal input Grams of Wᵀ,
+    whose stacking side is the other one."""
+    return [w.T for w in W], {"in": "out", "out": "in"}.get(side, side), [r.to(torch.float64) for r in rows]
 
 
-def group_spectrum(weights, side: str, grams=None, eps: float = 1e-6, where: str = "") -> torch.Tensor:
-    """Singular values of the matrix the group's SVD sees (plain, or whitened by ``grams``)."""
+def group_spectrum(weights, side: str, grams=None, rows=None, eps: float = 1e-6, where: str = "") -> torch.Tensor:
+    """Singular values of the matrix the group's SVD sees (plain, or weighted as in
+    ``weighted_group_svd``)."""
     W = [w.detach().to(torch.float64) for w in weights]
+    if rows is not None:
+        W, side, grams = _transposed(W, side, rows)
     M, _ = _matrix(W, side, grams, eps, where)
     return torch.linalg.svdvals(M)
 
@@ -106,11 +124,10 @@ def weighted_group_svd(weights, side: str, rank: int, sigma_split: str, grams=No
     per-member output-row weights w (m,), the loss being Σ_j w_j ‖row j's error‖², solved as the
     transposed problem. At most one of them; neither is the plain SVD."""
     W = [w.detach().to(torch.float64) for w in weights]
-    if rows is not None:  # ‖D(W − AB)‖ = ‖(Wᵀ − BᵀAᵀ) D‖: whiten Wᵀ by diag(d²), then transpose back
-        swap = {"in": "out", "out": "in"}.get(side, side)
+    if rows is not None:  # solve for Wᵀ, then transpose the factors back
+        Wt, swap, grams = _transposed(W, side, rows)
         flip = {"left": "right", "right": "left"}.get(sigma_split, sigma_split)
-        At, Bt, S = weighted_group_svd([w.T for w in W], swap, rank, flip,
-                                       grams=[torch.diag(d.to(torch.float64)) for d in rows], eps=eps, where=where)
+        At, Bt, S = weighted_group_svd(Wt, swap, rank, flip, grams=grams, eps=eps, where=where)
         return [b.T for b in Bt], [a.T for a in At], S
     M, back = _matrix(W, side, grams, eps, where)
     U, S, Vh = torch.linalg.svd(M, full_matrices=False)
