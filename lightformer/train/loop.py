@@ -382,12 +382,11 @@ def train(cfg: TrainConfig, progress: bool = True, restart: str = "no") -> dict:
                 group = order[position: position + per_update][rank::world]
                 samples = [collate([train_src[i] for i in batches[j]], [train_tgt[i] for i in batches[j]])
                            for j in group]
-                # target tokens and "a rank was signalled" in one collective, on the training device
-                counts = torch.tensor([sum(s["ntokens"] for s in samples), 1.0 if stop.signum else 0.0],
-                                      dtype=torch.float64, device=device)
-                if world > 1:
+                ntok, votes = sum(s["ntokens"] for s in samples), 1.0 if stop.signum else 0.0
+                counts = None
+                if world > 1:  # target tokens and "a rank was signalled": one collective, on the training device
+                    counts = torch.tensor([ntok, votes], dtype=torch.float64).to(device, non_blocking=True)
                     dist.all_reduce(counts)
-                ntok, stop_votes = counts[0], counts[1]
                 sums = torch.zeros(2, device=device, dtype=torch.float64)  # loss, nll: one host sync per update
                 for k, s in enumerate(samples):
                     sync = contextlib.nullcontext() if (world == 1 or k == len(samples) - 1) else forward.no_sync()
@@ -398,13 +397,16 @@ def train(cfg: TrainConfig, progress: bool = True, restart: str = "no") -> dict:
                                                             cfg.label_smoothing)
                     loss.backward()
                     sums += torch.stack([loss.detach(), nll.detach()]).double()
-                loss_sum, nll_sum = sums.tolist()
-                stopping = bool(stop_votes)
+                values = (sums if counts is None else torch.cat([sums, counts])).tolist()  # the one host sync
+                loss_sum, nll_sum = values[:2]
+                if counts is not None:
+                    ntok, votes = int(values[2]), values[3]
+                stopping = votes > 0
                 if not math.isfinite(loss_sum):
                     last = pointed(run, "last")
                     raise LightformerError(f"non-finite loss at update {num_updates + 1}; stopped without saving. "
                                            f"Last good checkpoint: {last or 'none'}")
-                scale = world / float(ntok)  # DDP averaged over ranks; fairseq divides the sum by tokens
+                scale = world / ntok  # DDP averaged over ranks; fairseq divides the sum by tokens
                 for p in params:
                     if p.grad is not None:
                         p.grad.mul_(scale)
@@ -417,14 +419,14 @@ def train(cfg: TrainConfig, progress: bool = True, restart: str = "no") -> dict:
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
                 position += per_update
-                tokens_seen += int(ntok)
+                tokens_seen += ntok
                 running["loss"] += loss_sum
                 running["nll"] += nll_sum
-                running["ntok"] += int(ntok) // world
+                running["ntok"] += ntok // world
                 bar.update()
-                bar.set_postfix(loss=f"{loss_sum / max(int(ntok) // world, 1):.3f}", lr=f"{lr:.2e}",
+                bar.set_postfix(loss=f"{loss_sum / max(ntok // world, 1):.3f}", lr=f"{lr:.2e}",
                                 tok_s=f"{tokens_seen / max(wall() - wall_before, 1e-9):.0f}")
-                plain.tick(num_updates, loss_sum / max(int(ntok) // world, 1), int(ntok))
+                plain.tick(num_updates, loss_sum / max(ntok // world, 1), ntok)
                 if position >= len(order):  # epoch end: validate and save there
                     break
                 metrics = None
