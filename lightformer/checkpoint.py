@@ -30,14 +30,6 @@ FORMAT = "lightformer-model"
 VERSION = 1
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _unique_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     keep = {name for name, _ in model.named_parameters()}  # one name per Parameter object
     keep |= {name for name, _ in model.named_buffers()}
@@ -61,7 +53,7 @@ def tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
     for name in sorted(tensors):
         t = tensors[name].detach().cpu().contiguous()
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        h.update(t.reshape(-1).view(torch.uint8).numpy() if t.numel() else b"")  # hashed in place, no copy
     return "sha256:" + h.hexdigest()
 
 

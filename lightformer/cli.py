@@ -139,7 +139,7 @@ def cmd_params(args) -> None:
 
 def cmd_compress(args) -> None:
     import lightformer as lf
-    from lightformer.checkpoint import file_sha256
+    from lightformer.io import file_sha256
 
     classifier = (Path(args.checkpoint) / "lightformer.json").is_file()  # a GLUE classifier (BERT) directory
     distinct_outputs([args.checkpoint, args.spec, args.calib_data],
@@ -402,10 +402,10 @@ def cmd_average(args) -> None:
 
 def cmd_generate(args) -> None:
     import lightformer as lf
-    from lightformer.checkpoint import file_sha256
     from lightformer.data.indexed import ParallelData
     from lightformer.decode.generate import generate
     from lightformer.gpu import pick_device
+    from lightformer.io import file_sha256
 
     distinct_outputs([args.checkpoint, args.data], [args.out, f"{args.out}.json"])
     device = pick_device(args.device)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shlex
 import sys
@@ -27,6 +28,21 @@ def atomic_path(path: str | os.PathLike):
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 of a file, read in 1 MiB chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def escapes(name: str) -> bool:
+    """Whether a relative path taken from a listing could leave the directory it is joined to:
+    empty, absolute, with a backslash, a NUL or a '..' component."""
+    return (not name or name.startswith("/") or "\\" in name or "\0" in name or ".." in name.split("/"))
 
 
 def command_line(argv: list[str] | None = None) -> str:

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import datetime as _dt
 import errno
-import hashlib
 import json
 import os
 import platform
 import shutil
 import tarfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import requests
 from tqdm.auto import tqdm
@@ -23,19 +22,11 @@ from tqdm.auto import tqdm
 from lightformer.data import hub
 from lightformer.data.sources import Dataset, RemoteFile
 from lightformer.errors import LightformerError
-from lightformer.io import write_text_atomic
+from lightformer.io import escapes, file_sha256, write_text_atomic
 
 CHUNK = 1 << 20
 NET_CHUNK = 1 << 16  # a connection cut mid-chunk loses that chunk, so keep network chunks small
 MIRROR_ENV = "LIGHTFORMER_MIRROR"
-
-
-def sha256_of(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(CHUNK), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def read_manifest(dest: Path) -> dict:
@@ -56,9 +47,7 @@ def _tool_versions() -> dict:
 def contained(dest: Path, name: str, where: str) -> Path:
     """``dest/name`` for a file name taken from a listing (Hub API, hub.json, manifest, SHA256SUMS),
     refused unless it is relative, free of ``..`` and resolves inside ``dest``."""
-    parts = PurePosixPath(name).parts
-    if (not name or "\\" in name or "\0" in name or PurePosixPath(name).is_absolute() or ".." in parts
-            or not (dest.resolve() / name).resolve().is_relative_to(dest.resolve())):
+    if escapes(name) or not (dest.resolve() / name).resolve().is_relative_to(dest.resolve()):
         raise LightformerError(f"{where} lists the path {name!r}, which would be written outside {dest}; "
                                f"the listing is refused (paths must be relative, without '..')")
     return dest / name
@@ -91,7 +80,7 @@ def _verify(path: Path, f: RemoteFile, sha: str | None, size: int | None, basis:
     if size is not None and actual_size != size:
         raise LightformerError(f"{path}: {actual_size:,} bytes, expected {size:,} ({basis}); the download is "
                                f"truncated or another file: {_fix(dataset, path, basis)}")
-    digest = sha256_of(path)
+    digest = file_sha256(path)
     if sha is not None and digest != sha:
         raise LightformerError(f"checksum mismatch for {f.name}: expected sha256 {sha} ({basis}), got {digest}; "
                                f"{_fix(dataset, path, basis)}")

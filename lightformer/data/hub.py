@@ -23,6 +23,7 @@ from pathlib import Path
 import requests
 
 from lightformer.errors import LightformerError
+from lightformer.io import escapes
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
@@ -91,8 +92,7 @@ def check_paths(listing: dict, where: str) -> None:
     if not isinstance(commit, str) or not all(isinstance(p, str) for p in paths):
         raise LightformerError(f"{where} is not a Hub listing (commit and paths must be strings)")
     for p in paths:
-        parts = p.split("/")
-        if not p or p.startswith("/") or "\\" in p or "\0" in p or ".." in parts:
+        if escapes(p):
             raise LightformerError(f"{where} lists the path {p!r}, which would be written outside the dataset's raw "
                                    f"directory; the listing is refused (paths must be relative, without '..')")
 

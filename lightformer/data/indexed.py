@@ -7,7 +7,6 @@ task): ``meta.json`` (source/target language), ``dict.{lang}.txt``, and per spli
 """
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import torch
 
 from lightformer.data.dictionary import Dictionary
 from lightformer.errors import LightformerError
+from lightformer.io import file_sha256
 
 
 def write_split(prefix: str | Path, sentences: list[torch.Tensor]) -> None:
@@ -85,7 +85,7 @@ def fingerprint(root: str | Path) -> dict[str, str]:
     root, out = Path(root), {}
     for path in sorted(root.iterdir()):
         if path.name == "meta.json" or path.name.startswith("dict.") or path.suffix == ".idx":
-            out[path.name] = "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+            out[path.name] = "sha256:" + file_sha256(path)
         elif path.suffix == ".bin":
             out[path.name] = f"bytes:{path.stat().st_size}"
     return out

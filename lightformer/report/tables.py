@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from lightformer.errors import LightformerError
+from lightformer.io import file_sha256
 from lightformer.report.speed import PAPER_CLAIMS, markdown_table
 
 
@@ -25,10 +26,9 @@ def _read_json(path: Path) -> dict:
 
 
 def provenance_columns(runs: list[dict], seeds: list[str], config_sha256: str | None = None,
-                       manifest: Path | None = None) -> dict:
+                       manifest_sha256: str | None = None) -> dict:
     """A row's provenance: the seeds, the code commit(s) and environment recorded by the runs that
     produced it, the resolved config's hash and the data manifest's sha256."""
-    from lightformer.checkpoint import file_sha256
     from lightformer.provenance import commit_label
 
     provs = [r.get("provenance") or {} for r in runs]
@@ -39,8 +39,7 @@ def provenance_columns(runs: list[dict], seeds: list[str], config_sha256: str | 
     return {"seeds_used": ",".join(sorted(seeds, key=lambda s: int(s) if s.isdigit() else s)),
             "commit": joined(commit_label(p) for p in provs), "torch": joined(p.get("torch") for p in provs),
             "cuda": joined(p.get("cuda") for p in provs), "device": joined(r.get("device") for r in runs),
-            "config_sha256": config_sha256 or "",
-            "data_manifest_sha256": file_sha256(manifest)[:16] if manifest and Path(manifest).is_file() else ""}
+            "config_sha256": config_sha256 or "", "data_manifest_sha256": manifest_sha256 or ""}
 
 
 def solved_ranks(report: dict) -> str:
@@ -94,6 +93,8 @@ def task_rows(task: str, evals: list[Path], params: list[Path], reports: list[Pa
         raise LightformerError(f"{task}: no parameter counts given for {sorted(set(missing))}")
     base_params = _read_json(param_files["baseline"])
     speed = pd.concat([pd.read_csv(p) for p in speed_csvs], ignore_index=True) if speed_csvs else None
+    manifest_sha256 = file_sha256(manifest)[:16] if manifest and Path(manifest).is_file() else None
+    data = data_columns(prepared_meta)
     rows = []
     for model, runs in sorted(per_model.items(), key=lambda kv: (kv[0] != "baseline", kv[0])):
         metrics = [r.get("bleu") or r["rouge"] for r in runs]  # BLEU (translation) or ROUGE (summaries)
@@ -122,7 +123,7 @@ def task_rows(task: str, evals: list[Path], params: list[Path], reports: list[Pa
                 row[key] = s["speedup"]
                 row[f"{key}_conditions"] = (f"{s['device_name']}, {s['dtype']}, threads {s['threads']}, "
                                             f"batch {s['batch']}, beam {s['beam']}")
-        row |= data_columns(prepared_meta) | provenance_columns(runs, seeds[model], config_sha256, manifest)
+        row |= data | provenance_columns(runs, seeds[model], config_sha256, manifest_sha256)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -251,17 +252,19 @@ def ablation_transfer_rows(transfer: list[Path], finetuned: list[Path], reports:
         path = Path(path)
         return path.parents[2].name, path.parents[1].name  # (task, model)
 
-    def score(path: Path) -> float:
-        r = _read_json(path)
-        return (r.get("bleu") or r["rouge"])["score"]
+    def metric(run: dict) -> dict:
+        return run.get("bleu") or run["rouge"]
 
     collected: dict[tuple[str, str], dict[str, list]] = {}
+    label: dict[str, str] = {}
     for kind, paths in (("transfer", transfer), ("finetuned", finetuned)):
         for p in paths:
-            collected.setdefault(key(p), {}).setdefault(kind, []).append(score(p))
+            run, entry = _read_json(p), collected.setdefault(key(p), {})
+            entry.setdefault(kind, []).append(metric(run)["score"])
+            label.setdefault(key(p)[0], metric(run)["label"])
             if kind == "finetuned":
-                collected[key(p)].setdefault("runs", []).append(_read_json(p))
-                collected[key(p)].setdefault("seeds", []).append(Path(p).parent.name.removeprefix("seed"))
+                entry.setdefault("runs", []).append(run)
+                entry.setdefault("seeds", []).append(Path(p).parent.name.removeprefix("seed"))
     for p in reports:
         rep = _read_json(p)
         entry = collected.setdefault(key(p), {})
@@ -271,9 +274,7 @@ def ablation_transfer_rows(transfer: list[Path], finetuned: list[Path], reports:
         entry["ratio"] = rep["params"]["ratio"]
     base: dict[str, list[float]] = {}
     for p in baselines:
-        base.setdefault(key(p)[0], []).append(score(p))
-    label = {str(Path(p).parents[2].name): (_read_json(p).get("bleu") or _read_json(p)["rouge"])["label"]
-             for p in list(finetuned)[:1] + list(baselines)}
+        base.setdefault(key(p)[0], []).append(metric(_read_json(p))["score"])
     rows = []
     for (task, model), e in sorted(collected.items()):
         if "spec" not in e:

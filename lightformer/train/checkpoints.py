@@ -135,10 +135,7 @@ def set_aside(run_dir: Path, resume: Resume) -> list[str]:
         resume.state["best"] = None
         done.append("dropped the best pointer (it named an unreadable checkpoint)")
     for path, why in resume.skipped:
-        target = path.with_name(f"{path.name}.corrupt")
-        n = 1
-        while target.exists():
-            target, n = path.with_name(f"{path.name}.corrupt{n}"), n + 1
+        target = _vacant(path, ".corrupt")
         os.replace(path, target)
         done.append(f"skipped newer {path.name} ({why}); moved to {target.name}")
     write_text_atomic(root / "last", resume.ckpt.name + "\n")
@@ -150,12 +147,17 @@ def discard_run(run_dir: Path) -> Path | None:
     run_dir = Path(run_dir)
     if not run_dir.exists():
         return None
-    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S")
-    target = run_dir.with_name(f"{run_dir.name}.discarded-{stamp}")
-    n = 1
-    while target.exists():
-        target, n = run_dir.with_name(f"{run_dir.name}.discarded-{stamp}-{n}"), n + 1
+    target = _vacant(run_dir, ".discarded-" + _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%S"))
     os.replace(run_dir, target)
+    return target
+
+
+def _vacant(path: Path, suffix: str) -> Path:
+    """``<path><suffix>``, or with -1, -2, ... appended until no such file exists: nothing set aside
+    is ever overwritten."""
+    target, n = path.with_name(path.name + suffix), 1
+    while target.exists():
+        target, n = path.with_name(f"{path.name}{suffix}-{n}"), n + 1
     return target
 
 

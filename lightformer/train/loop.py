@@ -26,12 +26,12 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 import lightformer as lf
-from lightformer.checkpoint import file_sha256
 from lightformer.data.batching import collate, epoch_order, length_buckets
 from lightformer.data.indexed import ParallelData, fingerprint
 from lightformer.decode.beam import SearchConfig, beam_search
 from lightformer.errors import LightformerError
 from lightformer.gpu import pick_device
+from lightformer.io import file_sha256
 from lightformer.metrics.bleu import tokenized_bleu
 from lightformer.models.transformer import set_dropout
 from lightformer.train.checkpoints import (

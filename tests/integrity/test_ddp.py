@@ -1,6 +1,8 @@
-"""DDP as it must behave on GPUs, checked with two CPU ranks: every collective gets a tensor on
-the training device (a probe wraps torch.distributed in each rank), and a stop signal that reaches
-one rank only still stops both at the same update, saved once, without hanging."""
+"""DDP as it must behave on GPUs, checked with two CPU ranks: a stop signal that reaches one rank
+only still stops both at the same update, saved once, without hanging; and every collective gets
+a tensor on the training device (a probe wraps torch.distributed in each rank). Where the training
+device is the CPU, as on machines without a GPU, that second check cannot tell a CPU tensor from a
+device one: it bites only when this test runs on a GPU host (LIGHTFORMER_PROBE_DEVICE=cuda)."""
 import os
 import signal
 import subprocess
@@ -18,7 +20,8 @@ PROBE = Path(__file__).parent / "collective_probe"
 
 def _env(tmp_path):
     return dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=f"{PROBE}:{os.environ.get('PYTHONPATH', '')}",
-                LIGHTFORMER_PROBE_LOG=str(tmp_path / "collectives"), LIGHTFORMER_PROBE_DEVICE="cpu")
+                LIGHTFORMER_PROBE_LOG=str(tmp_path / "collectives"),
+                LIGHTFORMER_PROBE_DEVICE=os.environ.get("LIGHTFORMER_PROBE_DEVICE", "cpu"))
 
 
 def _rank_pid(rank: int, run: Path) -> int | None:
@@ -56,4 +59,5 @@ def test_signal_to_one_rank_stops_all_ranks_at_one_saved_update(tmp_path):
     assert state["num_updates"] == saved > 0
     for rank in (0, 1):
         devices = set(Path(f"{tmp_path / 'collectives'}.{rank}").read_text().split("\n")) - {""}
-        assert devices and all(line.endswith(" cpu") for line in devices), devices
+        want = _env(tmp_path)["LIGHTFORMER_PROBE_DEVICE"]
+        assert devices and all(line.split()[1].startswith(want) for line in devices), devices
