@@ -184,6 +184,27 @@ def cmd_compress(args) -> None:
           f"({report['params']['ratio']:.2f}x fewer)\n{format_counts(after, before)}")
 
 
+def cmd_export_ct2(args) -> None:
+    import lightformer as lf
+    from lightformer.export.ct2 import export_ct2, read_symbols
+    from lightformer.io import file_sha256
+
+    model = lf.load_checkpoint(args.checkpoint)
+    src_symbols = tgt_symbols = None
+    if args.data:  # token strings from the prepared directory's dictionaries
+        from lightformer.data.indexed import ParallelData
+
+        data = ParallelData(args.data)
+        src_symbols = read_symbols(data.src_dict, model.cfg.src_vocab, f"{args.data} (source)")
+        tgt_symbols = read_symbols(data.tgt_dict, model.cfg.tgt_vocab, f"{args.data} (target)")
+    report = export_ct2(model, args.out, src_symbols=src_symbols, tgt_symbols=tgt_symbols,
+                        quantization=args.quantization, force=args.force,
+                        source={"checkpoint": str(args.checkpoint), "checkpoint_sha256": file_sha256(args.checkpoint),
+                                "command": command_line()})
+    print(f"{args.out}: CTranslate2 {report['ctranslate2']} model ({report['quantization']}, "
+          f"{report['vocabulary']} vocabulary); {report['note']}")
+
+
 def _compress_classifier(args, spec: dict) -> None:
     from lightformer.classify.model import load_classifier, save_classifier
     from lightformer.compress.bert import compress_bert, dense_params
@@ -693,6 +714,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True)
     s.add_argument("--report", help="JSON report: per-matrix rank, error and energy kept")
     s.set_defaults(func=cmd_compress)
+    s = sub.add_parser("export", help="convert a checkpoint for another inference engine")
+    esub = s.add_subparsers(dest="engine", required=True)
+    e = esub.add_parser("ct2", help="a CTranslate2 model directory (factorised matrices are merged: CTranslate2 "
+                                    "has no low-rank layer)")
+    e.add_argument("checkpoint")
+    e.add_argument("--out", required=True, help="model directory to write")
+    e.add_argument("--data", help="prepared directory whose dictionaries name the tokens (default: w<id> names)")
+    e.add_argument("--quantization", help="stored weight type: float32 (default), float16, bfloat16, int8, ...; "
+                                          "the compute type can still be chosen when loading")
+    e.add_argument("--force", action="store_true", help="replace an existing --out directory")
+    e.set_defaults(func=cmd_export_ct2)
+
     s = sub.add_parser("glue", help="GLUE classifiers (BERT or a tiny BERT): init, fine-tune + dev metrics")
     gsub = s.add_subparsers(dest="what", required=True)
     g = gsub.add_parser("init", help="a classifier checkpoint: a fetched BERT with a new head, or a tiny BERT")

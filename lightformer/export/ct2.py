@@ -1,0 +1,219 @@
+"""Export to CTranslate2, the inference engine a user would otherwise pick (docs/reference.md §6).
+
+Our parameter names are fairseq's, so the mapping is the one CTranslate2's own fairseq converter
+makes (``ctranslate2/converters/fairseq.py``), without needing fairseq: fused q/k/v for
+self-attention, fused k/v for cross-attention, sinusoidal positions from row ``pad + 1``, the
+source gets ``</s>`` appended and decoding starts from ``</s>``. CTranslate2 has no low-rank
+layer, so factorised matrices are exported merged (A @ B): the export computes the same function
+with the dense model's cost, and says how many factors it merged.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lightformer.errors import LightformerError
+from lightformer.io import file_sha256
+from lightformer.models.lowrank import FactorizedEmbedding, LowRankLinear
+
+MARKER = "lightformer_export.json"
+QUANTIZATIONS = ("float32", "float16", "bfloat16", "int8", "int8_float32", "int8_float16", "int8_bfloat16")
+SPECIALS = ["<s>", "<blank>", "</s>", "<unk>"]  # fairseq's first four ids; CTranslate2 names <pad> <blank>
+
+
+def _ct2():
+    try:
+        import ctranslate2
+    except ImportError:
+        raise LightformerError("CTranslate2 is not installed: pip install 'lightformer[speed]' "
+                               "(or pip install ctranslate2)") from None
+    return ctranslate2
+
+
+def _array(t: torch.Tensor) -> np.ndarray:
+    return t.detach().to("cpu", torch.float32).contiguous().numpy()
+
+
+def _weight(module) -> tuple[np.ndarray, int]:
+    """The dense (out, in) weight of a Linear or its factorised stand-in; 1 if factors were merged."""
+    if isinstance(module, (LowRankLinear, FactorizedEmbedding)):
+        return _array(module.A @ module.B), 1
+    return _array(module.weight), 0
+
+
+class _Writer:
+    def __init__(self):
+        self.merged = 0
+
+    def linear(self, spec, module) -> None:
+        spec.weight, merged = _weight(module)
+        self.merged += merged
+        if getattr(module, "bias", None) is not None:
+            spec.bias = _array(module.bias)
+
+    def fused(self, spec, modules) -> None:
+        weights = [_weight(m) for m in modules]
+        self.merged += sum(m for _, m in weights)
+        spec.weight = np.concatenate([w for w, _ in weights])
+        spec.bias = np.concatenate([_array(m.bias) for m in modules])
+
+    def layer_norm(self, spec, module) -> None:
+        spec.gamma, spec.beta = _array(module.weight), _array(module.bias)
+
+    def inputs(self, spec, module) -> None:
+        table = module.embed_positions.table
+        spec.position_encodings.encodings = _array(table[module.padding_idx + 1:])
+        emb = spec.embeddings[0] if isinstance(spec.embeddings, list) else spec.embeddings
+        emb.weight, merged = _weight(module.embed_tokens)
+        self.merged += merged
+        spec.scale_embeddings = module.embed_scale
+
+    def attention(self, spec, attn, self_attention: bool) -> None:
+        if self_attention:
+            self.fused(spec.linear[0], [attn.q_proj, attn.k_proj, attn.v_proj])
+        else:
+            self.linear(spec.linear[0], attn.q_proj)
+            self.fused(spec.linear[1], [attn.k_proj, attn.v_proj])
+        self.linear(spec.linear[-1], attn.out_proj)
+
+    def ffn(self, spec, layer) -> None:
+        self.layer_norm(spec.layer_norm, layer.final_layer_norm)
+        self.linear(spec.linear_0, layer.fc1)
+        self.linear(spec.linear_1, layer.fc2)
+
+
+def _check_exportable(model) -> None:
+    cfg = model.cfg
+    if cfg.encoder_heads != cfg.decoder_heads:
+        raise LightformerError(f"CTranslate2's Transformer has one head count; this model has "
+                               f"{cfg.encoder_heads} (encoder) and {cfg.decoder_heads} (decoder)")
+    for m in model.modules():
+        if getattr(m, "fused_qkv", None) is not None:
+            raise LightformerError("export the stored model, not one prepared for inference (fused q/k/v)")
+
+
+def model_spec(model, src_symbols: list[str], tgt_symbols: list[str]):
+    """The CTranslate2 TransformerSpec holding ``model``'s function, and how many factors it merged."""
+    ct2 = _ct2()
+    from ctranslate2.specs import common_spec, transformer_spec
+
+    _check_exportable(model)
+    cfg = model.cfg
+    spec = transformer_spec.TransformerSpec.from_config(
+        (cfg.encoder_layers, cfg.decoder_layers), cfg.encoder_heads, pre_norm=cfg.normalize_before,
+        activation=common_spec.Activation.RELU)
+    w = _Writer()
+    enc, dec = model.encoder, model.decoder
+    w.inputs(spec.encoder, enc)
+    for ls, layer in zip(spec.encoder.layer, enc.layers):
+        w.attention(ls.self_attention, layer.self_attn, True)
+        w.layer_norm(ls.self_attention.layer_norm, layer.self_attn_layer_norm)
+        w.ffn(ls.ffn, layer)
+    w.inputs(spec.decoder, dec)
+    for ls, layer in zip(spec.decoder.layer, dec.layers):
+        w.attention(ls.self_attention, layer.self_attn, True)
+        w.layer_norm(ls.self_attention.layer_norm, layer.self_attn_layer_norm)
+        w.attention(ls.attention, layer.encoder_attn, False)
+        w.layer_norm(ls.attention.layer_norm, layer.encoder_attn_layer_norm)
+        w.ffn(ls.ffn, layer)
+    if enc.layer_norm is not None:
+        w.layer_norm(spec.encoder.layer_norm, enc.layer_norm)
+    if dec.layer_norm is not None:
+        w.layer_norm(spec.decoder.layer_norm, dec.layer_norm)
+    out = dec.output_projection if dec.output_projection is not None else dec.embed_tokens
+    before = w.merged
+    spec.decoder.projection.weight, merged = _weight(out)
+    # a tied projection is the embedding already counted; only a separate factorised one adds
+    w.merged = before + (merged if dec.output_projection is not None else 0)
+    spec.register_source_vocabulary(src_symbols)
+    spec.register_target_vocabulary(tgt_symbols)
+    spec.config.decoder_start_token = "</s>"  # fairseq starts decoding from </s>
+    spec.config.add_source_eos = True  # and ends every source with it
+    del ct2
+    return spec, w.merged
+
+
+def synthetic_symbols(n: int) -> list[str]:
+    """Names for a vocabulary the checkpoint does not carry: the specials, then ``w<id>``."""
+    return SPECIALS[:n] + [f"w{i}" for i in range(len(SPECIALS), n)]
+
+
+def read_symbols(dictionary, size: int, where: str) -> list[str]:
+    """A fairseq Dictionary's symbols in id order, named as CTranslate2 names them."""
+    if len(dictionary) != size:
+        raise LightformerError(f"{where}: the dictionary holds {len(dictionary)} symbols, "
+                               f"but the model's vocabulary is {size}")
+    return ["<blank>" if s == "<pad>" else s for s in dictionary.symbols]
+
+
+def export_ct2(model, out_dir: str | os.PathLike, *, src_symbols: list[str] | None = None,
+               tgt_symbols: list[str] | None = None, quantization: str | None = None,
+               source: dict | None = None, force: bool = False) -> dict:
+    """Write a CTranslate2 model directory; returns what the export did (also in ``MARKER``)."""
+    if quantization is not None and quantization not in QUANTIZATIONS:
+        raise LightformerError(f"quantization={quantization!r} is invalid; allowed: {', '.join(QUANTIZATIONS)}")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise LightformerError(f"--out {str(out)!r} is an existing file; an export is a directory")
+    if out.exists() and not force:
+        raise LightformerError(f"{out} exists; pass --force to replace it")
+    cfg = model.cfg
+    src_symbols = src_symbols or synthetic_symbols(cfg.src_vocab)
+    tgt_symbols = tgt_symbols or synthetic_symbols(cfg.tgt_vocab)
+    for side, syms, n in (("source", src_symbols, cfg.src_vocab), ("target", tgt_symbols, cfg.tgt_vocab)):
+        if len(syms) != n:
+            raise LightformerError(f"{side} vocabulary has {len(syms)} symbols, the model {n}")
+    spec, merged = model_spec(model, src_symbols, tgt_symbols)
+    spec.validate()
+    spec.optimize(quantization=quantization)
+    from lightformer.compress.count import count_parameters
+
+    report = {
+        "format": "ctranslate2", "ctranslate2": _ct2().__version__,
+        "quantization": quantization or "float32",
+        "merged_factors": merged,
+        "note": (f"{merged} factorised matrices exported merged (A @ B): CTranslate2 has no low-rank layer, "
+                 f"so this export runs at the dense model's cost" if merged else "dense model, exported as is"),
+        "params_stored": count_parameters(model)["total"],
+        "src_vocab": cfg.src_vocab, "tgt_vocab": cfg.tgt_vocab,
+        "vocabulary": "synthetic" if src_symbols[4:5] == ["w4"] else "dictionary",
+    } | (source or {})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
+    try:  # written beside, then moved into place: a crash leaves no half export under the name
+        spec.save(str(tmp))
+        (tmp / MARKER).write_text(json.dumps(report, indent=2) + "\n")
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return report
+
+
+def read_export(path: str | os.PathLike) -> dict:
+    """Check that ``path`` is a CTranslate2 model directory; our export's record if it has one."""
+    p = Path(path)
+    missing = [f for f in ("model.bin", "config.json") if not (p / f).is_file()]
+    if not p.is_dir() or missing:
+        raise LightformerError(f"{str(path)!r} is not a CTranslate2 export (no {' or '.join(missing or ['directory'])}); "
+                               f"make one with: lightformer export ct2 CHECKPOINT --out DIR")
+    vocab = {}
+    for side in ("source", "target"):
+        files = [p / f"{side}_vocabulary.{ext}" for ext in ("json", "txt")] + \
+                [p / f"shared_vocabulary.{ext}" for ext in ("json", "txt")]
+        found = next((f for f in files if f.is_file()), None)
+        if found is None:
+            raise LightformerError(f"{str(path)!r} has no {side} vocabulary: not a CTranslate2 Transformer export")
+        vocab[side] = (json.loads(found.read_text()) if found.suffix == ".json"
+                       else found.read_text(encoding="utf-8").splitlines())
+    record = json.loads((p / MARKER).read_text()) if (p / MARKER).is_file() else {}
+    return record | {"source_symbols": vocab["source"], "target_symbols": vocab["target"],
+                     "model_sha256": file_sha256(p / "model.bin")}

@@ -1,0 +1,116 @@
+"""The CTranslate2 export computes our function: same log-probabilities, and the same greedy and
+beam output token for token on a trained tiny model (a random one has near-uniform, tie-prone
+distributions, so it would test the tie-breaking of two searches rather than the export)."""
+import json
+
+import ctranslate2  # the speed extra; part of the dev install
+import pytest
+import torch
+import torch.nn.functional as F
+
+import lightformer as lf
+from lightformer.data.batching import collate
+from lightformer.decode.beam import SearchConfig, beam_search
+from lightformer.errors import LightformerError
+from lightformer.export.ct2 import MARKER, export_ct2, read_export, synthetic_symbols
+from tests.conftest import trained_like
+
+V = 24
+
+
+def reverse_batch(g, n=32):
+    rows = []
+    for _ in range(n):
+        L = int(torch.randint(3, 9, (1,), generator=g))
+        rows.append(torch.randint(4, V, (L,), generator=g))
+    src = collate([torch.cat([r, torch.tensor([2])]) for r in rows])["src_tokens"]
+    tgt = [torch.cat([r.flip(0), torch.tensor([2])]) for r in rows]
+    T = max(len(t) for t in tgt)
+    out = torch.full((n, T), 1)
+    prev = torch.full((n, T), 1)
+    for i, t in enumerate(tgt):
+        out[i, :len(t)] = t
+        prev[i, 0] = 2
+        prev[i, 1:len(t)] = t[:-1]
+    return src, prev, out
+
+
+@pytest.fixture(scope="module")
+def trained():
+    """A two-layer model taught to reverse sequences (about 10 s on 2 CPU cores)."""
+    torch.manual_seed(0)
+    m = lf.build_model("transformer_tiny", V, V, seed=3, dropout=0.0, share_decoder_input_output_embed=True)
+    opt = torch.optim.Adam(m.parameters(), lr=3e-3)
+    g = torch.Generator().manual_seed(0)
+    m.train()
+    for _ in range(400):
+        src, prev, out = reverse_batch(g)
+        loss = F.cross_entropy(m(src, prev).reshape(-1, V), out.reshape(-1), ignore_index=1)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.5, loss.item()  # it learned the task: peaked distributions
+    return m.eval()
+
+
+def sources(n=12, seed=7):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.cat([torch.randint(4, V, (int(torch.randint(3, 9, (1,), generator=g)),), generator=g),
+                       torch.tensor([2])]) for _ in range(n)]
+
+
+def ct2_decode(translator, srcs, beam, max_len, lenpen=1.0):
+    syms = synthetic_symbols(V)
+    index = {s: i for i, s in enumerate(syms)}
+    res = translator.translate_batch([[syms[i] for i in s[:-1].tolist()] for s in srcs], beam_size=beam,
+                                     max_decoding_length=max_len, length_penalty=lenpen)
+    return [[index[t] for t in r.hypotheses[0]] for r in res]
+
+
+def our_decode(model, srcs, beam, max_len, lenpen=1.0):
+    src = collate(srcs)["src_tokens"]
+    hyps = beam_search(model, src, SearchConfig(beam=beam, max_len_b=max_len, lenpen=lenpen))
+    return [h[0].tokens for h in hyps]
+
+
+@pytest.mark.parametrize("beam", [1, 5])
+def test_ct2_decodes_token_for_token_like_us(trained, tmp_path, beam):
+    export_ct2(trained, tmp_path / "ct2")
+    tr = ctranslate2.Translator(str(tmp_path / "ct2"), device="cpu", intra_threads=1)
+    srcs = sources()
+    ours = our_decode(trained, srcs, beam, 20)
+    reversed_ok = sum(o == s[:-1].flip(0).tolist() for o, s in zip(ours, srcs))
+    assert reversed_ok >= len(srcs) - 2, reversed_ok  # a trained model: decisions are not near-ties
+    assert ct2_decode(tr, srcs, beam, 20) == ours
+
+
+def test_factorised_model_exports_merged_and_exact(trained, tmp_path):
+    small = lf.compress(trained, rank=6, share_qkv=True)
+    report = export_ct2(small, tmp_path / "ct2")
+    assert report["merged_factors"] > 0 and "merged" in report["note"]
+    assert json.loads((tmp_path / "ct2" / MARKER).read_text())["merged_factors"] == report["merged_factors"]
+    tr = ctranslate2.Translator(str(tmp_path / "ct2"), device="cpu", intra_threads=1)
+    src = sources(4)
+    syms = synthetic_symbols(V)
+    tgt = [s.flip(0)[1:] for s in src]  # any target: compare per-token log-probabilities
+    scored = tr.score_batch([[syms[i] for i in s[:-1].tolist()] for s in src],
+                            [[syms[i] for i in t.tolist()] for t in tgt])
+    for s, t, r in zip(src, tgt, scored):
+        prev = torch.cat([torch.tensor([2]), t])[None]
+        with torch.no_grad():
+            lp = F.log_softmax(small(s[None], prev).float(), -1)[0]
+        ours = lp.gather(1, torch.cat([t, torch.tensor([2])])[:, None])[:, 0]
+        torch.testing.assert_close(torch.tensor(r.log_probs), ours, atol=1e-4, rtol=1e-4)
+
+
+def test_export_refuses_and_reads_back(tmp_path):
+    m = trained_like(lf.build_model("transformer_tiny", V, V, seed=1)).eval()
+    export_ct2(m, tmp_path / "a")
+    with pytest.raises(LightformerError, match="exists"):
+        export_ct2(m, tmp_path / "a")
+    got = read_export(tmp_path / "a")
+    assert got["src_vocab"] == V and len(got["target_symbols"]) == V and got["merged_factors"] == 0
+    with pytest.raises(LightformerError, match="not a CTranslate2 export"):
+        read_export(tmp_path)
+    with pytest.raises(LightformerError, match="symbols"):
+        export_ct2(m, tmp_path / "b", src_symbols=["<s>"])
