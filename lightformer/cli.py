@@ -315,14 +315,18 @@ def cmd_speed(args) -> None:
                       batch=args.batch, sentences=args.sentences, runs=args.runs, warmup=args.warmup,
                       fixed_length=not args.free_length, fast=not args.no_fast_path,
                       cuda_graph=args.cuda_graph, seed=args.seed)
-    distinct_outputs(args.checkpoints + [args.data], [args.out])
-    stems = [Path(p).name.split(".")[0] for p in args.checkpoints]
+    from lightformer.speed.ct2 import CT2Model, is_ct2, parse_entry
+
+    distinct_outputs([p for p in args.checkpoints if not is_ct2(p)] + [args.data], [args.out])
+    entries = [parse_entry(p) if is_ct2(p) else None for p in args.checkpoints]
+    stems = [(f"ct2_{Path(e[0]).name}" + (f"_{e[1]}" if e[1] else "")) if e else Path(p).name.split(".")[0]
+             for p, e in zip(args.checkpoints, entries)]
     names = stems if len(set(stems)) == len(stems) else list(args.checkpoints)
     if args.names:
         if len(args.names) != len(args.checkpoints) or len(set(args.names)) != len(args.names):
             raise LightformerError(f"--names needs {len(args.checkpoints)} distinct names, one per checkpoint")
         names = args.names
-    models = {n: lf.load_checkpoint(p) for n, p in zip(names, args.checkpoints)}
+    models = {n: CT2Model(*e) if e else lf.load_checkpoint(p) for n, p, e in zip(names, args.checkpoints, entries)}
     sources, source_name = None, "synthetic"
     if args.data:
         if cfg.protocol != "throughput":
@@ -759,7 +763,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.set_defaults(func=cmd_glue_speed)
 
     s = sub.add_parser("speed", help="time checkpoints interleaved; speedups relative to the first")
-    s.add_argument("checkpoints", nargs="+")
+    s.add_argument("checkpoints", nargs="+", help="checkpoints, or ct2:DIR[:fp32|fp16|bf16|int8] for a CTranslate2 "
+                                                  "export (lightformer export ct2) timed the same way")
     s.add_argument("--protocol", choices=["latency", "throughput"], default="latency")
     s.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     s.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32")

@@ -10,6 +10,7 @@ with the dense model's cost, and says how many factors it merged.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -171,7 +172,9 @@ def export_ct2(model, out_dir: str | os.PathLike, *, src_symbols: list[str] | No
             raise LightformerError(f"{side} vocabulary has {len(syms)} symbols, the model {n}")
     spec, merged = model_spec(model, src_symbols, tgt_symbols)
     spec.validate()
-    spec.optimize(quantization=quantization)
+    spec.optimize(quantization=quantization)  # also stores tied matrices once (aliases)
+    exported = sum(math.prod(v.shape) for name, v in spec.variables().items()
+                   if not isinstance(v, str) and not v.is_scalar() and "position_encodings" not in name)
     from lightformer.compress.count import count_parameters
 
     report = {
@@ -181,6 +184,7 @@ def export_ct2(model, out_dir: str | os.PathLike, *, src_symbols: list[str] | No
         "note": (f"{merged} factorised matrices exported merged (A @ B): CTranslate2 has no low-rank layer, "
                  f"so this export runs at the dense model's cost" if merged else "dense model, exported as is"),
         "params_stored": count_parameters(model)["total"],
+        "params_exported": exported,  # what CTranslate2 stores: merged factors, no positions, zero biases dropped
         "src_vocab": cfg.src_vocab, "tgt_vocab": cfg.tgt_vocab,
         "vocabulary": "synthetic" if src_symbols[4:5] == ["w4"] else "dictionary",
     } | (source or {})

@@ -10,9 +10,9 @@ from lightformer.errors import LightformerError
 # the abstract's claims (Lv et al., Findings of ACL 2023; docs/reference.md §1): (task, x fewer, speedup)
 PAPER_CLAIMS = [("iwslt14", 3.8, 2.3), ("wmt14", 1.8, 1.5)]
 
-COLUMNS = ["task", "model", "device", "device_name", "protocol", "dtype", "threads", "batch", "beam",
+COLUMNS = ["task", "model", "engine", "compute_type", "device", "device_name", "protocol", "dtype", "threads", "batch", "beam",
            "cuda_graph", "params", "compression", "speedup", "speedup_p10", "speedup_p90", "encoder_ms",
-           "decoder_ms", "total_ms", "sentences_per_s", "tokens_per_s", "macs_per_tgt_token", "runs", "torch",
+           "decoder_ms", "total_ms", "sentences_per_s", "tokens_per_s", "macs_per_tgt_token", "tokens_per_run", "runs", "torch",
            "measured", "checkpoint", "command"]
 
 
@@ -44,6 +44,9 @@ def load_speed(paths: list[str | Path]) -> pd.DataFrame:
     if "checkpoint" not in df.columns:
         df["checkpoint"] = ""
     df["task"] = df.apply(task_of, axis=1)
+    if "engine" not in df.columns:  # CSVs from before CTranslate2 rows existed
+        df["engine"] = "lightformer"
+    df["engine"] = df["engine"].fillna("lightformer")
     return df[[c for c in COLUMNS if c in df.columns]]
 
 
@@ -51,12 +54,14 @@ def write_speed_table(df: pd.DataFrame, csv_path: str | Path, markdown_path: str
     Path(csv_path).parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(csv_path, index=False)
     if markdown_path:
-        show = df[["task", "model", "device_name", "protocol", "dtype", "threads", "batch", "beam", "cuda_graph",
+        show = df[["task", "model", "engine", "device_name", "protocol", "dtype", "threads", "batch", "beam", "cuda_graph",
                    "params", "compression", "speedup", "speedup_p10", "speedup_p90", "total_ms"]].copy()
         show["speedup"] = [f"{s:.2f} ({a:.2f}–{b:.2f})" for s, a, b in
                            zip(show.pop("speedup"), show.pop("speedup_p10"), show.pop("speedup_p90"))]
-        show["compression"] = show["compression"].map(lambda x: f"{x:.2f}x")
-        show["params"] = show["params"].map(lambda x: f"{int(x):,}")
+        if "compute_type" in df.columns:  # CTranslate2 rows: int8_float32 etc. say more than the run's dtype
+            show["dtype"] = df["compute_type"].fillna(df["dtype"])
+        show["compression"] = show["compression"].map(lambda x: "" if pd.isna(x) else f"{x:.2f}x")
+        show["params"] = show["params"].map(lambda x: "" if pd.isna(x) else f"{int(x):,}")
         show["total_ms"] = show["total_ms"].map(lambda x: f"{x:.1f}")
         show["threads"] = show["threads"].map(lambda t: "" if pd.isna(t) else str(int(t)))
         Path(markdown_path).write_text(markdown_table(show))
@@ -82,7 +87,9 @@ def speed_figure(df: pd.DataFrame, png_path: str | Path) -> None:
     import seaborn as sns
 
     df = df.copy()
-    df["setting"] = (df["device"].astype(str) + " " + df["dtype"].astype(str)
+    engine = df["engine"] if "engine" in df.columns else pd.Series("lightformer", index=df.index)
+    df["setting"] = (engine.map(lambda e: "ct2 " if e == "ctranslate2" else "")
+                     + df["device"].astype(str) + " " + df.get("compute_type", df["dtype"]).fillna(df["dtype"]).astype(str)
                      + df["cuda_graph"].map(lambda g: " graph" if str(g) == "True" else "")
                      + df["threads"].map(lambda t: f" {int(t)}thr" if pd.notna(t) and str(t) != "" else ""))
     protocols = sorted(df["protocol"].unique())

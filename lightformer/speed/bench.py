@@ -167,36 +167,67 @@ def macs(model, src_len: int, tgt_len: int, device) -> tuple[float, float]:
     return per_source / 2 / src_len, per_step / 2
 
 
-def run_speed(models: dict[str, torch.nn.Module], cfg: SpeedConfig, progress: bool = True,
+def _torch_runner(m, search: SearchConfig, timer: Timer, pool: dict, cuda_graph: bool):
+    def run(src: torch.Tensor) -> tuple[float, float, float, int]:
+        enc, t_enc = timer(lambda: m.encoder(src))
+        hyps, t_dec = timer(lambda: beam_search(m, src, search, encoder_out=enc, graph_pool=pool,
+                                                cuda_graph=cuda_graph))
+        return t_enc, t_dec, t_enc + t_dec, sum(len(h[0].tokens) + 1 for h in hyps)
+    return run
+
+
+def _ct2_runner(m, cfg: SpeedConfig):
+    def run(src: torch.Tensor) -> tuple[float, float, float, int]:
+        batch = m.tokens(src)  # converted outside the timed region, as a caller would hold tokens
+        t0 = time.perf_counter()  # translate_batch returns on the host: wall time is the whole work
+        tokens = m.translate(batch, cfg.beam, cfg.lenpen, cfg.tgt_len, cfg.fixed_length)
+        return math.nan, math.nan, time.perf_counter() - t0, tokens  # one call: no encoder/decoder split
+    return run
+
+
+def run_speed(models: dict, cfg: SpeedConfig, progress: bool = True,
               sources: list[torch.Tensor] | None = None, source_name: str = "synthetic") -> list[dict]:
-    """One row per model; the first model is the reference for the speedups. ``sources``
-    (token ids with </s>, e.g. a prepared test split) replace the synthetic throughput set."""
+    """One row per model; the first model is the reference for the speedups. A model is one of
+    ours, or a ``lightformer.speed.ct2.CT2Model``. ``sources`` (token ids with </s>, e.g. a
+    prepared test split) replace the synthetic throughput set."""
+    from lightformer.speed.ct2 import CT2Model
+
     if not models:
         raise LightformerError("no models to time")
-    vocabs = {(m.cfg.src_vocab, m.cfg.tgt_vocab) for m in models.values()}
-    if len(vocabs) > 1:
-        raise LightformerError(f"models with different vocabularies cannot be compared on one input: {sorted(vocabs)}")
+    vocab_of = {n: m.vocab if isinstance(m, CT2Model) else (m.cfg.src_vocab, m.cfg.tgt_vocab) for n, m in models.items()}
+    if len(set(vocab_of.values())) > 1:
+        raise LightformerError("models with different vocabularies cannot be compared on one input: "
+                               + ", ".join(f"{n} {v[0]}/{v[1]}" for n, v in vocab_of.items()))
     device = resolve_device(cfg.device)
     if device.type == "cpu" and cfg.threads:
         torch.set_num_threads(cfg.threads)
     dtype = DTYPES[cfg.dtype]
     names = list(models)
-    params = {n: count_parameters(m) for n, m in models.items()}  # of the stored models
+    ours = [n for n in names if not isinstance(models[n], CT2Model)]
+    params = {n: count_parameters(models[n]) for n in ours}  # of the stored models
+    for n in names:
+        if n not in params:
+            p = models[n].params
+            params[n] = {"total": p or math.nan, "embedding": math.nan, "body": math.nan}
     run_models = {}
-    for n, m in models.items():
-        if cfg.fast:
-            run_models[n] = prepare_for_inference(m, dtype=dtype, device=device)
-        else:
-            run_models[n] = m.to(device=device, dtype=dtype).eval()
-    mac = {n: macs(run_models[n], cfg.src_len, cfg.tgt_len, device) for n in names}
+    for n in ours:
+        m = models[n]
+        run_models[n] = prepare_for_inference(m, dtype=dtype, device=device) if cfg.fast else \
+            m.to(device=device, dtype=dtype).eval()
+    for n in names:
+        if n not in run_models:
+            models[n].load(device, cfg.dtype, cfg.threads or torch.get_num_threads())
+            run_models[n] = models[n]
+    mac = {n: macs(run_models[n], cfg.src_len, cfg.tgt_len, device) for n in ours}
     search = SearchConfig(beam=cfg.beam, lenpen=cfg.lenpen, max_len_a=0, max_len_b=cfg.tgt_len,
                           min_len=1, fixed_length=cfg.fixed_length)
-    src_vocab = next(iter(vocabs))[0]
+    src_vocab = next(iter(vocab_of.values()))[0]
     timer = Timer(device)
+    runners = {n: _torch_runner(run_models[n], search, timer, {}, cfg.cuda_graph) if n in ours
+               else _ct2_runner(run_models[n], cfg) for n in names}
 
     if cfg.protocol == "latency":
-        src = synthetic_sources(src_vocab, 1, cfg.src_len, cfg.seed, exact=True)[0][None].to(device)
-        batches = None
+        batches = [synthetic_sources(src_vocab, 1, cfg.src_len, cfg.seed, exact=True)[0][None].to(device)]
     else:
         if sources is None:
             sources = synthetic_sources(src_vocab, cfg.sentences, cfg.src_len, cfg.seed, exact=False)
@@ -206,34 +237,22 @@ def run_speed(models: dict[str, torch.nn.Module], cfg: SpeedConfig, progress: bo
         batches = [b.to(device) for b in length_batches(sources, cfg.batch)]
 
     times = {n: {"enc": [], "dec": [], "total": [], "tokens": []} for n in names}
-    pools = {n: {} for n in names}  # captured CUDA graphs per model and input shape
-    decode = {"cuda_graph": cfg.cuda_graph}
     total_runs = cfg.warmup + cfg.runs
     bar = tqdm(total=total_runs * len(names), desc=f"speed {cfg.protocol} {device.type}", disable=not progress or None)
     try:
         with torch.inference_mode():
             for r in range(total_runs):
                 for n in names:  # interleaved: A B A B ...
-                    m = run_models[n]
-                    if batches is None:
-                        enc, t_enc = timer(lambda: m.encoder(src))
-                        hyps, t_dec = timer(lambda: beam_search(m, src, search, encoder_out=enc,
-                                                                graph_pool=pools[n], **decode))
-                        tokens = sum(len(h[0].tokens) + 1 for h in hyps)
-                    else:
-                        t_enc = t_dec = 0.0
-                        tokens = 0
-                        for b in batches:
-                            enc, te = timer(lambda: m.encoder(b))
-                            hyps, td = timer(lambda: beam_search(m, b, search, encoder_out=enc,
-                                                                 graph_pool=pools[n], **decode))
-                            t_enc, t_dec = t_enc + te, t_dec + td
-                            tokens += sum(len(h[0].tokens) + 1 for h in hyps)
+                    t_enc = t_dec = t_all = 0.0
+                    tokens = 0
+                    for b in batches:
+                        te, td, ta, tok = runners[n](b)
+                        t_enc, t_dec, t_all, tokens = t_enc + te, t_dec + td, t_all + ta, tokens + tok
                     if r >= cfg.warmup:
                         t = times[n]
                         t["enc"].append(t_enc)
                         t["dec"].append(t_dec)
-                        t["total"].append(t_enc + t_dec)
+                        t["total"].append(t_all)
                         t["tokens"].append(tokens)
                     bar.update()
     except torch.cuda.OutOfMemoryError:
@@ -241,7 +260,6 @@ def run_speed(models: dict[str, torch.nn.Module], cfg: SpeedConfig, progress: bo
                                f"lower --batch") from None
     finally:
         bar.close()
-
     base = times[names[0]]["total"]
     meta = {
         "protocol": cfg.protocol, "device": device.type, "device_name": device_name(device),
@@ -259,16 +277,20 @@ def run_speed(models: dict[str, torch.nn.Module], cfg: SpeedConfig, progress: bo
         t = times[n]
         ratios = [b / x for b, x in zip(base, t["total"])]
         n_sent = meta["sentences"]
+        ct2 = n not in ours
         rows.append({
-            "model": n,
+            "model": n, "engine": "ctranslate2" if ct2 else "lightformer",
+            "compute_type": run_models[n].compute_type if ct2 else cfg.dtype,
             "params": params[n]["total"], "params_embedding": params[n]["embedding"],
             "params_body": params[n]["body"],
             "compression": params[names[0]]["total"] / params[n]["total"],
-            "macs_per_src_token": round(mac[n][0]), "macs_per_tgt_token": round(mac[n][1]),
-            "encoder_ms": 1e3 * trimmed_mean(t["enc"]), "decoder_ms": 1e3 * trimmed_mean(t["dec"]),
+            "macs_per_src_token": "" if ct2 else round(mac[n][0]), "macs_per_tgt_token": "" if ct2 else round(mac[n][1]),
+            "encoder_ms": math.nan if ct2 else 1e3 * trimmed_mean(t["enc"]),
+            "decoder_ms": math.nan if ct2 else 1e3 * trimmed_mean(t["dec"]),
             "total_ms": 1e3 * trimmed_mean(t["total"]),
             "sentences_per_s": n_sent / statistics.median(t["total"]),
             "tokens_per_s": statistics.median(tok / x for tok, x in zip(t["tokens"], t["total"])),
+            "tokens_per_run": statistics.median(t["tokens"]),  # generated, </s> included
             "speedup": statistics.median(ratios),
             "speedup_p10": percentile(ratios, 0.1), "speedup_p90": percentile(ratios, 0.9),
         } | meta)

@@ -114,3 +114,34 @@ def test_export_refuses_and_reads_back(tmp_path):
         read_export(tmp_path)
     with pytest.raises(LightformerError, match="symbols"):
         export_ct2(m, tmp_path / "b", src_symbols=["<s>"])
+
+
+@pytest.mark.parametrize("protocol", ["latency", "throughput"])
+def test_ct2_entries_are_timed_with_ours_under_the_same_protocol(tmp_path, protocol):
+    from lightformer.speed.bench import SpeedConfig, run_speed
+    from lightformer.speed.ct2 import CT2Model
+
+    m = trained_like(lf.build_model("transformer_tiny", V, V, seed=1)).eval()
+    export_ct2(m, tmp_path / "ct2")
+    models = {"ours": m, "ct2": CT2Model(str(tmp_path / "ct2")), "ct2_int8": CT2Model(str(tmp_path / "ct2"), "int8")}
+    cfg = SpeedConfig(protocol=protocol, beam=3, src_len=7, runs=2, warmup=1, batch=4, sentences=6, threads=1)
+    rows = run_speed(models, cfg, progress=False)
+    assert [r["engine"] for r in rows] == ["lightformer", "ctranslate2", "ctranslate2"]
+    assert [r["compute_type"] for r in rows] == ["fp32", "float32", "int8_float32"]
+    # fixed length: CTranslate2 generates as many tokens as our search (tgt_len + </s> per sentence)
+    sentences = 1 if protocol == "latency" else 6
+    assert [r["tokens_per_run"] for r in rows] == [sentences * 8] * 3 and rows[1]["total_ms"] > 0
+    assert rows[1]["params"] <= rows[0]["params"]  # zero biases are dropped by CTranslate2
+
+
+def test_speed_refuses_bad_ct2_entries(tmp_path):
+    from tests.integrity.helpers import refused
+
+    m = lf.build_model("transformer_tiny", V, V, seed=1)
+    lf.save_checkpoint(m, tmp_path / "m.safetensors")
+    export_ct2(lf.build_model("transformer_tiny", V + 8, V + 8, seed=1), tmp_path / "other")
+    refused("speed", tmp_path / "m.safetensors", f"ct2:{tmp_path}", "--runs", "1", expect="not a CTranslate2 export")
+    refused("speed", tmp_path / "m.safetensors", f"ct2:{tmp_path / 'other'}", "--runs", "1",
+            expect="different vocabularies")
+    refused("speed", tmp_path / "m.safetensors", f"ct2:{tmp_path / 'other'}:int4", "--runs", "1",
+            expect="unknown precision")
