@@ -52,6 +52,7 @@ class SpeedConfig:
     fixed_length: bool = True
     fast: bool = True  # prepare_for_inference on every model (baselines too)
     cuda_graph: bool = False  # GPU: replay each decoder step as a CUDA graph (captured in warm-up)
+    fused_lowrank: bool = False  # GPU: each low-rank product in one Triton launch (speed/fused.py)
     seed: int = 0
 
     def __post_init__(self):
@@ -64,8 +65,14 @@ class SpeedConfig:
         if self.src_len < 2:
             raise LightformerError(f"src_len={self.src_len} is too short: allowed >= 2 (tokens + </s>)")
         self.tgt_len = self.tgt_len or self.src_len
+        if self.fused_lowrank and not self.fast:
+            raise LightformerError("--fused-lowrank is part of the fast path; drop --no-fast-path")
         if self.cuda_graph and not self.device.startswith("cuda"):
             raise LightformerError("cuda_graph needs --device cuda")
+        if self.fused_lowrank:
+            from lightformer.speed.fused import check_fused
+
+            check_fused(torch.device(self.device), DTYPES[self.dtype])
         if self.cuda_graph and self.warmup < 1:
             raise LightformerError("cuda_graph needs warmup >= 1: graphs are captured in the warm-up")
 
@@ -212,7 +219,8 @@ def run_speed(models: dict, cfg: SpeedConfig, progress: bool = True,
     run_models = {}
     for n in ours:
         m = models[n]
-        run_models[n] = prepare_for_inference(m, dtype=dtype, device=device) if cfg.fast else \
+        run_models[n] = prepare_for_inference(m, dtype=dtype, device=device, fused_lowrank=cfg.fused_lowrank) \
+            if cfg.fast else \
             m.to(device=device, dtype=dtype).eval()
     for n in names:
         if n not in run_models:
@@ -266,7 +274,7 @@ def run_speed(models: dict, cfg: SpeedConfig, progress: bool = True,
         "torch": torch.__version__, "threads": torch.get_num_threads() if device.type == "cpu" else "",
         "dtype": cfg.dtype, "batch": 1 if cfg.protocol == "latency" else cfg.batch, "beam": cfg.beam,
         "lenpen": cfg.lenpen, "src_len": cfg.src_len, "tgt_len": cfg.tgt_len, "fixed_length": cfg.fixed_length,
-        "fast_path": cfg.fast, "cuda_graph": cfg.cuda_graph, "runs": cfg.runs, "warmup": cfg.warmup,
+        "fast_path": cfg.fast, "cuda_graph": cfg.cuda_graph, "fused_lowrank": cfg.fused_lowrank, "runs": cfg.runs, "warmup": cfg.warmup,
         "sentences": 1 if cfg.protocol == "latency" else len(sources),
         "source": "synthetic" if cfg.protocol == "latency" else source_name,
         "measured": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

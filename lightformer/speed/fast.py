@@ -6,7 +6,9 @@ model for decoding, without changing what it computes.
 * the three self-attention projections become one (dense: one (3d x d) matmul; low-rank with a
   shared input basis: the basis once, then one (3d x r) matmul; low-rank with separate bases:
   the bases in one (3r x d) matmul);
-* optional dtype (bf16 on GPU).
+* optional dtype (bf16 on GPU);
+* optional ``fused_lowrank`` (GPU): every remaining low-rank product, the packed q/k/v ones
+  included, becomes one launch of a Triton kernel (lightformer/speed/fused.py).
 
 The same preparation is applied to baselines, so a measured speedup compares like with like.
 Reported parameters stay those of the stored (factorised) model.
@@ -75,6 +77,27 @@ class StackedBasisQKV(nn.Module):
         return tuple(F.linear(h, A, b) for h, A, b in zip(hs, self.As, self.biases))
 
 
+class PackedQKV(nn.Module):
+    """q, k, v from one projection module (a fused low-rank product) whose output is [q; k; v]."""
+
+    def __init__(self, proj: nn.Module):
+        super().__init__()
+        self.proj = proj
+
+    def forward(self, x):
+        return self.proj(x).chunk(3, dim=-1)
+
+
+def packed_lowrank(qkv: nn.Module):
+    """(A, B, bias) of one low-rank product computing a factorised q/k/v module's [q; k; v]; for
+    separate bases, A is block-diagonal (zeros cost bytes, not launches, and launches dominate)."""
+    if isinstance(qkv, SharedBasisQKV):
+        return qkv.A, qkv.B, qkv.bias
+    As = list(qkv.As)
+    A = torch.block_diag(*As)  # (3d, r_q + r_k + r_v)
+    return A, qkv.B, torch.cat(list(qkv.biases))
+
+
 def _qkv_cost_factorised(q, k, v) -> int:
     d_in = q.in_features
     basis = q.rank * d_in if shared_input_basis(q, k, v) is not None else sum(m.rank for m in (q, k, v)) * d_in
@@ -100,9 +123,39 @@ def fuse_self_attention(attn: MultiheadAttention, merge: bool) -> None:
     attn.q_proj = attn.k_proj = attn.v_proj = None
 
 
+def use_fused_lowrank(fast: nn.Module) -> int:
+    """Swap every low-rank product of a prepared model for the fused kernel; how many were swapped."""
+    from lightformer.models.lowrank import FactorizedEmbedding
+    from lightformer.speed.fused import FusedLowRank
+
+    swapped = 0
+    for parent in list(fast.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, LowRankLinear):
+                if name in ("k_proj", "v_proj"):
+                    continue  # cross-attention keys/values: once per source, sharing one basis
+                setattr(parent, name, FusedLowRank(child.A, child.B, child.bias))
+            elif isinstance(child, (SharedBasisQKV, StackedBasisQKV)):
+                setattr(parent, name, PackedQKV(FusedLowRank(*packed_lowrank(child))))
+            else:
+                continue
+            swapped += 1
+    dec = fast.decoder
+    if dec.output_projection is None and isinstance(dec.embed_tokens, FactorizedEmbedding):
+        dec.output_projection = FusedLowRank(dec.embed_tokens.A, dec.embed_tokens.B, None)  # tied logits
+        swapped += 1
+    return swapped
+
+
 def prepare_for_inference(model: nn.Module, *, merge: bool = True, fuse_qkv: bool = True,
-                          dtype: torch.dtype | None = None, device: str | torch.device | None = None) -> nn.Module:
+                          dtype: torch.dtype | None = None, device: str | torch.device | None = None,
+                          fused_lowrank: bool = False) -> nn.Module:
     """An eval-mode copy that computes the same function faster (see module docstring)."""
+    if fused_lowrank:
+        from lightformer.speed.fused import check_fused
+
+        check_fused(torch.device(device or next(model.parameters()).device),
+                    dtype or next(model.parameters()).dtype)
     fast = copy.deepcopy(model).eval()
     if device is not None or dtype is not None:
         fast = fast.to(device=device, dtype=dtype)
@@ -120,6 +173,8 @@ def prepare_for_inference(model: nn.Module, *, merge: bool = True, fuse_qkv: boo
     out = fast.decoder.output_projection
     if isinstance(out, LowRankLinear) and out.rank >= break_even_rank(out.out_features, out.in_features):
         fast.decoder.output_projection = merged(out)
+    if fused_lowrank:
+        use_fused_lowrank(fast)
     for p in fast.parameters():
         p.requires_grad_(False)
     return fast

@@ -1,0 +1,143 @@
+"""y = A(Bx) + b in one GPU launch (a Triton kernel), for decoding at small batch.
+
+Decoding is launch-bound on a GPU: a 512x512 product over a few hundred rows takes less time
+than its launch, so a factorised linear (two products) costs about twice a dense one whatever
+its rank. The kernel below keeps the rank-r code h = Bx on chip: each program owns a block of
+rows and of output columns, and for each slice of the rank computes that slice of h over the
+whole input, then adds its contribution to the output. Programs that share rows recompute h,
+which is cheap while rows are few and wasteful when they are many, so above ``MAX_ROWS`` rows
+(where the two products are no longer launch-bound) the two cuBLAS products are used instead.
+
+Runs on CUDA in fp32 (IEEE products, no TF32), fp16 and bf16, or anywhere under
+``TRITON_INTERPRET=1`` (how the tests check it on CPU). The intermediate is rounded to the
+activation dtype, as the two-product path does, so both paths agree to rounding.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from lightformer.errors import LightformerError
+
+MAX_ROWS = 256  # above this, two GEMMs (no recomputation of h): see module docstring
+SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
+
+try:
+    import triton
+    import triton.language as tl
+except ImportError:  # the fused path is optional; fused_available() says why not
+    triton = None
+
+if triton is not None:
+    @triton.jit
+    def _lowrank_kernel(x_ptr, b_ptr, a_ptr, bias_ptr, y_ptr, M, N, K, R,
+                        sxm, sxk, sbr, sbk, san, sar, sym, syn,
+                        HAS_BIAS: tl.constexpr, IEEE: tl.constexpr,
+                        BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_R: tl.constexpr):
+        pid_m = tl.program_id(0)
+        pid_n = tl.program_id(1)
+        rm = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+        rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+        for r0 in range(0, R, BLOCK_R):
+            rr = r0 + tl.arange(0, BLOCK_R)
+            h = tl.zeros((BLOCK_M, BLOCK_R), dtype=tl.float32)
+            for k0 in range(0, K, BLOCK_K):
+                rk = k0 + tl.arange(0, BLOCK_K)
+                x = tl.load(x_ptr + rm[:, None] * sxm + rk[None, :] * sxk,
+                            mask=(rm[:, None] < M) & (rk[None, :] < K), other=0.0)
+                bt = tl.load(b_ptr + rr[None, :] * sbr + rk[:, None] * sbk,
+                             mask=(rr[None, :] < R) & (rk[:, None] < K), other=0.0)  # B^T tile (K, R)
+                if IEEE:
+                    h += tl.dot(x, bt, input_precision="ieee")
+                else:
+                    h += tl.dot(x, bt)
+            at = tl.load(a_ptr + rn[None, :] * san + rr[:, None] * sar,
+                         mask=(rn[None, :] < N) & (rr[:, None] < R), other=0.0)  # A^T tile (R, N)
+            hc = h.to(at.dtype)  # rounded like the two-product path's intermediate
+            if IEEE:
+                acc += tl.dot(hc, at, input_precision="ieee")
+            else:
+                acc += tl.dot(hc, at)
+        if HAS_BIAS:
+            acc += tl.load(bias_ptr + rn, mask=rn < N, other=0.0).to(tl.float32)
+        tl.store(y_ptr + rm[:, None] * sym + rn[None, :] * syn, acc.to(y_ptr.dtype.element_ty),
+                 mask=(rm[:, None] < M) & (rn[None, :] < N))
+
+
+def interpreted() -> bool:
+    return os.environ.get("TRITON_INTERPRET") == "1"
+
+
+def fused_available(device: torch.device, dtype: torch.dtype) -> str | None:
+    """None if the fused kernel runs here, else why not (for a clear refusal)."""
+    if triton is None:
+        return "Triton is not installed (pip install triton)"
+    if device.type != "cuda" and not interpreted():
+        return f"the fused low-rank kernel runs on CUDA devices (or under TRITON_INTERPRET=1), not {device.type}"
+    if dtype not in SUPPORTED_DTYPES:
+        return f"the fused low-rank kernel supports fp32, fp16 and bf16, not {dtype}"
+    return None
+
+
+def _block(n: int, lo: int, hi: int) -> int:
+    return max(lo, min(hi, triton.next_power_of_2(n)))
+
+
+def lowrank_linear(x: torch.Tensor, A: torch.Tensor, B: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """F.linear(F.linear(x, B), A, bias) in one launch (x: (..., in); A: (out, r); B: (r, in))."""
+    shape = x.shape
+    x2 = x.reshape(-1, shape[-1])
+    M, K = x2.shape
+    N, R = A.shape
+    y = torch.empty(M, N, device=x.device, dtype=x.dtype)
+    BLOCK_M = _block(M, 16, 32)
+    BLOCK_N = 64 if M <= 16 else 128
+    BLOCK_K = 64
+    BLOCK_R = _block(R, 16, 64)
+    grid = (triton.cdiv(M, BLOCK_M), triton.cdiv(N, BLOCK_N))
+    _lowrank_kernel[grid](x2, B, A, bias if bias is not None else A, y, M, N, K, R,
+                          x2.stride(0), x2.stride(1), B.stride(0), B.stride(1), A.stride(0), A.stride(1),
+                          y.stride(0), y.stride(1), HAS_BIAS=bias is not None, IEEE=x.dtype == torch.float32,
+                          BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_K=BLOCK_K, BLOCK_R=BLOCK_R)
+    return y.view(*shape[:-1], N)
+
+
+class FusedLowRank(nn.Module):
+    """Inference stand-in for a low-rank product: the fused kernel up to MAX_ROWS rows, else two GEMMs."""
+
+    def __init__(self, A: torch.Tensor, B: torch.Tensor, bias: torch.Tensor | None, max_rows: int = MAX_ROWS):
+        super().__init__()
+        self.A = nn.Parameter(A.detach().contiguous(), requires_grad=False)
+        self.B = nn.Parameter(B.detach().contiguous(), requires_grad=False)
+        self.bias = None if bias is None else nn.Parameter(bias.detach().contiguous(), requires_grad=False)
+        self.max_rows = max_rows
+
+    @property
+    def in_features(self) -> int:
+        return self.B.shape[1]
+
+    @property
+    def out_features(self) -> int:
+        return self.A.shape[0]
+
+    @property
+    def rank(self) -> int:
+        return self.B.shape[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.numel() // x.shape[-1] <= self.max_rows:
+            return lowrank_linear(x, self.A, self.B, self.bias)
+        return F.linear(F.linear(x, self.B), self.A, self.bias)
+
+    def extra_repr(self) -> str:
+        return f"in={self.in_features}, out={self.out_features}, rank={self.rank}, max_rows={self.max_rows}"
+
+
+def check_fused(device: torch.device, dtype: torch.dtype) -> None:
+    why = fused_available(device, dtype)
+    if why:
+        raise LightformerError(f"--fused-lowrank: {why}")
