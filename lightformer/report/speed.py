@@ -11,8 +11,8 @@ from lightformer.errors import LightformerError
 PAPER_CLAIMS = [("iwslt14", 3.8, 2.3), ("wmt14", 1.8, 1.5)]
 
 COLUMNS = ["task", "model", "engine", "compute_type", "device", "device_name", "protocol", "dtype", "threads", "batch", "beam",
-           "cuda_graph", "params", "compression", "speedup", "speedup_p10", "speedup_p90", "encoder_ms",
-           "decoder_ms", "total_ms", "sentences_per_s", "tokens_per_s", "macs_per_tgt_token", "tokens_per_run", "runs", "torch",
+           "cuda_graph", "fused_lowrank", "params", "compression", "speedup", "speedup_p10", "speedup_p90", "encoder_ms",
+           "decoder_ms", "total_ms", "sentences_per_s", "tokens_per_s", "macs_per_tgt_token", "launches_per_step", "launches_unit", "tokens_per_run", "runs", "torch",
            "measured", "checkpoint", "command"]
 
 
@@ -54,8 +54,10 @@ def write_speed_table(df: pd.DataFrame, csv_path: str | Path, markdown_path: str
     Path(csv_path).parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(csv_path, index=False)
     if markdown_path:
-        show = df[["task", "model", "engine", "device_name", "protocol", "dtype", "threads", "batch", "beam", "cuda_graph",
-                   "params", "compression", "speedup", "speedup_p10", "speedup_p90", "total_ms"]].copy()
+        cols = ["task", "model", "engine", "device_name", "protocol", "dtype", "threads", "batch", "beam", "cuda_graph",
+                "fused_lowrank", "params", "compression", "launches_per_step", "speedup", "speedup_p10", "speedup_p90",
+                "total_ms", "tokens_per_s"]
+        show = df[[c for c in cols if c in df.columns]].copy()
         show["speedup"] = [f"{s:.2f} ({a:.2f}–{b:.2f})" for s, a, b in
                            zip(show.pop("speedup"), show.pop("speedup_p10"), show.pop("speedup_p90"))]
         if "compute_type" in df.columns:  # CTranslate2 rows: int8_float32 etc. say more than the run's dtype
@@ -63,6 +65,11 @@ def write_speed_table(df: pd.DataFrame, csv_path: str | Path, markdown_path: str
         show["compression"] = show["compression"].map(lambda x: "" if pd.isna(x) else f"{x:.2f}x")
         show["params"] = show["params"].map(lambda x: "" if pd.isna(x) else f"{int(x):,}")
         show["total_ms"] = show["total_ms"].map(lambda x: f"{x:.1f}")
+        if "tokens_per_s" in show.columns:
+            show["tokens_per_s"] = show["tokens_per_s"].map(lambda x: f"{x:,.0f}")
+        for c in ("fused_lowrank", "launches_per_step"):
+            if c in show.columns:
+                show[c] = show[c].map(lambda x: "" if pd.isna(x) else str(int(x)) if isinstance(x, float) else str(x))
         show["threads"] = show["threads"].map(lambda t: "" if pd.isna(t) else str(int(t)))
         Path(markdown_path).write_text(markdown_table(show))
 

@@ -174,6 +174,33 @@ def macs(model, src_len: int, tgt_len: int, device) -> tuple[float, float]:
     return per_source / 2 / src_len, per_step / 2
 
 
+def launches_per_step(model, rows: int, src_len: int, tgt_len: int, device: torch.device) -> int:
+    """Work items one decoder step issues, from the profiler: CUDA kernels (and copies) on a GPU,
+    top-level ATen operators on a CPU. Counted on a static-cache step halfway through the target,
+    the shape a CUDA graph replays; the beam search's own operators are not included."""
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    src = torch.full((rows, src_len), 5, dtype=torch.long, device=device)
+    tok = torch.full((rows, 1), 5, dtype=torch.long, device=device)
+    with torch.inference_mode():
+        cache = model.decoder.init_cache(model.encoder(src), capacity=tgt_len + 1, static=True)
+        for _ in range(max(1, tgt_len // 2)):
+            model.decoder(tok, None, cache)
+        cuda = device.type == "cuda"
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+        if cuda:
+            torch.cuda.synchronize(device)
+        with profile(activities=activities) as prof:
+            model.decoder(tok, None, cache)
+            if cuda:
+                torch.cuda.synchronize(device)
+    events = prof.events()
+    if cuda:
+        return sum(1 for e in events if e.device_type == DeviceType.CUDA)
+    return sum(1 for e in events if e.cpu_parent is None and e.name.startswith("aten::"))
+
+
 def _torch_runner(m, search: SearchConfig, timer: Timer, pool: dict, cuda_graph: bool):
     def run(src: torch.Tensor) -> tuple[float, float, float, int]:
         enc, t_enc = timer(lambda: m.encoder(src))
@@ -227,6 +254,8 @@ def run_speed(models: dict, cfg: SpeedConfig, progress: bool = True,
             models[n].load(device, cfg.dtype, cfg.threads or torch.get_num_threads())
             run_models[n] = models[n]
     mac = {n: macs(run_models[n], cfg.src_len, cfg.tgt_len, device) for n in ours}
+    rows_per_step = cfg.beam * (1 if cfg.protocol == "latency" else cfg.batch)
+    launches = {n: launches_per_step(run_models[n], rows_per_step, cfg.src_len, cfg.tgt_len, device) for n in ours}
     search = SearchConfig(beam=cfg.beam, lenpen=cfg.lenpen, max_len_a=0, max_len_b=cfg.tgt_len,
                           min_len=1, fixed_length=cfg.fixed_length)
     src_vocab = next(iter(vocab_of.values()))[0]
@@ -293,6 +322,8 @@ def run_speed(models: dict, cfg: SpeedConfig, progress: bool = True,
             "params_body": params[n]["body"],
             "compression": params[names[0]]["total"] / params[n]["total"],
             "macs_per_src_token": "" if ct2 else round(mac[n][0]), "macs_per_tgt_token": "" if ct2 else round(mac[n][1]),
+            "launches_per_step": "" if ct2 else launches[n],
+            "launches_unit": "" if ct2 else ("cuda kernels" if device.type == "cuda" else "aten ops"),
             "encoder_ms": math.nan if ct2 else 1e3 * trimmed_mean(t["enc"]),
             "decoder_ms": math.nan if ct2 else 1e3 * trimmed_mean(t["dec"]),
             "total_ms": 1e3 * trimmed_mean(t["total"]),

@@ -1,14 +1,23 @@
 #!/usr/bin/env bash
-# GPU speed check (issue 6): no network, no data. Builds the IWSLT and WMT-base architectures with
-# random weights, their LightFormer versions near the abstract's compression (3.8x / 1.8x), and
-# times them interleaved: batch-1 latency (HAT) and batch-128 throughput, fp32 and bf16, eager and
-# CUDA-graph. Random weights need fixed-length decoding, so every model runs the same steps.
+# GPU speed check (issues 6, 13): no network, no data. Builds the IWSLT and WMT-base architectures
+# with random weights, their LightFormer versions at the abstract's compression (3.8x / 1.8x: k1 =
+# one rank; k2qkv = bases shared by pairs of layers and by q/k/v), and CTranslate2 exports of the
+# dense models, then times them interleaved at batch 1 (HAT latency), batch 128 and a large batch
+# (1,024 sentences), fp32 and bf16, every decoder step a CUDA graph, with and without the fused
+# low-rank kernel. Random weights need fixed-length decoding, so every model runs the same steps.
+# First it checks, on the GPU, what the CPU tests cannot: the fused kernel in bf16, fused and
+# graphed decoding against eager decoding.
 #
-#   bash workflow/scripts/gpu_speed_check.sh [OUTDIR]       # on one GPU: about 5 minutes
+#   bash workflow/scripts/gpu_speed_check.sh [OUTDIR]       # one H100/H200: about 6 minutes
 #   REDUCED=1 bash workflow/scripts/gpu_speed_check.sh DIR  # CPU, tiny models, few runs (tests)
 #
-# Writes OUTDIR/speed.csv (one row per model and configuration, every condition recorded) and
-# OUTDIR/speed.log. Needs python3 with torch; runs from the repository root without installing.
+# CTranslate2 rows need the ctranslate2 package (carry its wheel to an offline GPU host); its wheels
+# are built for CUDA 12, so on a CUDA-13-only host the script points libcublas.so.12 at the
+# libcublas.so.13 it finds (logged). If CTranslate2 still cannot run on the GPU, its rows are left
+# out and the log says why.
+#
+# Writes OUTDIR/speed.csv (one row per model and configuration, every condition recorded),
+# OUTDIR/speed.md and OUTDIR/speed.log. Needs python3 with torch; runs from the repository root.
 set -euo pipefail
 OUTDIR=${1:-results/speed/gpu}
 PY=${PYTHON:-python3}
@@ -21,16 +30,36 @@ LOG="$OUTDIR/speed.log"
 : > "$LOG"
 
 if [ "${REDUCED:-0}" = 1 ]; then
-    DEVICE=cpu; LAT_RUNS=2; TP_RUNS=1; WARMUP=1; SENTENCES=12; BATCH=4
+    DEVICE=cpu; LAT_RUNS=2; TP_RUNS=1; WARMUP=1; SENTENCES=12; BATCH=4; LARGE=8; GRAPH=""; FUSED=""
     IWSLT=(transformer_tiny6 50 40 --share-decoder-input-output-embed)
     WMT=(transformer_tiny6 64 64 --share-all-embeddings)
-    PRECISIONS=("fp32:")
 else
-    DEVICE=cuda; LAT_RUNS=100; TP_RUNS=10; WARMUP=5; SENTENCES=512; BATCH=128
+    DEVICE=cuda; LAT_RUNS=${LAT_RUNS:-60}; TP_RUNS=${TP_RUNS:-5}; WARMUP=3; SENTENCES=512; BATCH=128; LARGE=1024
+    GRAPH=--cuda-graph; FUSED=--fused-lowrank
     IWSLT=(transformer_iwslt_de_en 8848 6632 --share-decoder-input-output-embed)
     WMT=(transformer_wmt_en_de 32768 32768 --share-all-embeddings)
-    read -r -a PRECISIONS <<< "${PRECISIONS:-fp32: bf16: bf16:--cuda-graph}"  # dtype:extra-flags
 fi
+
+CT2=0  # can CTranslate2 run on this device? (set by probe_ct2)
+probe_ct2() {
+    local code="import ctranslate2, sys; d=sys.argv[1]; print(ctranslate2.__version__, sorted(ctranslate2.get_supported_compute_types(d)))"
+    if $PY -c "$code" "$DEVICE" >> "$LOG" 2>&1; then CT2=1; return; fi
+    if [ "$DEVICE" = cuda ]; then  # CUDA-12 build on a CUDA-13 host: try the host's cuBLAS under the old name
+        local lib
+        lib=$($PY -c "import glob, site, sys; print(next(iter(sorted(p for d in site.getsitepackages() + sys.path for p in glob.glob(d + '/nvidia/**/libcublas.so.1[3-9]', recursive=True))), ''))" 2>/dev/null || true)
+        if [ -n "$lib" ]; then
+            local shim
+            shim=$(cd "$CK" && pwd)/cublas-shim
+            mkdir -p "$shim"
+            ln -sf "$lib" "$shim/libcublas.so.12"
+            ln -sf "$(dirname "$lib")/libcublasLt.so.${lib##*.so.}" "$shim/libcublasLt.so.12"
+            export LD_LIBRARY_PATH="$shim:$(dirname "$lib")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+            echo "ctranslate2: libcublas.so.12 -> $lib (shim)" | tee -a "$LOG"
+            if $PY -c "$code" "$DEVICE" >> "$LOG" 2>&1; then CT2=1; return; fi
+        fi
+    fi
+    echo "ctranslate2 cannot run on $DEVICE here: its rows are left out (see speed.log)" | tee -a "$LOG"
+}
 
 build() {  # task arch src tgt share ratio
     local task=$1 arch=$2 src=$3 tgt=$4 share=$5 ratio=$6
@@ -40,47 +69,94 @@ build() {  # task arch src tgt share ratio
         --out "$CK/${task}_lf_k1.safetensors" >> "$LOG" 2>&1
     $LF compress "$CK/${task}_baseline.safetensors" --ratio "$ratio" --share-layers 2 --share-qkv \
         --out "$CK/${task}_lf_k2qkv.safetensors" >> "$LOG" 2>&1
+    if [ "$CT2" = 1 ]; then
+        $LF export ct2 "$CK/${task}_baseline.safetensors" --out "$CK/${task}_baseline.ct2" --force >> "$LOG" 2>&1
+    fi
 }
 
-speed() {  # one configuration; a failure is logged and the others still run
+speed() {  # title, then lightformer speed arguments; a failure is logged and the others still run
     local title=$1; shift
     echo "== $title" | tee -a "$LOG"
+    local t0=$SECONDS
     if $LF speed "$@" --device "$DEVICE" --out "$OUTDIR/speed.csv" --append > "$OUTDIR/.last" 2>> "$LOG"; then
         tee -a "$LOG" < "$OUTDIR/.last"
+        echo "   ($((SECONDS - t0)) s)" | tee -a "$LOG"
     else
         echo "FAILED: $title (see speed.log)" | tee -a "$LOG"
     fi
 }
 
 measure() {  # task beam lenpen src_len
-    local task=$1 beam=$2 lenpen=$3 src_len=$4 p dtype flags
-    local models=("$CK/${task}_baseline.safetensors" "$CK/${task}_lf_k1.safetensors" "$CK/${task}_lf_k2qkv.safetensors")
-    local common=(--beam "$beam" --lenpen "$lenpen" --src-len "$src_len" --warmup "$WARMUP")
-    for p in "${PRECISIONS[@]}"; do
-        dtype=${p%%:*}; flags=${p#*:}
-        speed "$task latency $dtype $flags" "${models[@]}" --dtype "$dtype" $flags --protocol latency \
-            "${common[@]}" --runs "$LAT_RUNS"
-        [ "$dtype" = fp32 ] && [ "$DEVICE" = cuda ] && continue  # throughput in bf16 only on GPU
-        speed "$task throughput $dtype $flags" "${models[@]}" --dtype "$dtype" $flags --protocol throughput \
-            "${common[@]}" --runs "$TP_RUNS" --batch "$BATCH" --sentences "$SENTENCES"
-    done
+    local task=$1 beam=$2 lenpen=$3 src_len=$4
+    local ours=("$CK/${task}_baseline.safetensors" "$CK/${task}_lf_k1.safetensors" "$CK/${task}_lf_k2qkv.safetensors")
+    local names=("${task}_baseline" "${task}_lf_k1" "${task}_lf_k2qkv")
+    local common=(--beam "$beam" --lenpen "$lenpen" --src-len "$src_len" --warmup "$WARMUP" --task "$task")
+    local ct=() ctn=() ct16=() ct16n=()
+    if [ "$CT2" = 1 ]; then
+        ct=("ct2:$CK/${task}_baseline.ct2:fp32" "ct2:$CK/${task}_baseline.ct2:int8")
+        ctn=("${task}_ct2_fp32" "${task}_ct2_int8")
+        ct16=("ct2:$CK/${task}_baseline.ct2:fp16" "ct2:$CK/${task}_baseline.ct2:int8")
+        ct16n=("${task}_ct2_fp16" "${task}_ct2_int8")
+        [ "$DEVICE" = cpu ] && ct16=("${ct[@]}") && ct16n=("${ctn[@]}")  # CTranslate2 has no fp16 on CPU
+    fi
+    local lat=(--protocol latency --runs "$LAT_RUNS")
+    local b128=(--protocol throughput --runs "$TP_RUNS" --batch "$BATCH" --sentences "$SENTENCES")
+    local big=(--protocol throughput --runs "$TP_RUNS" --batch "$LARGE" --sentences "$LARGE")
+    local bf16=bf16 g=${GRAPH:+, graph}
+    speed "$task batch 1, fp32$g" "${ours[@]}" "${ct[@]}" --names "${names[@]}" "${ctn[@]}" \
+        --dtype fp32 $GRAPH "${lat[@]}" "${common[@]}"
+    [ "$DEVICE" = cuda ] && speed "$task batch 1, bf16$g" "${ours[@]}" "${ct16[@]}" --names "${names[@]}" "${ct16n[@]}" \
+        --dtype $bf16 $GRAPH "${lat[@]}" "${common[@]}"
+    [ -n "$FUSED" ] && speed "$task batch 1, bf16$g + fused" "${ours[@]}" --names "${names[@]}" \
+        --dtype $bf16 $GRAPH $FUSED "${lat[@]}" "${common[@]}"
+    speed "$task batch $BATCH, fp32$g" "${ours[@]}" "${ct[@]}" --names "${names[@]}" "${ctn[@]}" \
+        --dtype fp32 $GRAPH "${b128[@]}" "${common[@]}"
+    [ "$DEVICE" = cuda ] && speed "$task batch $BATCH, bf16$g" "${ours[@]}" "${ct16[@]}" --names "${names[@]}" "${ct16n[@]}" \
+        --dtype $bf16 $GRAPH "${b128[@]}" "${common[@]}"
+    [ -n "$FUSED" ] && speed "$task batch $BATCH, bf16$g + fused" "${ours[@]}" --names "${names[@]}" \
+        --dtype $bf16 $GRAPH $FUSED "${b128[@]}" "${common[@]}"
+    [ "$DEVICE" = cuda ] && speed "$task batch $LARGE, bf16$g" "${ours[@]}" "${ct16[@]}" --names "${names[@]}" "${ct16n[@]}" \
+        --dtype $bf16 $GRAPH "${big[@]}" "${common[@]}"
+    speed "$task batch $LARGE, fp32$g" "${ours[@]}" "${ct[@]}" --names "${names[@]}" "${ctn[@]}" \
+        --dtype fp32 $GRAPH "${big[@]}" "${common[@]}"
+    return 0
 }
 
 rm -f "$OUTDIR/speed.csv"
-if [ "$DEVICE" = cuda ]; then  # the graph path can only be checked here: it must decode like eager
+probe_ct2
+if [ "$DEVICE" = cuda ]; then  # what only a GPU can check: bf16 kernel, fused + graphed decoding = eager
     $PY - <<'PYEOF' 2>&1 | tee -a "$LOG"
-import torch, lightformer as lf
+import torch, torch.nn.functional as F, lightformer as lf
 from lightformer.decode import SearchConfig, beam_search
 from lightformer.speed.fast import prepare_for_inference
+from lightformer.speed.fused import lowrank_linear
 torch.manual_seed(0)
+for dtype in (torch.float32, torch.bfloat16, torch.float16):
+    for M, K, N, R in [(5, 512, 512, 96), (640, 512, 1536, 160), (3, 512, 6632, 120)]:
+        x, A, B, b = (torch.randn(*s, device="cuda", dtype=dtype) for s in [(M, K), (N, R), (R, K), (N,)])
+        ref = F.linear(F.linear(x, B), A, b).float()
+        err = ((lowrank_linear(x, A, B, b).float() - ref).abs().max() / ref.abs().max()).item()
+        ok = err < (1e-5 if dtype == torch.float32 else 2e-2)
+        print(f"fused kernel {str(dtype):15} {M}x{K}->{R}->{N}: rel err {err:.1e}", "OK" if ok else "MISMATCH")
+from triton.testing import do_bench
+for M in (5, 640, 5120):  # one launch vs two, outside a graph (launch cost included), bf16
+    for K, N, R in [(512, 512, 120), (512, 6632, 120), (1024, 1024, 300)]:
+        x, A, B, b = (torch.randn(*s, device="cuda", dtype=torch.bfloat16) for s in [(M, K), (N, R), (R, K), (N,)])
+        t_f = do_bench(lambda: lowrank_linear(x, A, B, b)) * 1e3
+        t_2 = do_bench(lambda: F.linear(F.linear(x, B), A, b)) * 1e3
+        W = torch.randn(N, K, device="cuda", dtype=torch.bfloat16)
+        t_d = do_bench(lambda: F.linear(x, W, b)) * 1e3
+        print(f"rows {M:5} {K}->{R}->{N}: fused {t_f:7.1f} us, two GEMMs {t_2:7.1f} us, dense GEMM {t_d:7.1f} us")
 m = lf.compress(lf.build_model("transformer_tiny6", 50, 50, seed=1, share_all_embeddings=True), rank=6, share_qkv=True)
-m = prepare_for_inference(m, device="cuda")
 src = torch.randint(4, 50, (3, 9), device="cuda"); src[:, -1] = 2; src[0, :3] = 1
 cfg = SearchConfig(beam=4, max_len_b=10)
-eager, graph = beam_search(m, src, cfg), beam_search(m, src, cfg, cuda_graph=True, graph_pool={})
-same = all([h.tokens for h in a] == [h.tokens for h in b] and
-           max(abs(x.score - y.score) for x, y in zip(a, b)) < 1e-4 for a, b in zip(eager, graph))
-print("cuda-graph decoding equals eager decoding:", "OK" if same else "MISMATCH")
+eager = beam_search(prepare_for_inference(m, device="cuda"), src, cfg)
+for name, kw in [("cuda-graph", {}), ("fused", {"fused_lowrank": True}), ("fused + cuda-graph", {"fused_lowrank": True})]:
+    fast = prepare_for_inference(m, device="cuda", **kw)
+    got = beam_search(fast, src, cfg, cuda_graph="graph" in name, graph_pool={})
+    same = all([h.tokens for h in a] == [h.tokens for h in b] and
+               max(abs(x.score - y.score) for x, y in zip(a, b)) < 1e-4 for a, b in zip(eager, got))
+    print(f"{name} decoding equals eager decoding:", "OK" if same else "MISMATCH")
 PYEOF
 fi
 build iwslt14 "${IWSLT[0]}" "${IWSLT[1]}" "${IWSLT[2]}" "${IWSLT[3]}" 3.8
@@ -88,4 +164,6 @@ build wmt14 "${WMT[0]}" "${WMT[1]}" "${WMT[2]}" "${WMT[3]}" 1.8
 # docs/reference.md §6: IWSLT beam 5, 23-token source; WMT beam 4, lenpen 0.6, 30-token source
 measure iwslt14 5 1.0 23
 measure wmt14 4 0.6 30
+$LF report speed "$OUTDIR/speed.csv" --table "$OUTDIR/speed_table.csv" --markdown "$OUTDIR/speed.md" >> "$LOG" 2>&1 \
+    || echo "FAILED: report speed (see speed.log)" | tee -a "$LOG"
 echo "wrote $OUTDIR/speed.csv" | tee -a "$LOG"
