@@ -62,8 +62,12 @@ class CT2Model:
             raise LightformerError(f"{PREFIX}{self.path}: CTranslate2 {ct2.__version__} cannot compute in {ctype} on "
                                    f"{device.type}; supported there: {', '.join(sorted(supported))}")
         self.compute_type = ctype
-        self.translator = ct2.Translator(self.path, device=device.type, device_index=device.index or 0,
-                                         compute_type=ctype, inter_threads=1, intra_threads=threads)
+        try:
+            self.translator = ct2.Translator(self.path, device=device.type, device_index=device.index or 0,
+                                             compute_type=ctype, inter_threads=1, intra_threads=threads)
+        except RuntimeError as e:  # e.g. its CUDA 12 libraries missing on a CUDA 13 host
+            raise LightformerError(f"{PREFIX}{self.path}: CTranslate2 {ct2.__version__} cannot load on "
+                                   f"{device}: {e}") from None
 
     def tokens(self, src: torch.Tensor) -> list[list[str]]:
         """Left-padded id rows ending in </s> -> token strings (CTranslate2 appends </s> itself)."""

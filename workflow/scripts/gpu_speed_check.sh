@@ -36,13 +36,15 @@ if [ "${REDUCED:-0}" = 1 ]; then
 else
     DEVICE=cuda; LAT_RUNS=${LAT_RUNS:-60}; TP_RUNS=${TP_RUNS:-5}; WARMUP=3; SENTENCES=512; BATCH=128; LARGE=1024
     GRAPH=--cuda-graph; FUSED=--fused-lowrank
+    [ "${NO_FUSED:-0}" = 1 ] && FUSED=""
     IWSLT=(transformer_iwslt_de_en 8848 6632 --share-decoder-input-output-embed)
     WMT=(transformer_wmt_en_de 32768 32768 --share-all-embeddings)
 fi
 
 CT2=0  # can CTranslate2 run on this device? (set by probe_ct2)
 probe_ct2() {
-    local code="import ctranslate2, sys; d=sys.argv[1]; print(ctranslate2.__version__, sorted(ctranslate2.get_supported_compute_types(d)))"
+    # a real load and translation: listing compute types works without the CUDA libraries
+    local code="import sys, tempfile, ctranslate2, lightformer as lf; from lightformer.export.ct2 import export_ct2; d = tempfile.mkdtemp() + '/m'; export_ct2(lf.build_model('transformer_tiny', 16, 16, seed=1), d); t = ctranslate2.Translator(d, device=sys.argv[1]); print('ctranslate2', ctranslate2.__version__, 'runs on', sys.argv[1], t.translate_batch([['w5', 'w6']], max_decoding_length=3)[0].hypotheses[0])"
     if $PY -c "$code" "$DEVICE" >> "$LOG" 2>&1; then CT2=1; return; fi
     if [ "$DEVICE" = cuda ]; then  # CUDA-12 build on a CUDA-13 host: try the host's cuBLAS under the old name
         local lib
@@ -103,21 +105,23 @@ measure() {  # task beam lenpen src_len
     local b128=(--protocol throughput --runs "$TP_RUNS" --batch "$BATCH" --sentences "$SENTENCES")
     local big=(--protocol throughput --runs "$TP_RUNS" --batch "$LARGE" --sentences "$LARGE")
     local bf16=bf16 g=${GRAPH:+, graph}
-    speed "$task batch 1, fp32$g" "${ours[@]}" "${ct[@]}" --names "${names[@]}" "${ctn[@]}" \
+    [ "${FP32:-1}" = 1 ] && speed "$task batch 1, fp32$g" "${ours[@]}" "${ct[@]}" --names "${names[@]}" "${ctn[@]}" \
         --dtype fp32 $GRAPH "${lat[@]}" "${common[@]}"
+    [ "$DEVICE" = cuda ] && [ "${LARGE_FIRST:-0}" = 1 ] && speed "$task batch $LARGE, bf16$g" "${ours[@]}" "${ct16[@]}" \
+        --names "${names[@]}" "${ct16n[@]}" --dtype $bf16 $GRAPH "${big[@]}" "${common[@]}"
     [ "$DEVICE" = cuda ] && speed "$task batch 1, bf16$g" "${ours[@]}" "${ct16[@]}" --names "${names[@]}" "${ct16n[@]}" \
         --dtype $bf16 $GRAPH "${lat[@]}" "${common[@]}"
     [ -n "$FUSED" ] && speed "$task batch 1, bf16$g + fused" "${ours[@]}" --names "${names[@]}" \
         --dtype $bf16 $GRAPH $FUSED "${lat[@]}" "${common[@]}"
-    speed "$task batch $BATCH, fp32$g" "${ours[@]}" "${ct[@]}" --names "${names[@]}" "${ctn[@]}" \
+    [ "${FP32:-1}" = 1 ] && speed "$task batch $BATCH, fp32$g" "${ours[@]}" "${ct[@]}" --names "${names[@]}" "${ctn[@]}" \
         --dtype fp32 $GRAPH "${b128[@]}" "${common[@]}"
     [ "$DEVICE" = cuda ] && speed "$task batch $BATCH, bf16$g" "${ours[@]}" "${ct16[@]}" --names "${names[@]}" "${ct16n[@]}" \
         --dtype $bf16 $GRAPH "${b128[@]}" "${common[@]}"
     [ -n "$FUSED" ] && speed "$task batch $BATCH, bf16$g + fused" "${ours[@]}" --names "${names[@]}" \
         --dtype $bf16 $GRAPH $FUSED "${b128[@]}" "${common[@]}"
-    [ "$DEVICE" = cuda ] && speed "$task batch $LARGE, bf16$g" "${ours[@]}" "${ct16[@]}" --names "${names[@]}" "${ct16n[@]}" \
+    [ "$DEVICE" = cuda ] && [ "${LARGE_FIRST:-0}" != 1 ] && speed "$task batch $LARGE, bf16$g" "${ours[@]}" "${ct16[@]}" --names "${names[@]}" "${ct16n[@]}" \
         --dtype $bf16 $GRAPH "${big[@]}" "${common[@]}"
-    speed "$task batch $LARGE, fp32$g" "${ours[@]}" "${ct[@]}" --names "${names[@]}" "${ctn[@]}" \
+    [ "${FP32:-1}" = 1 ] && speed "$task batch $LARGE, fp32$g" "${ours[@]}" "${ct[@]}" --names "${names[@]}" "${ctn[@]}" \
         --dtype fp32 $GRAPH "${big[@]}" "${common[@]}"
     return 0
 }
@@ -159,11 +163,15 @@ for name, kw in [("cuda-graph", {}), ("fused", {"fused_lowrank": True}), ("fused
     print(f"{name} decoding equals eager decoding:", "OK" if same else "MISMATCH")
 PYEOF
 fi
-build iwslt14 "${IWSLT[0]}" "${IWSLT[1]}" "${IWSLT[2]}" "${IWSLT[3]}" 3.8
-build wmt14 "${WMT[0]}" "${WMT[1]}" "${WMT[2]}" "${WMT[3]}" 1.8
+[[ " ${TASKS:-iwslt14 wmt14} " == *" iwslt14 "* ]] && build iwslt14 "${IWSLT[0]}" "${IWSLT[1]}" "${IWSLT[2]}" "${IWSLT[3]}" 3.8
+[[ " ${TASKS:-iwslt14 wmt14} " == *" wmt14 "* ]] && build wmt14 "${WMT[0]}" "${WMT[1]}" "${WMT[2]}" "${WMT[3]}" 1.8
 # docs/reference.md §6: IWSLT beam 5, 23-token source; WMT beam 4, lenpen 0.6, 30-token source
-measure iwslt14 5 1.0 23
-measure wmt14 4 0.6 30
+for task in ${TASKS:-iwslt14 wmt14}; do
+    case $task in
+        iwslt14) measure iwslt14 5 1.0 23 ;;
+        wmt14) measure wmt14 4 0.6 30 ;;
+    esac
+done
 $LF report speed "$OUTDIR/speed.csv" --table "$OUTDIR/speed_table.csv" --markdown "$OUTDIR/speed.md" >> "$LOG" 2>&1 \
     || echo "FAILED: report speed (see speed.log)" | tee -a "$LOG"
 echo "wrote $OUTDIR/speed.csv" | tee -a "$LOG"
