@@ -6,7 +6,8 @@ its rank. The kernel below keeps the rank-r code h = Bx on chip: each program ow
 rows and of output columns, and for each slice of the rank computes that slice of h over the
 whole input, then adds its contribution to the output. Programs that share rows recompute h,
 which is cheap while rows are few and wasteful when they are many, so above ``MAX_ROWS`` rows
-(where the two products are no longer launch-bound) the two cuBLAS products are used instead.
+(where the two products are no longer launch-bound), or above ``MAX_RANK``, the two cuBLAS
+products are used instead.
 
 Runs on CUDA in fp32 (IEEE products, no TF32), fp16 and bf16, or anywhere under
 ``TRITON_INTERPRET=1`` (how the tests check it on CPU). The intermediate is rounded to the
@@ -23,6 +24,10 @@ import torch.nn.functional as F
 from lightformer.errors import LightformerError
 
 MAX_ROWS = 1024  # above this, two GEMMs (no recomputation of h): batch 128 x beam 5 = 640 rows is fused
+# and above this rank: every column block recomputes all of h, so the kernel's own time grows with
+# r. On an H200 (results/reference/speed_nvidia-h200_fused_ct2.csv) the fused path sped up IWSLT at
+# 3.8x (rank 81) and slowed WMT at 1.8x (ranks over 200) against the two-GEMM path.
+MAX_RANK = 128
 SUPPORTED_DTYPES = (torch.float32, torch.float16, torch.bfloat16)
 
 try:
@@ -109,12 +114,14 @@ def lowrank_linear(x: torch.Tensor, A: torch.Tensor, B: torch.Tensor, bias: torc
 class FusedLowRank(nn.Module):
     """Inference stand-in for a low-rank product: the fused kernel up to MAX_ROWS rows, else two GEMMs."""
 
-    def __init__(self, A: torch.Tensor, B: torch.Tensor, bias: torch.Tensor | None, max_rows: int = MAX_ROWS):
+    def __init__(self, A: torch.Tensor, B: torch.Tensor, bias: torch.Tensor | None, max_rows: int = MAX_ROWS,
+                 max_rank: int = MAX_RANK):
         super().__init__()
         self.A = nn.Parameter(A.detach().contiguous(), requires_grad=False)
         self.B = nn.Parameter(B.detach().contiguous(), requires_grad=False)
         self.bias = None if bias is None else nn.Parameter(bias.detach().contiguous(), requires_grad=False)
         self.max_rows = max_rows
+        self.fused = B.shape[0] <= max_rank  # fixed per module: a captured graph keeps one path
 
     @property
     def in_features(self) -> int:
@@ -129,12 +136,13 @@ class FusedLowRank(nn.Module):
         return self.B.shape[0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.numel() // x.shape[-1] <= self.max_rows:
+        if self.fused and x.numel() // x.shape[-1] <= self.max_rows:
             return lowrank_linear(x, self.A, self.B, self.bias)
         return F.linear(F.linear(x, self.B), self.A, self.bias)
 
     def extra_repr(self) -> str:
-        return f"in={self.in_features}, out={self.out_features}, rank={self.rank}, max_rows={self.max_rows}"
+        return (f"in={self.in_features}, out={self.out_features}, rank={self.rank}, "
+                f"fused={self.fused} up to {self.max_rows} rows")
 
 
 def check_fused(device: torch.device, dtype: torch.dtype) -> None:

@@ -33,6 +33,8 @@ for M, K, N, R, bias, dtype in [(5, 32, 48, 7, True, torch.float32), (40, 64, 10
 m = FusedLowRank(torch.randn(8, 4), torch.randn(4, 6), None, max_rows=2)
 x = torch.randn(3, 6)
 out["fallback_equal"] = bool(torch.equal(m(x), F.linear(F.linear(x, m.B), m.A)))
+big = FusedLowRank(torch.randn(8, 4), torch.randn(4, 6), None, max_rank=3)  # rank 4 > 3: two products
+out["fallback_rank"] = (not big.fused) and bool(torch.equal(big(x), F.linear(F.linear(x, big.B), big.A)))
 
 src, prev = batch(40, 40)
 for name, opts in [("k1", dict(rank=6)), ("qkv", dict(rank=6, share_qkv=True)),
