@@ -314,7 +314,7 @@ def cmd_speed(args) -> None:
                       beam=args.beam, lenpen=args.lenpen, src_len=args.src_len, tgt_len=args.tgt_len,
                       batch=args.batch, sentences=args.sentences, runs=args.runs, warmup=args.warmup,
                       fixed_length=not args.free_length, fast=not args.no_fast_path,
-                      cuda_graph=args.cuda_graph, fused_lowrank=args.fused_lowrank, seed=args.seed)
+                      cuda_graph=args.cuda_graph, fused_lowrank=args.fused_lowrank, int8=args.int8, seed=args.seed)
     from lightformer.speed.ct2 import CT2Model, is_ct2, parse_entry
 
     distinct_outputs([p for p in args.checkpoints if not is_ct2(p)] + [args.data], [args.out])
@@ -782,6 +782,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--cuda-graph", action="store_true", help="GPU: replay each decoder step as a CUDA graph")
     s.add_argument("--fused-lowrank", action="store_true",
                    help="GPU: each low-rank product A(Bx)+b (packed q/k/v too) in one Triton launch")
+    s.add_argument("--int8", action="store_true",
+                   help="CPU: every product in int8 (FBGEMM, dynamic activations); changes outputs slightly")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", help="CSV, one row per model with every condition")
     s.add_argument("--append", action="store_true", help="add rows to an existing --out CSV")

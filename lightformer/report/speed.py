@@ -11,7 +11,7 @@ from lightformer.errors import LightformerError
 PAPER_CLAIMS = [("iwslt14", 3.8, 2.3), ("wmt14", 1.8, 1.5)]
 
 COLUMNS = ["task", "model", "engine", "compute_type", "device", "device_name", "protocol", "dtype", "threads", "batch", "beam",
-           "cuda_graph", "fused_lowrank", "params", "compression", "speedup", "speedup_p10", "speedup_p90", "encoder_ms",
+           "cuda_graph", "fused_lowrank", "int8", "params", "compression", "speedup", "speedup_p10", "speedup_p90", "encoder_ms",
            "decoder_ms", "total_ms", "sentences_per_s", "tokens_per_s", "macs_per_tgt_token", "launches_per_step", "launches_unit", "tokens_per_run", "runs", "torch",
            "measured", "checkpoint", "command"]
 

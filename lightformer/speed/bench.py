@@ -53,6 +53,7 @@ class SpeedConfig:
     fast: bool = True  # prepare_for_inference on every model (baselines too)
     cuda_graph: bool = False  # GPU: replay each decoder step as a CUDA graph (captured in warm-up)
     fused_lowrank: bool = False  # GPU: each low-rank product in one Triton launch (speed/fused.py)
+    int8: bool = False  # CPU: every product in int8, dynamic activations (speed/int8.py)
     seed: int = 0
 
     def __post_init__(self):
@@ -73,6 +74,12 @@ class SpeedConfig:
             from lightformer.speed.fused import check_fused
 
             check_fused(torch.device(self.device), DTYPES[self.dtype])
+        if self.int8:
+            from lightformer.speed.int8 import check_int8
+
+            if not self.fast:
+                raise LightformerError("--int8 is part of the fast path; drop --no-fast-path")
+            check_int8(torch.device(self.device), DTYPES[self.dtype])
         if self.cuda_graph and self.warmup < 1:
             raise LightformerError("cuda_graph needs warmup >= 1: graphs are captured in the warm-up")
 
@@ -246,7 +253,8 @@ def run_speed(models: dict, cfg: SpeedConfig, progress: bool = True,
     run_models = {}
     for n in ours:
         m = models[n]
-        run_models[n] = prepare_for_inference(m, dtype=dtype, device=device, fused_lowrank=cfg.fused_lowrank) \
+        run_models[n] = prepare_for_inference(m, dtype=dtype, device=device, fused_lowrank=cfg.fused_lowrank,
+                                                  int8=cfg.int8) \
             if cfg.fast else \
             m.to(device=device, dtype=dtype).eval()
     for n in names:
@@ -303,7 +311,7 @@ def run_speed(models: dict, cfg: SpeedConfig, progress: bool = True,
         "torch": torch.__version__, "threads": torch.get_num_threads() if device.type == "cpu" else "",
         "dtype": cfg.dtype, "batch": 1 if cfg.protocol == "latency" else cfg.batch, "beam": cfg.beam,
         "lenpen": cfg.lenpen, "src_len": cfg.src_len, "tgt_len": cfg.tgt_len, "fixed_length": cfg.fixed_length,
-        "fast_path": cfg.fast, "cuda_graph": cfg.cuda_graph, "fused_lowrank": cfg.fused_lowrank, "runs": cfg.runs, "warmup": cfg.warmup,
+        "fast_path": cfg.fast, "cuda_graph": cfg.cuda_graph, "fused_lowrank": cfg.fused_lowrank, "int8": cfg.int8, "runs": cfg.runs, "warmup": cfg.warmup,
         "sentences": 1 if cfg.protocol == "latency" else len(sources),
         "source": "synthetic" if cfg.protocol == "latency" else source_name,
         "measured": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -317,7 +325,7 @@ def run_speed(models: dict, cfg: SpeedConfig, progress: bool = True,
         ct2 = n not in ours
         rows.append({
             "model": n, "engine": "ctranslate2" if ct2 else "lightformer",
-            "compute_type": run_models[n].compute_type if ct2 else cfg.dtype,
+            "compute_type": run_models[n].compute_type if ct2 else ("int8_float32" if cfg.int8 else cfg.dtype),
             "params": params[n]["total"], "params_embedding": params[n]["embedding"],
             "params_body": params[n]["body"],
             "compression": params[names[0]]["total"] / params[n]["total"],

@@ -7,6 +7,7 @@ model for decoding, without changing what it computes.
   shared input basis: the basis once, then one (3d x r) matmul; low-rank with separate bases:
   the bases in one (3r x d) matmul);
 * optional dtype (bf16 on GPU);
+* optional ``int8`` (CPU): every product in int8 (lightformer/speed/int8.py); changes the function;
 * optional ``fused_lowrank`` (GPU): every remaining low-rank product, the packed q/k/v ones
   included, becomes one launch of a Triton kernel (lightformer/speed/fused.py).
 
@@ -149,13 +150,17 @@ def use_fused_lowrank(fast: nn.Module) -> int:
 
 def prepare_for_inference(model: nn.Module, *, merge: bool = True, fuse_qkv: bool = True,
                           dtype: torch.dtype | None = None, device: str | torch.device | None = None,
-                          fused_lowrank: bool = False) -> nn.Module:
+                          fused_lowrank: bool = False, int8: bool = False) -> nn.Module:
     """An eval-mode copy that computes the same function faster (see module docstring)."""
     if fused_lowrank:
         from lightformer.speed.fused import check_fused
 
         check_fused(torch.device(device or next(model.parameters()).device),
                     dtype or next(model.parameters()).dtype)
+    if int8:
+        from lightformer.speed.int8 import check_int8
+
+        check_int8(torch.device(device or next(model.parameters()).device), dtype or next(model.parameters()).dtype)
     fast = copy.deepcopy(model).eval()
     if device is not None or dtype is not None:
         fast = fast.to(device=device, dtype=dtype)
@@ -175,6 +180,10 @@ def prepare_for_inference(model: nn.Module, *, merge: bool = True, fuse_qkv: boo
         fast.decoder.output_projection = merged(out)
     if fused_lowrank:
         use_fused_lowrank(fast)
+    if int8:
+        from lightformer.speed.int8 import use_int8
+
+        use_int8(fast)
     for p in fast.parameters():
         p.requires_grad_(False)
     return fast
