@@ -317,6 +317,8 @@ def cmd_speed(args) -> None:
                       cuda_graph=args.cuda_graph, fused_lowrank=args.fused_lowrank, int8=args.int8, seed=args.seed)
     from lightformer.speed.ct2 import CT2Model, is_ct2, parse_entry
 
+    if bool(args.checkpoints) == bool(args.paper_size):
+        raise LightformerError("give checkpoints to time, or --paper-size TASK (not both)")
     distinct_outputs([p for p in args.checkpoints if not is_ct2(p)] + [args.data], [args.out])
     entries = [parse_entry(p) if is_ct2(p) else None for p in args.checkpoints]
     stems = [(f"ct2_{Path(e[0]).name}" + (f"_{e[1]}" if e[1] else "")) if e else Path(p).name.split(".")[0]
@@ -327,6 +329,11 @@ def cmd_speed(args) -> None:
             raise LightformerError(f"--names needs {len(args.checkpoints)} distinct names, one per checkpoint")
         names = args.names
     models = {n: CT2Model(*e) if e else lf.load_checkpoint(p) for n, p, e in zip(names, args.checkpoints, entries)}
+    if args.paper_size:
+        from lightformer.speed.bench import paper_size_models
+
+        models = paper_size_models(args.paper_size)
+        args.checkpoints = [f"random weights, paper size ({args.paper_size})"] * len(models)
     sources, source_name = None, "synthetic"
     if args.data:
         if cfg.protocol != "throughput":
@@ -338,8 +345,8 @@ def cmd_speed(args) -> None:
     rows = run_speed(models, cfg, sources=sources, source_name=source_name)
     for row, path in zip(rows, args.checkpoints):
         row["checkpoint"] = str(path)
-        if args.task:
-            row["task"] = args.task
+        if args.task or args.paper_size:
+            row["task"] = args.task or args.paper_size
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -634,7 +641,11 @@ def cmd_report_tables(args) -> None:
     everything = pd.concat(tables.values(), ignore_index=True)
     for name, df in ablations(everything).items():
         write_table(df, out / f"ablation_{name}.csv", out / f"ablation_{name}.md")
-    write_table(paper_comparison(tables), out / "paper_comparison.csv", out / "paper_comparison.md")
+    paper_speed = {}
+    for path in args.paper_size_speed or []:
+        df = pd.read_csv(path)
+        paper_speed[str(df["task"].iloc[0])] = df
+    write_table(paper_comparison(tables, paper_speed), out / "paper_comparison.csv", out / "paper_comparison.md")
     figures = Path(args.figures)
     metric_vs_params(everything, figures / "metric_vs_params.png")
     sharing_heatmap(everything, figures / "sharing_heatmap.png")
@@ -763,8 +774,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.set_defaults(func=cmd_glue_speed)
 
     s = sub.add_parser("speed", help="time checkpoints interleaved; speedups relative to the first")
-    s.add_argument("checkpoints", nargs="+", help="checkpoints, or ct2:DIR[:fp32|fp16|bf16|int8] for a CTranslate2 "
+    s.add_argument("checkpoints", nargs="*", help="checkpoints, or ct2:DIR[:fp32|fp16|bf16|int8] for a CTranslate2 "
                                                   "export (lightformer export ct2) timed the same way")
+    s.add_argument("--paper-size", metavar="TASK", help="instead of checkpoints: the task's paper-size dense model "
+                                                         "and its LightFormer at the abstract's ratio, random weights")
     s.add_argument("--protocol", choices=["latency", "throughput"], default="latency")
     s.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     s.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32")
@@ -896,6 +909,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--speed", nargs="*", default=[], help="task table: speed CSVs of the task")
     r.add_argument("--tables", nargs="*", default=[], help="--summary: the task tables, one per task")
     r.add_argument("--curves", nargs="*", default=[], help="--summary: fine-tuning curve.csv files")
+    r.add_argument("--paper-size-speed", nargs="*", default=[],
+                   help="--summary: speed CSVs of `lightformer speed --paper-size TASK` (a speed row per task)")
     r.add_argument("--config-sha256", help="hash of the resolved workflow config, recorded in each row")
     r.add_argument("--manifest", help="the task's raw-data manifest.json; its sha256 is recorded in each row")
     r.add_argument("--prepared-meta", help="the task's prepared meta.json: split sizes and drift in each row")

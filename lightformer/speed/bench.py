@@ -34,6 +34,27 @@ from lightformer.validate import checks
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
+# The abstract's two translation settings at their published sizes (docs/reference.md §3): fairseq's
+# architecture and vocabularies, and the compression the abstract reports for each.
+PAPER_SIZES = {
+    "iwslt14": dict(arch="transformer_iwslt_de_en", src_vocab=8848, tgt_vocab=6632, ratio=3.8,
+                    overrides=dict(share_decoder_input_output_embed=True)),
+    "wmt14": dict(arch="transformer_wmt_en_de", src_vocab=32768, tgt_vocab=32768, ratio=1.8,
+                  overrides=dict(share_all_embeddings=True)),
+}
+
+
+def paper_size_models(task: str, seed: int = 1) -> dict:
+    """A random-weight dense model of ``task``'s paper size and its SVD-transferred LightFormer at
+    the abstract's ratio: speed does not depend on the weights, only on the shapes."""
+    import lightformer as lf
+
+    if task not in PAPER_SIZES:
+        raise LightformerError(f"no paper size is known for task {task!r}; known: {', '.join(PAPER_SIZES)}")
+    p = PAPER_SIZES[task]
+    dense = lf.build_model(p["arch"], p["src_vocab"], p["tgt_vocab"], seed=seed, **p["overrides"])
+    return {f"{task}_paper_size_baseline": dense, f"{task}_paper_size_lf": lf.compress(dense, ratio=p["ratio"])}
+
 
 @dataclass
 class SpeedConfig:

@@ -254,6 +254,25 @@ def get_speed_csvs():
             for device in s.get("devices", ["cpu"]) for protocol in s.get("protocols", ["latency"])]
 
 
+def get_paper_size_csvs():
+    """Paper-size random-weight timings (lightformer speed --paper-size) for the tasks that have a
+    paper size, when measure_speed.paper_size_runs asks for them."""
+    from lightformer.speed.bench import PAPER_SIZES
+
+    if not get_speed_settings().get("paper_size_runs", 0):
+        return []
+    return [f"results/speed/paper_size/{task}.csv" for task in config["tasks"] if task in PAPER_SIZES]
+
+
+def get_paper_size_flags(wildcards):
+    s = get_speed_settings()
+    t = s.get("tasks", {}).get(wildcards.task, {})
+    return flags(("--task", wildcards.task), ("--protocol", "latency"), ("--device", "cpu"),
+                 ("--threads", s.get("threads", 2)), ("--runs", s.get("paper_size_runs", 0)),
+                 ("--warmup", min(2, s.get("warmup", 5))), ("--beam", t.get("beam", 5)),
+                 ("--lenpen", t.get("lenpen", 1.0)), ("--src-len", t.get("src_len", 23)))
+
+
 def get_speed_models(wildcards):
     """The baseline first (speedups are relative to the first), then every variant; seed 1."""
     return [model_path(wildcards.task, m, SEEDS[0]) for m in get_models(wildcards.task)]

@@ -38,6 +38,7 @@ rule summary_tables:
         tables=expand("results/tables/{task}.csv", task=list(config["tasks"])),
         curves=lambda wc: [f"results/finetune/{t}/{v}/seed{s}/curve.csv" for t in config["tasks"]
                            for v in get_variants(t) for s in SEEDS],
+        paper_speed=get_paper_size_csvs(),
     output:
         comparison=report("results/tables/paper_comparison.csv", category="Tables"),
         ablation_init=report("results/tables/ablation_init.csv", category="Tables"),
@@ -57,7 +58,8 @@ rule summary_tables:
         **rule_resources("summary_tables"),
     shell:
         "lightformer report tables --tasks {params.tasks:q} --summary --tables {input.tables:q}"
-        " --curves {input.curves:q} --out results/tables --figures results/figures > {log:q} 2>&1"
+        " --curves {input.curves:q} --paper-size-speed {input.paper_speed:q}"
+        " --out results/tables --figures results/figures > {log:q} 2>&1"
 
 
 rule speed_table:
