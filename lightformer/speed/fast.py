@@ -132,7 +132,7 @@ def use_fused_lowrank(fast: nn.Module) -> int:
     swapped = 0
     for parent in list(fast.modules()):
         for name, child in list(parent.named_children()):
-            if isinstance(child, LowRankLinear):
+            if isinstance(child, LowRankLinear) and not isinstance(child, FusedLowRank):
                 if name in ("k_proj", "v_proj"):
                     continue  # cross-attention keys/values: once per source, sharing one basis
                 setattr(parent, name, FusedLowRank(child.A, child.B, child.bias))

@@ -19,9 +19,9 @@ import os
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from lightformer.errors import LightformerError
+from lightformer.models.lowrank import LowRankLinear
 
 MAX_ROWS = 1024  # above this, two GEMMs (no recomputation of h): batch 128 x beam 5 = 640 rows is fused
 # and above this rank: every column block recomputes all of h, so the kernel's own time grows with
@@ -111,38 +111,27 @@ def lowrank_linear(x: torch.Tensor, A: torch.Tensor, B: torch.Tensor, bias: torc
     return y.view(*shape[:-1], N)
 
 
-class FusedLowRank(nn.Module):
-    """Inference stand-in for a low-rank product: the fused kernel up to MAX_ROWS rows, else two GEMMs."""
+def _frozen(t: torch.Tensor | None) -> nn.Parameter | None:
+    return None if t is None else nn.Parameter(t.detach().contiguous(), requires_grad=False)
+
+
+class FusedLowRank(LowRankLinear):
+    """A LowRankLinear for inference whose product is one launch of the fused kernel, up to
+    ``max_rows`` rows and ``max_rank``; two GEMMs beyond (see the module docstring)."""
 
     def __init__(self, A: torch.Tensor, B: torch.Tensor, bias: torch.Tensor | None, max_rows: int = MAX_ROWS,
                  max_rank: int = MAX_RANK):
-        super().__init__()
-        self.A = nn.Parameter(A.detach().contiguous(), requires_grad=False)
-        self.B = nn.Parameter(B.detach().contiguous(), requires_grad=False)
-        self.bias = None if bias is None else nn.Parameter(bias.detach().contiguous(), requires_grad=False)
+        super().__init__(_frozen(A), _frozen(B), _frozen(bias))
         self.max_rows = max_rows
         self.fused = B.shape[0] <= max_rank  # fixed per module: a captured graph keeps one path
-
-    @property
-    def in_features(self) -> int:
-        return self.B.shape[1]
-
-    @property
-    def out_features(self) -> int:
-        return self.A.shape[0]
-
-    @property
-    def rank(self) -> int:
-        return self.B.shape[0]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.fused and x.numel() // x.shape[-1] <= self.max_rows:
             return lowrank_linear(x, self.A, self.B, self.bias)
-        return F.linear(F.linear(x, self.B), self.A, self.bias)
+        return super().forward(x)
 
     def extra_repr(self) -> str:
-        return (f"in={self.in_features}, out={self.out_features}, rank={self.rank}, "
-                f"fused={self.fused} up to {self.max_rows} rows")
+        return f"{super().extra_repr()}, fused={self.fused} up to {self.max_rows} rows"
 
 
 def check_fused(device: torch.device, dtype: torch.dtype) -> None:
