@@ -9,6 +9,7 @@ import argparse
 import dataclasses
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -516,10 +517,42 @@ def read_lines(path: str | None) -> list[str]:
     return out
 
 
+APT_LISTS = "/var/lib/apt/lists"
+
+
+def cmd_data_ddtp(args) -> None:
+    """DDTP: read from apt's lists directory (or <mirror>/ddtp/), never from the archive host."""
+    from lightformer.data import ddtp
+
+    pair = tuple(getattr(args, "pair", "de-en").split("-"))  # fetch and prepare take --pair
+    if len(pair) != 2 or not all(pair) or "en" not in pair or pair[0] == pair[1]:
+        raise LightformerError(f"--pair {args.pair!r}: expected LANG-en or en-LANG, e.g. de-en")
+    raw, out = Path(args.root) / "ddtp" / "raw", Path(args.root) / "ddtp" / "prepared"
+    if args.what == "fetch":
+        source = Path(args.mirror) / "ddtp" if args.mirror else Path(APT_LISTS)
+        manifest = ddtp.fetch_ddtp(source, raw, pair, args.suite)
+        for name in manifest["files"]:
+            print(f"{raw / name}: verified (suite {manifest['suite']}, Release {manifest.get('release_date') or '?'})")
+    elif args.what == "verify":
+        for name in ddtp.verify_ddtp(raw)["files"]:
+            print(f"{raw / name}: verified")
+    elif args.what == "mirror":
+        target = Path(args.to) / "ddtp"
+        target.mkdir(parents=True, exist_ok=True)
+        for name in ddtp.verify_ddtp(raw)["files"]:
+            shutil.copyfile(raw / name, target / name)
+            print(f"{target / name}: copied")
+    elif args.what == "prepare":
+        counts = ddtp.prepare_ddtp(raw, out, pair, bpe_merges=args.bpe_merges or 8_000)
+        print(f"{out}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+
+
 def cmd_data(args) -> None:
     from lightformer.data import download
     from lightformer.data.sources import get_dataset
 
+    if args.dataset == "ddtp":
+        return cmd_data_ddtp(args)
     ds = get_dataset(args.dataset)
     root = Path(args.root)
     if args.what == "fetch":
@@ -863,9 +896,13 @@ def build_parser() -> argparse.ArgumentParser:
         d = dsub.add_parser(verb, help=text)
         d.add_argument("dataset")
         d.add_argument("--root", default="data", help="data root: <root>/<dataset>/{raw,prepared}")
+        if verb in ("fetch", "prepare"):
+            d.add_argument("--pair", default="de-en", help="ddtp: source-target languages, one of them en")
         if verb == "fetch":
+            d.add_argument("--suite", default="bookworm", help="ddtp: the Debian suite apt fetched")
             d.add_argument("--mirror", help="local directory or http(s) URL laid out as <dataset>/<file> "
-                                            "(default: $LIGHTFORMER_MIRROR, else the original URLs)")
+                                            "(default: $LIGHTFORMER_MIRROR, else the original URLs; ddtp: apt's "
+                                            f"lists directory {APT_LISTS})")
             d.add_argument("--embedded", action="store_true",
                            help="the mirror holds the embedded fixtures: verify against its SHA256SUMS "
                                 "(Hub datasets: its hub.json)")

@@ -1,0 +1,141 @@
+"""DDTP: Translation files in apt's formats (lz4, xz, bz2, plain) -> aligned, deduplicated,
+deterministically split pairs -> a prepared directory; first-use checksums and refusals."""
+import bz2
+import json
+import lzma
+
+import lz4.frame
+import pytest
+
+from lightformer.data import ddtp
+from lightformer.data.indexed import ParallelData
+from lightformer.errors import LightformerError
+from tests.integrity.helpers import lightformer, refused
+
+EN = """Package: alpha
+Description-md5: {m1}
+Description-en: fast text search tool
+ Alpha searches text files quickly.
+ It reads many formats.
+ .
+ It is written in C.
+
+Package: beta
+Description-md5: {m2}
+Description-en: small image viewer
+ Beta shows images.
+ .
+ It has no menus.
+ .
+ It starts fast.
+
+Package: gamma
+Description-md5: {m3}
+Description-en: fast text search tool
+
+Package: delta
+Description-md5: {m4}
+Description-en: only in English
+"""
+DE = """Package: alpha
+Description-md5: {m1}
+Description-de: schnelles Textsuchwerkzeug
+ Alpha durchsucht Textdateien schnell.
+ Es liest viele Formate.
+ .
+ Es ist in C geschrieben.
+
+Package: beta
+Description-md5: {m2}
+Description-de: kleiner Bildbetrachter
+ Beta zeigt Bilder. Es hat keine Menüs.
+
+Package: gamma
+Description-md5: {m3}
+Description-de: schnelles Textsuchwerkzeug
+"""
+MD5 = {f"m{i}": f"{i:032x}" for i in range(1, 5)}
+
+
+def write(path, text, suffix):
+    data = text.encode("utf-8")
+    data = {".lz4": lz4.frame.compress, ".xz": lzma.compress, ".bz2": bz2.compress, "": lambda b: b}[suffix](data)
+    path.write_bytes(data)
+    return path
+
+
+def apt_lists(tmp_path, suffix=".lz4", en=EN, de=DE, repeat=1):
+    lists = tmp_path / "lists"
+    lists.mkdir(exist_ok=True)
+    for lang, text in (("en", en), ("de", de)):
+        body = "\n".join(text.format(**MD5).replace("{i}", str(i)) for i in range(repeat))
+        write(lists / (ddtp.translation_name("bookworm", lang) + suffix), body, suffix)
+    (lists / "deb.debian.org_debian_dists_bookworm_InRelease").write_text("Origin: Debian\nDate: Sat, 11 Jul 2026\n")
+    return lists
+
+
+@pytest.mark.parametrize("suffix", [".lz4", ".xz", ".bz2", ""])
+def test_every_apt_format_reads_to_the_same_aligned_pairs(tmp_path, suffix):
+    lists = apt_lists(tmp_path, suffix)
+    recs = {lang: ddtp.parse(ddtp.read_text(ddtp.find_translation(lists, "bookworm", lang)), lang)
+            for lang in ("de", "en")}
+    assert recs["en"][MD5["m1"]] == ("fast text search tool",
+                                     ["Alpha searches text files quickly. It reads many formats.", "It is written in C."])
+    pairs = ddtp.align(recs["de"], recs["en"])
+    # alpha: short + 2 paragraphs; beta: short only (1 vs 3 paragraphs); gamma: a duplicate of alpha's
+    # short pair; delta: no German
+    assert pairs == [("schnelles Textsuchwerkzeug", "fast text search tool"),
+                     ("Alpha durchsucht Textdateien schnell. Es liest viele Formate.",
+                      "Alpha searches text files quickly. It reads many formats."),
+                     ("Es ist in C geschrieben.", "It is written in C."),
+                     ("kleiner Bildbetrachter", "small image viewer")]
+
+
+def test_split_is_a_function_of_the_english_side():
+    pairs = [(f"de {i}", f"en {i}") for i in range(3000)]
+    a = ddtp.split_pairs(pairs, 1)
+    b = ddtp.split_pairs(list(reversed(pairs)), 1)
+    assert {k: sorted(v[1]) for k, v in a.items()} == {k: sorted(v[1]) for k, v in b.items()}
+    assert 60 < len(a["test"][0]) < 180 and 60 < len(a["valid"][0]) < 180  # 4% each of 3000
+
+
+def test_fetch_records_first_use_and_refuses_changed_bytes(tmp_path):
+    lists = apt_lists(tmp_path)
+    root = tmp_path / "data"
+    r = lightformer("data", "fetch", "ddtp", "--root", root, "--mirror", tmp_path / "m")  # no such mirror
+    assert r.returncode == 2
+    (tmp_path / "m").mkdir()
+    lists.rename(tmp_path / "m" / "ddtp")
+    r = lightformer("data", "fetch", "ddtp", "--root", root, "--mirror", tmp_path / "m")
+    assert r.returncode == 0, r.stderr.decode()
+    manifest = json.loads((root / "ddtp/raw/manifest.json").read_text())
+    assert manifest["suite"] == "bookworm" and manifest["release_date"] == "Sat, 11 Jul 2026"
+    assert {f["lang"] for f in manifest["files"].values()} == {"de", "en"}
+    apt_lists(tmp_path / "m", en=EN.replace("small", "tiny"))  # the suite moved on: other bytes, same name
+    (tmp_path / "m" / "lists").replace(tmp_path / "m" / "ddtp2")
+    for p in (tmp_path / "m" / "ddtp2").iterdir():
+        p.replace(tmp_path / "m" / "ddtp" / p.name)
+    refused("data", "fetch", "ddtp", "--root", root, "--mirror", tmp_path / "m", expect="recorded",
+            watch=(root,))
+    refused("data", "fetch", "ddtp", "--root", root, "--pair", "de-fr", expect="--pair")
+
+
+def test_prepare_writes_a_parallel_directory(tmp_path):
+    # enough distinct pairs for every split to be non-empty after the hash split
+    en = "".join(f"Package: p{i}\nDescription-md5: {i:032x}\nDescription-en: tool number {i} for files\n\n"
+                 for i in range(400))
+    de = "".join(f"Package: p{i}\nDescription-md5: {i:032x}\nDescription-de: Werkzeug Nummer {i} für Dateien\n\n"
+                 for i in range(400))
+    lists = apt_lists(tmp_path, en=en, de=de)
+    raw, out = tmp_path / "raw", tmp_path / "prepared"
+    ddtp.fetch_ddtp(lists, raw, ("de", "en"), "bookworm")
+    counts = ddtp.prepare_ddtp(raw, out, ("de", "en"), bpe_merges=50, progress=False)
+    assert counts["aligned_pairs"] == 400 and counts["train"] + counts["valid"] + counts["test"] == 400
+    data = ParallelData(out)
+    src, tgt = data.split("test")
+    assert len(src) == counts["test"] > 0
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["dataset"] == "ddtp" and meta["records"] == {"de": 400, "en": 400}
+    (raw / next(iter(json.loads((raw / "manifest.json").read_text())["files"]))).write_bytes(b"x")
+    with pytest.raises(LightformerError, match="changed"):
+        ddtp.prepare_ddtp(raw, out, ("de", "en"))
