@@ -153,3 +153,21 @@ def test_config_resources_reach_the_jobs_and_gpus_become_data_parallel_ranks(tmp
     path.write_text(yaml.safe_dump(config))
     r = snakemake(tmp_path, "all", "-n", configfile=path)
     assert r.returncode != 0 and "train_baselines" in r.stdout + r.stderr
+
+
+def test_a_ddtp_task_plans_fetch_and_prepare_from_apt_lists(tmp_path):
+    config = yaml.safe_load(TINY.read_text())
+    config["data"] = {"root": "results/data", "mirror": None, "embedded": False}
+    config["tasks"] = {"ddtp": config["tasks"]["iwslt14"] | {"dataset": "ddtp", "prepare": {"pair": "de-en"}}}
+    config["tasks"]["ddtp"].pop("ablation")
+    config["measure_speed"]["tasks"] = {"ddtp": {"beam": 2, "src_len": 20}}
+    path = tmp_path / "ddtp.yaml"
+    path.write_text(yaml.safe_dump(config))
+    r = snakemake(tmp_path, "results/data/ddtp/prepared/meta.json", "-n", "-p", configfile=path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = r.stdout + r.stderr
+    assert "lightformer data fetch ddtp --root results/data  --pair de-en" in out and "--mirror" not in out
+    assert "lightformer data prepare ddtp --root results/data --bpe-merges 200 --pair de-en" in out
+    r = snakemake(tmp_path, "all", "-n", configfile=path)  # the whole grid plans on it too
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "rule finetune_model" in r.stdout + r.stderr

@@ -201,6 +201,13 @@ def prepare_flags(wildcards):
     return flags(merges, *((f"--{k.replace('_', '-')}", v) for k, v in task.get("prepare", {}).items()))
 
 
+def fetch_flags(wildcards):
+    """DDTP fetches the files of its language pair (the first task's `prepare: pair`)."""
+    task = next((t for t in config["tasks"].values() if t["dataset"] == wildcards.dataset), {})
+    pair = task.get("prepare", {}).get("pair")
+    return flags(("--pair", pair)) if wildcards.dataset == "ddtp" and pair else ""
+
+
 def prepared(task):
     return f"{DATA_ROOT}/{config['tasks'][task]['dataset']}/prepared"
 

@@ -29,6 +29,7 @@ rule fetch_data:
     params:
         root=lambda wc, output: str(Path(output[0]).parents[2]),  # <root>/<dataset>/raw/manifest.json
         mirror=(flags(("--mirror", MIRROR or "results/mirror")) + (" --embedded" if EMBEDDED else "")) if MIRROR or EMBEDDED else "",
+        extra=fetch_flags,
     log:
         "results/logs/fetch_data/{dataset}.log",
     benchmark:
@@ -37,7 +38,8 @@ rule fetch_data:
     resources:
         **rule_resources("fetch_data"),
     shell:
-        "lightformer data fetch {wildcards.dataset:q} --root {params.root:q} {params.mirror} > {log:q} 2>&1"
+        "lightformer data fetch {wildcards.dataset:q} --root {params.root:q} {params.mirror} {params.extra}"
+        " > {log:q} 2>&1"
 
 
 rule prepare_data:
