@@ -330,11 +330,12 @@ def cmd_speed(args) -> None:
             raise LightformerError(f"--names needs {len(args.checkpoints)} distinct names, one per checkpoint")
         names = args.names
     models = {n: CT2Model(*e) if e else lf.load_checkpoint(p) for n, p, e in zip(names, args.checkpoints, entries)}
+    labels = list(args.checkpoints)  # the checkpoint column
     if args.paper_size:
         from lightformer.speed.bench import paper_size_models
 
         models = paper_size_models(args.paper_size)
-        args.checkpoints = [f"random weights, paper size ({args.paper_size})"] * len(models)
+        labels = [f"random weights, paper size ({args.paper_size})"] * len(models)
     sources, source_name = None, "synthetic"
     if args.data:
         if cfg.protocol != "throughput":
@@ -344,8 +345,8 @@ def cmd_speed(args) -> None:
         src, _ = ParallelData(args.data).split(args.split)
         sources, source_name = [src[i] for i in range(len(src))], f"{args.data}:{args.split}"
     rows = run_speed(models, cfg, sources=sources, source_name=source_name)
-    for row, path in zip(rows, args.checkpoints):
-        row["checkpoint"] = str(path)
+    for row, label in zip(rows, labels):
+        row["checkpoint"] = str(label)
         if args.task or args.paper_size:
             row["task"] = args.task or args.paper_size
     if args.out:

@@ -20,7 +20,6 @@ import numpy as np
 import torch
 
 from lightformer.errors import LightformerError
-from lightformer.io import file_sha256
 from lightformer.models.lowrank import FactorizedEmbedding, LowRankLinear
 
 MARKER = "lightformer_export.json"
@@ -41,52 +40,53 @@ def _array(t: torch.Tensor) -> np.ndarray:
     return t.detach().to("cpu", torch.float32).contiguous().numpy()
 
 
-def _weight(module) -> tuple[np.ndarray, int]:
-    """The dense (out, in) weight of a Linear or its factorised stand-in; 1 if factors were merged."""
+def _weight(module) -> np.ndarray:
+    """The dense (out, in) weight of a Linear, or of a factorised stand-in merged (A @ B)."""
     if isinstance(module, (LowRankLinear, FactorizedEmbedding)):
-        return _array(module.A @ module.B), 1
-    return _array(module.weight), 0
+        return _array(module.A @ module.B)
+    return _array(module.weight)
 
 
-class _Writer:
-    def __init__(self):
-        self.merged = 0
+def factorised_modules(model) -> int:
+    """Factorised matrices in ``model``, each once (a tied embedding is one module)."""
+    return sum(isinstance(m, (LowRankLinear, FactorizedEmbedding)) for m in model.modules())
 
-    def linear(self, spec, module) -> None:
-        spec.weight, merged = _weight(module)
-        self.merged += merged
-        if getattr(module, "bias", None) is not None:
-            spec.bias = _array(module.bias)
 
-    def fused(self, spec, modules) -> None:
-        weights = [_weight(m) for m in modules]
-        self.merged += sum(m for _, m in weights)
-        spec.weight = np.concatenate([w for w, _ in weights])
-        spec.bias = np.concatenate([_array(m.bias) for m in modules])
+def _linear(spec, module) -> None:
+    spec.weight = _weight(module)
+    if getattr(module, "bias", None) is not None:
+        spec.bias = _array(module.bias)
 
-    def layer_norm(self, spec, module) -> None:
-        spec.gamma, spec.beta = _array(module.weight), _array(module.bias)
 
-    def inputs(self, spec, module) -> None:
-        table = module.embed_positions.table
-        spec.position_encodings.encodings = _array(table[module.padding_idx + 1:])
-        emb = spec.embeddings[0] if isinstance(spec.embeddings, list) else spec.embeddings
-        emb.weight, merged = _weight(module.embed_tokens)
-        self.merged += merged
-        spec.scale_embeddings = module.embed_scale
+def _fused(spec, modules) -> None:
+    spec.weight = np.concatenate([_weight(m) for m in modules])
+    spec.bias = np.concatenate([_array(m.bias) for m in modules])
 
-    def attention(self, spec, attn, self_attention: bool) -> None:
-        if self_attention:
-            self.fused(spec.linear[0], [attn.q_proj, attn.k_proj, attn.v_proj])
-        else:
-            self.linear(spec.linear[0], attn.q_proj)
-            self.fused(spec.linear[1], [attn.k_proj, attn.v_proj])
-        self.linear(spec.linear[-1], attn.out_proj)
 
-    def ffn(self, spec, layer) -> None:
-        self.layer_norm(spec.layer_norm, layer.final_layer_norm)
-        self.linear(spec.linear_0, layer.fc1)
-        self.linear(spec.linear_1, layer.fc2)
+def _layer_norm(spec, module) -> None:
+    spec.gamma, spec.beta = _array(module.weight), _array(module.bias)
+
+
+def _inputs(spec, module) -> None:
+    spec.position_encodings.encodings = _array(module.embed_positions.table[module.padding_idx + 1:])
+    emb = spec.embeddings[0] if isinstance(spec.embeddings, list) else spec.embeddings
+    emb.weight = _weight(module.embed_tokens)
+    spec.scale_embeddings = module.embed_scale
+
+
+def _attention(spec, attn, self_attention: bool) -> None:
+    if self_attention:
+        _fused(spec.linear[0], [attn.q_proj, attn.k_proj, attn.v_proj])
+    else:
+        _linear(spec.linear[0], attn.q_proj)
+        _fused(spec.linear[1], [attn.k_proj, attn.v_proj])
+    _linear(spec.linear[-1], attn.out_proj)
+
+
+def _ffn(spec, layer) -> None:
+    _layer_norm(spec.layer_norm, layer.final_layer_norm)
+    _linear(spec.linear_0, layer.fc1)
+    _linear(spec.linear_1, layer.fc2)
 
 
 def _check_exportable(model) -> None:
@@ -100,8 +100,8 @@ def _check_exportable(model) -> None:
 
 
 def model_spec(model, src_symbols: list[str], tgt_symbols: list[str]):
-    """The CTranslate2 TransformerSpec holding ``model``'s function, and how many factors it merged."""
-    ct2 = _ct2()
+    """The CTranslate2 TransformerSpec holding ``model``'s function."""
+    _ct2()  # a clear error if it is not installed
     from ctranslate2.specs import common_spec, transformer_spec
 
     _check_exportable(model)
@@ -109,35 +109,30 @@ def model_spec(model, src_symbols: list[str], tgt_symbols: list[str]):
     spec = transformer_spec.TransformerSpec.from_config(
         (cfg.encoder_layers, cfg.decoder_layers), cfg.encoder_heads, pre_norm=cfg.normalize_before,
         activation=common_spec.Activation.RELU)
-    w = _Writer()
     enc, dec = model.encoder, model.decoder
-    w.inputs(spec.encoder, enc)
+    _inputs(spec.encoder, enc)
     for ls, layer in zip(spec.encoder.layer, enc.layers):
-        w.attention(ls.self_attention, layer.self_attn, True)
-        w.layer_norm(ls.self_attention.layer_norm, layer.self_attn_layer_norm)
-        w.ffn(ls.ffn, layer)
-    w.inputs(spec.decoder, dec)
+        _attention(ls.self_attention, layer.self_attn, True)
+        _layer_norm(ls.self_attention.layer_norm, layer.self_attn_layer_norm)
+        _ffn(ls.ffn, layer)
+    _inputs(spec.decoder, dec)
     for ls, layer in zip(spec.decoder.layer, dec.layers):
-        w.attention(ls.self_attention, layer.self_attn, True)
-        w.layer_norm(ls.self_attention.layer_norm, layer.self_attn_layer_norm)
-        w.attention(ls.attention, layer.encoder_attn, False)
-        w.layer_norm(ls.attention.layer_norm, layer.encoder_attn_layer_norm)
-        w.ffn(ls.ffn, layer)
+        _attention(ls.self_attention, layer.self_attn, True)
+        _layer_norm(ls.self_attention.layer_norm, layer.self_attn_layer_norm)
+        _attention(ls.attention, layer.encoder_attn, False)
+        _layer_norm(ls.attention.layer_norm, layer.encoder_attn_layer_norm)
+        _ffn(ls.ffn, layer)
     if enc.layer_norm is not None:
-        w.layer_norm(spec.encoder.layer_norm, enc.layer_norm)
+        _layer_norm(spec.encoder.layer_norm, enc.layer_norm)
     if dec.layer_norm is not None:
-        w.layer_norm(spec.decoder.layer_norm, dec.layer_norm)
-    out = dec.output_projection if dec.output_projection is not None else dec.embed_tokens
-    before = w.merged
-    spec.decoder.projection.weight, merged = _weight(out)
-    # a tied projection is the embedding already counted; only a separate factorised one adds
-    w.merged = before + (merged if dec.output_projection is not None else 0)
+        _layer_norm(spec.decoder.layer_norm, dec.layer_norm)
+    tied = dec.output_projection is None
+    spec.decoder.projection.weight = _weight(dec.embed_tokens if tied else dec.output_projection)
     spec.register_source_vocabulary(src_symbols)
     spec.register_target_vocabulary(tgt_symbols)
     spec.config.decoder_start_token = "</s>"  # fairseq starts decoding from </s>
     spec.config.add_source_eos = True  # and ends every source with it
-    del ct2
-    return spec, w.merged
+    return spec
 
 
 def synthetic_symbols(n: int) -> list[str]:
@@ -165,12 +160,13 @@ def export_ct2(model, out_dir: str | os.PathLike, *, src_symbols: list[str] | No
     if out.exists() and not force:
         raise LightformerError(f"{out} exists; pass --force to replace it")
     cfg = model.cfg
+    vocabulary = "dictionary" if src_symbols or tgt_symbols else "synthetic"
     src_symbols = src_symbols or synthetic_symbols(cfg.src_vocab)
     tgt_symbols = tgt_symbols or synthetic_symbols(cfg.tgt_vocab)
     for side, syms, n in (("source", src_symbols, cfg.src_vocab), ("target", tgt_symbols, cfg.tgt_vocab)):
         if len(syms) != n:
             raise LightformerError(f"{side} vocabulary has {len(syms)} symbols, the model {n}")
-    spec, merged = model_spec(model, src_symbols, tgt_symbols)
+    spec, merged = model_spec(model, src_symbols, tgt_symbols), factorised_modules(model)
     spec.validate()
     spec.optimize(quantization=quantization)  # also stores tied matrices once (aliases)
     exported = sum(math.prod(v.shape) for name, v in spec.variables().items()
@@ -186,7 +182,7 @@ def export_ct2(model, out_dir: str | os.PathLike, *, src_symbols: list[str] | No
         "params_stored": count_parameters(model)["total"],
         "params_exported": exported,  # what CTranslate2 stores: merged factors, no positions, zero biases dropped
         "src_vocab": cfg.src_vocab, "tgt_vocab": cfg.tgt_vocab,
-        "vocabulary": "synthetic" if src_symbols[4:5] == ["w4"] else "dictionary",
+        "vocabulary": vocabulary,
     } | (source or {})
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
@@ -219,5 +215,4 @@ def read_export(path: str | os.PathLike) -> dict:
         vocab[side] = (json.loads(found.read_text()) if found.suffix == ".json"
                        else found.read_text(encoding="utf-8").splitlines())
     record = json.loads((p / MARKER).read_text()) if (p / MARKER).is_file() else {}
-    return record | {"source_symbols": vocab["source"], "target_symbols": vocab["target"],
-                     "model_sha256": file_sha256(p / "model.bin")}
+    return record | {"source_symbols": vocab["source"], "target_symbols": vocab["target"]}

@@ -71,9 +71,8 @@ class CT2Model:
 
     def tokens(self, src: torch.Tensor) -> list[list[str]]:
         """Left-padded id rows ending in </s> -> token strings (CTranslate2 appends </s> itself)."""
-        syms = self.src_symbols
-        return [[syms[i] for i in row if i != PAD][:-1] if row and row[-1] == EOS else
-                [syms[i] for i in row if i != PAD] for row in src.tolist()]
+        rows = [[i for i in row if i != PAD] for row in src.tolist()]
+        return [[self.src_symbols[i] for i in (row[:-1] if row and row[-1] == EOS else row)] for row in rows]
 
     def translate(self, batch: list[list[str]], beam: int, lenpen: float, max_len: int, fixed: bool) -> int:
         """Decode one batch; the number of tokens generated (with </s> when it ends a hypothesis)."""

@@ -20,9 +20,8 @@ import copy
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from lightformer.models.lowrank import LowRankLinear, shared_input_basis
+from lightformer.models.lowrank import FactorizedEmbedding, LowRankLinear, shared_input_basis
 from lightformer.models.transformer import MultiheadAttention
 
 
@@ -30,56 +29,22 @@ def break_even_rank(out_features: int, in_features: int) -> float:
     return out_features * in_features / (out_features + in_features)
 
 
-def merged(lr: LowRankLinear) -> nn.Linear:
-    dense = nn.Linear(lr.in_features, lr.out_features, bias=lr.bias is not None)
-    with torch.no_grad():
-        dense = dense.to(lr.A.device, lr.A.dtype)
-        dense.weight.copy_(lr.A @ lr.B)
-        if lr.bias is not None:
-            dense.bias.copy_(lr.bias)
+def linear_from(weight: torch.Tensor, bias: torch.Tensor | None) -> nn.Linear:
+    """An nn.Linear holding copies of ``weight`` (out, in) and ``bias``, on their device and dtype."""
+    dense = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None, device="meta")
+    dense.weight = nn.Parameter(weight.detach().clone())
+    if bias is not None:
+        dense.bias = nn.Parameter(bias.detach().clone())
     return dense
 
 
-class DenseQKV(nn.Module):
-    def __init__(self, q: nn.Linear, k: nn.Linear, v: nn.Linear):
-        super().__init__()
-        self.weight = nn.Parameter(torch.cat([q.weight, k.weight, v.weight]).detach())  # (3d, d)
-        self.bias = nn.Parameter(torch.cat([q.bias, k.bias, v.bias]).detach())
-
-    def forward(self, x):
-        return F.linear(x, self.weight, self.bias).chunk(3, dim=-1)
-
-
-class SharedBasisQKV(nn.Module):
-    """h = Bx once, then [A_q; A_k; A_v] h in one matmul."""
-
-    def __init__(self, q: LowRankLinear, k: LowRankLinear, v: LowRankLinear):
-        super().__init__()
-        self.B = nn.Parameter(q.B.detach().clone())
-        self.A = nn.Parameter(torch.cat([q.A, k.A, v.A]).detach())  # (3d, r)
-        self.bias = nn.Parameter(torch.cat([q.bias, k.bias, v.bias]).detach())
-
-    def forward(self, x):
-        return F.linear(F.linear(x, self.B), self.A, self.bias).chunk(3, dim=-1)
-
-
-class StackedBasisQKV(nn.Module):
-    """[B_q; B_k; B_v] x in one matmul, then each A on its slice."""
-
-    def __init__(self, q: LowRankLinear, k: LowRankLinear, v: LowRankLinear):
-        super().__init__()
-        self.ranks = [q.rank, k.rank, v.rank]
-        self.B = nn.Parameter(torch.cat([q.B, k.B, v.B]).detach())  # (r_q + r_k + r_v, d)
-        self.As = nn.ParameterList([nn.Parameter(m.A.detach().clone()) for m in (q, k, v)])
-        self.biases = nn.ParameterList([nn.Parameter(m.bias.detach().clone()) for m in (q, k, v)])
-
-    def forward(self, x):
-        hs = F.linear(x, self.B).split(self.ranks, dim=-1)
-        return tuple(F.linear(h, A, b) for h, A, b in zip(hs, self.As, self.biases))
+def merged(lr: LowRankLinear) -> nn.Linear:
+    return linear_from(lr.A @ lr.B, lr.bias)
 
 
 class PackedQKV(nn.Module):
-    """q, k, v from one projection module (a fused low-rank product) whose output is [q; k; v]."""
+    """q, k, v from one product whose output is [q; k; v]: an nn.Linear (dense), a LowRankLinear
+    (one shared input basis), or their int8 / fused stand-ins."""
 
     def __init__(self, proj: nn.Module):
         super().__init__()
@@ -89,14 +54,24 @@ class PackedQKV(nn.Module):
         return self.proj(x).chunk(3, dim=-1)
 
 
-def packed_lowrank(qkv: nn.Module):
-    """(A, B, bias) of one low-rank product computing a factorised q/k/v module's [q; k; v]; for
-    separate bases, A is block-diagonal (zeros cost bytes, not launches, and launches dominate)."""
-    if isinstance(qkv, SharedBasisQKV):
-        return qkv.A, qkv.B, qkv.bias
-    As = list(qkv.As)
-    A = torch.block_diag(*As)  # (3d, r_q + r_k + r_v)
-    return A, qkv.B, torch.cat(list(qkv.biases))
+class StackedBasisQKV(nn.Module):
+    """[B_q; B_k; B_v] x in one product, then each A on its slice (separate input bases)."""
+
+    def __init__(self, q: LowRankLinear, k: LowRankLinear, v: LowRankLinear):
+        super().__init__()
+        self.ranks = [q.rank, k.rank, v.rank]
+        self.basis = linear_from(torch.cat([q.B, k.B, v.B]), None)  # (r_q + r_k + r_v, d)
+        self.heads = nn.ModuleList(linear_from(m.A, m.bias) for m in (q, k, v))
+
+    def forward(self, x):
+        hs = self.basis(x).split(self.ranks, dim=-1)
+        return tuple(head(h) for head, h in zip(self.heads, hs))
+
+    def packed(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(A, B, bias) of one low-rank product giving [q; k; v]: A block-diagonal. Zeros cost
+        bytes and FLOPs, not launches, so this is for the GPU, where launches dominate."""
+        A = torch.block_diag(*(h.weight for h in self.heads))  # (3d, r_q + r_k + r_v)
+        return A, self.basis.weight, torch.cat([h.bias for h in self.heads])
 
 
 def _qkv_cost_factorised(q, k, v) -> int:
@@ -115,52 +90,54 @@ def fuse_self_attention(attn: MultiheadAttention, merge: bool) -> None:
         q, k, v = (merged(m) if isinstance(m, LowRankLinear) else m for m in (q, k, v))
         lowrank = [False] * 3
     if not any(lowrank):
-        attn.fused_qkv = DenseQKV(q, k, v)
-    elif shared_input_basis(q, k, v) is not None:
-        attn.fused_qkv = SharedBasisQKV(q, k, v)
+        attn.fused_qkv = PackedQKV(linear_from(torch.cat([q.weight, k.weight, v.weight]),
+                                               torch.cat([q.bias, k.bias, v.bias])))
+    elif shared_input_basis(q, k, v) is not None:  # h = Bx once, then [A_q; A_k; A_v] h
+        attn.fused_qkv = PackedQKV(LowRankLinear(nn.Parameter(torch.cat([q.A, k.A, v.A]).detach()),
+                                                 nn.Parameter(q.B.detach().clone()),
+                                                 nn.Parameter(torch.cat([q.bias, k.bias, v.bias]).detach())))
     else:
         attn.fused_qkv = StackedBasisQKV(q, k, v)
     # the separate projections are not used by self-attention any more
     attn.q_proj = attn.k_proj = attn.v_proj = None
 
 
-def use_fused_lowrank(fast: nn.Module) -> int:
-    """Swap every low-rank product of a prepared model for the fused kernel; how many were swapped."""
-    from lightformer.models.lowrank import FactorizedEmbedding
-    from lightformer.speed.fused import FusedLowRank
-
-    swapped = 0
-    for parent in list(fast.modules()):
+def replace_products(fast: nn.Module, lowrank, dense=None, stacked=None) -> None:
+    """Swap the products of a prepared model in place: every LowRankLinear for ``lowrank(A, B,
+    bias)`` (but cross-attention keys/values, computed once per source from one shared basis),
+    every nn.Linear for ``dense(weight, bias)`` and every StackedBasisQKV for ``stacked(module)``
+    when given, and the tied output projection as a product of the embedding too."""
+    for parent in list(fast.modules()):  # a snapshot: new modules are not visited again
         for name, child in list(parent.named_children()):
-            if isinstance(child, LowRankLinear) and not isinstance(child, FusedLowRank):
-                if name in ("k_proj", "v_proj"):
-                    continue  # cross-attention keys/values: once per source, sharing one basis
-                setattr(parent, name, FusedLowRank(child.A, child.B, child.bias))
-            elif isinstance(child, (SharedBasisQKV, StackedBasisQKV)):
-                setattr(parent, name, PackedQKV(FusedLowRank(*packed_lowrank(child))))
-            else:
-                continue
-            swapped += 1
+            if isinstance(child, LowRankLinear) and name not in ("k_proj", "v_proj"):
+                setattr(parent, name, lowrank(child.A, child.B, child.bias))
+            elif isinstance(child, nn.Linear) and dense is not None:
+                setattr(parent, name, dense(child.weight, child.bias))
+            elif isinstance(child, StackedBasisQKV) and stacked is not None:
+                setattr(parent, name, stacked(child))
     dec = fast.decoder
-    if dec.output_projection is None and isinstance(dec.embed_tokens, FactorizedEmbedding):
-        dec.output_projection = FusedLowRank(dec.embed_tokens.A, dec.embed_tokens.B, None)  # tied logits
-        swapped += 1
-    return swapped
+    if dec.output_projection is None:  # tied logits: x E^T, or A(Bx) for a factorised embedding
+        e = dec.embed_tokens
+        if isinstance(e, FactorizedEmbedding):
+            dec.output_projection = lowrank(e.A, e.B, None)
+        elif dense is not None:
+            dec.output_projection = dense(e.weight, None)
 
 
 def prepare_for_inference(model: nn.Module, *, merge: bool = True, fuse_qkv: bool = True,
                           dtype: torch.dtype | None = None, device: str | torch.device | None = None,
                           fused_lowrank: bool = False, int8: bool = False) -> nn.Module:
     """An eval-mode copy that computes the same function faster (see module docstring)."""
+    first = next(model.parameters())
+    where, dtype_to = torch.device(device or first.device), dtype or first.dtype
     if fused_lowrank:
         from lightformer.speed.fused import check_fused
 
-        check_fused(torch.device(device or next(model.parameters()).device),
-                    dtype or next(model.parameters()).dtype)
+        check_fused(where, dtype_to)
     if int8:
         from lightformer.speed.int8 import check_int8
 
-        check_int8(torch.device(device or next(model.parameters()).device), dtype or next(model.parameters()).dtype)
+        check_int8(where, dtype_to)
     fast = copy.deepcopy(model).eval()
     if device is not None or dtype is not None:
         fast = fast.to(device=device, dtype=dtype)
@@ -178,12 +155,14 @@ def prepare_for_inference(model: nn.Module, *, merge: bool = True, fuse_qkv: boo
     out = fast.decoder.output_projection
     if isinstance(out, LowRankLinear) and out.rank >= break_even_rank(out.out_features, out.in_features):
         fast.decoder.output_projection = merged(out)
-    if fused_lowrank:
-        use_fused_lowrank(fast)
-    if int8:
-        from lightformer.speed.int8 import use_int8
+    if fused_lowrank:  # GPU: one launch per product, the stacked q/k/v bases packed block-diagonally
+        from lightformer.speed.fused import FusedLowRank
 
-        use_int8(fast)
+        replace_products(fast, FusedLowRank, stacked=lambda m: PackedQKV(FusedLowRank(*m.packed())))
+    if int8:  # CPU: every product, dense ones too, with int8 weights
+        from lightformer.speed.int8 import Int8Linear, Int8LowRank
+
+        replace_products(fast, Int8LowRank, dense=Int8Linear)
     for p in fast.parameters():
         p.requires_grad_(False)
     return fast

@@ -16,7 +16,6 @@ import torch
 import torch.nn as nn
 
 from lightformer.errors import LightformerError
-from lightformer.models.lowrank import FactorizedEmbedding, LowRankLinear
 
 
 class Int8Linear(nn.Module):
@@ -63,33 +62,3 @@ def check_int8(device: torch.device, dtype: torch.dtype) -> None:
         raise LightformerError("--int8 takes fp32 activations: drop --dtype or use --dtype fp32")
     if not torch.backends.quantized.supported_engines or "fbgemm" not in torch.backends.quantized.supported_engines:
         raise LightformerError("--int8 needs PyTorch's FBGEMM (x86 CPUs); this build lacks it")
-
-
-def use_int8(fast: nn.Module) -> int:
-    """Swap every product of a prepared model for int8 ones; how many modules were swapped."""
-    from lightformer.speed.fast import DenseQKV, PackedQKV, SharedBasisQKV, StackedBasisQKV, packed_lowrank
-
-    swapped = 0
-    for parent in list(fast.modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, nn.Linear):
-                new = Int8Linear(child.weight, child.bias)
-            elif isinstance(child, LowRankLinear):
-                if name in ("k_proj", "v_proj"):
-                    continue  # cross-attention keys/values: once per source, sharing one basis
-                new = Int8LowRank(child.A, child.B, child.bias)
-            elif isinstance(child, DenseQKV):
-                new = PackedQKV(Int8Linear(child.weight, child.bias))
-            elif isinstance(child, (SharedBasisQKV, StackedBasisQKV)):
-                new = PackedQKV(Int8LowRank(*packed_lowrank(child)))
-            else:
-                continue
-            setattr(parent, name, new)
-            swapped += 1
-    dec = fast.decoder
-    if dec.output_projection is None:  # tied logits: the (factorised) embedding as an int8 product
-        e = dec.embed_tokens
-        dec.output_projection = (Int8LowRank(e.A, e.B, None) if isinstance(e, FactorizedEmbedding)
-                                 else Int8Linear(e.weight, None))
-        swapped += 1
-    return swapped

@@ -42,6 +42,8 @@ def test_rows_carry_conditions_and_pairwise_speedups(protocol):
         assert r["speedup"] > 0 and r["encoder_ms"] > 0 and r["decoder_ms"] > 0
         assert r["tokens_per_s"] > 0 and r["macs_per_tgt_token"] > 0
     assert rows[1]["macs_per_tgt_token"] < rows[0]["macs_per_tgt_token"]
+    # a factorised linear is two products where the dense one is one: the step issues more operators
+    assert rows[0]["launches_unit"] == "aten ops" and rows[1]["launches_per_step"] > rows[0]["launches_per_step"] > 20
     # fixed length: every hypothesis has tgt_len tokens + </s>
     assert rows[0]["batch"] == (1 if protocol == "latency" else 4)
 

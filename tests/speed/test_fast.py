@@ -6,7 +6,7 @@ import torch.nn as nn
 import lightformer as lf
 from lightformer.decode import SearchConfig, beam_search
 from lightformer.models.lowrank import LowRankLinear
-from lightformer.speed.fast import DenseQKV, SharedBasisQKV, StackedBasisQKV, prepare_for_inference
+from lightformer.speed.fast import PackedQKV, StackedBasisQKV, prepare_for_inference
 from tests.conftest import batch, tiny
 
 CASES = {
@@ -41,9 +41,10 @@ def test_merge_follows_break_even_and_keeps_factors_below_it():
 
 def test_qkv_fusion_kinds():
     m = tiny()
-    assert isinstance(prepare_for_inference(m).encoder.layers[0].self_attn.fused_qkv, DenseQKV)
-    shared = prepare_for_inference(lf.compress(m, rank=6, share_qkv=True).eval())
-    assert isinstance(shared.decoder.layers[1].self_attn.fused_qkv, SharedBasisQKV)
+    dense = prepare_for_inference(m).encoder.layers[0].self_attn.fused_qkv
+    assert isinstance(dense, PackedQKV) and type(dense.proj) is nn.Linear and dense.proj.out_features == 3 * 32
+    shared = prepare_for_inference(lf.compress(m, rank=6, share_qkv=True).eval()).decoder.layers[1].self_attn.fused_qkv
+    assert isinstance(shared, PackedQKV) and type(shared.proj) is LowRankLinear and shared.proj.rank == 6
 
 
 def test_original_model_is_untouched():

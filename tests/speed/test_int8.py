@@ -7,7 +7,7 @@ import lightformer as lf
 from lightformer.decode.beam import SearchConfig, beam_search
 from lightformer.models.lowrank import LowRankLinear
 from lightformer.speed.bench import SpeedConfig, run_speed
-from lightformer.speed.fast import prepare_for_inference
+from lightformer.speed.fast import StackedBasisQKV, prepare_for_inference
 from lightformer.speed.int8 import Int8Linear, Int8LowRank
 from tests.conftest import batch, trained_like
 
@@ -22,6 +22,9 @@ def test_int8_model_keeps_the_function_to_rounding(opts):
             or (isinstance(m, LowRankLinear) and not n.endswith(("k_proj", "v_proj")))]
     assert not left, left  # every product is int8 (cross-attention k/v of a shared basis stay: once per source)
     assert isinstance(q.decoder.output_projection, (Int8Linear, Int8LowRank))  # the tied logits too
+    qkv = q.encoder.layers[0].self_attn.fused_qkv
+    if isinstance(qkv, StackedBasisQKV):  # separate bases: three small int8 products, not one block-diagonal
+        assert [h.in_features for h in qkv.heads] == qkv.ranks and all(isinstance(h, Int8Linear) for h in qkv.heads)
     src, prev = batch(40, 40)
     with torch.inference_mode():
         a, b = ref(src, prev), q(src, prev)
