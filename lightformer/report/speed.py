@@ -85,8 +85,8 @@ def markdown_table(df: pd.DataFrame) -> str:
 
 
 def speed_figure(df: pd.DataFrame, png_path: str | Path) -> None:
-    """Speedup vs parameter reduction, one panel per protocol, colour = device/dtype/graph;
-    the abstract's two claims marked for reference. Writes PNG and PDF."""
+    """Speedup vs parameter reduction from ``load_speed``'s table, one panel per protocol, colour =
+    engine/device/dtype/graph; the abstract's two claims marked for reference. Writes PNG and PDF."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -94,8 +94,7 @@ def speed_figure(df: pd.DataFrame, png_path: str | Path) -> None:
     import seaborn as sns
 
     df = df.copy()
-    engine = df["engine"] if "engine" in df.columns else pd.Series("lightformer", index=df.index)
-    df["setting"] = (engine.map(lambda e: "ct2 " if e == "ctranslate2" else "")
+    df["setting"] = (df["engine"].map(lambda e: "ct2 " if e == "ctranslate2" else "")
                      + df["device"].astype(str) + " " + df.get("compute_type", df["dtype"]).fillna(df["dtype"]).astype(str)
                      + df["cuda_graph"].map(lambda g: " graph" if str(g) == "True" else "")
                      + df["threads"].map(lambda t: f" {int(t)}thr" if pd.notna(t) and str(t) != "" else ""))

@@ -64,12 +64,12 @@ def write(path, text, suffix):
     return path
 
 
-def apt_lists(tmp_path, suffix=".lz4", en=EN, de=DE, repeat=1):
-    lists = tmp_path / "lists"
-    lists.mkdir(exist_ok=True)
+def apt_lists(tmp_path, suffix=".lz4", en=EN, de=DE, name="lists"):
+    """A directory laid out as apt's lists (or a mirror's ddtp/), written again if it exists."""
+    lists = tmp_path / name
+    lists.mkdir(parents=True, exist_ok=True)
     for lang, text in (("en", en), ("de", de)):
-        body = "\n".join(text.format(**MD5).replace("{i}", str(i)) for i in range(repeat))
-        write(lists / (ddtp.translation_name("bookworm", lang) + suffix), body, suffix)
+        write(lists / (ddtp.translation_name("bookworm", lang) + suffix), text.format(**MD5), suffix)
     (lists / "deb.debian.org_debian_dists_bookworm_InRelease").write_text("Origin: Debian\nDate: Sat, 11 Jul 2026\n")
     return lists
 
@@ -100,21 +100,16 @@ def test_split_is_a_function_of_the_english_side():
 
 
 def test_fetch_records_first_use_and_refuses_changed_bytes(tmp_path):
-    lists = apt_lists(tmp_path)
     root = tmp_path / "data"
     r = lightformer("data", "fetch", "ddtp", "--root", root, "--mirror", tmp_path / "m")  # no such mirror
     assert r.returncode == 2
-    (tmp_path / "m").mkdir()
-    lists.rename(tmp_path / "m" / "ddtp")
+    apt_lists(tmp_path / "m", name="ddtp")
     r = lightformer("data", "fetch", "ddtp", "--root", root, "--mirror", tmp_path / "m")
     assert r.returncode == 0, r.stderr.decode()
     manifest = json.loads((root / "ddtp/raw/manifest.json").read_text())
     assert manifest["suite"] == "bookworm" and manifest["release_date"] == "Sat, 11 Jul 2026"
     assert {f["lang"] for f in manifest["files"].values()} == {"de", "en"}
-    apt_lists(tmp_path / "m", en=EN.replace("small", "tiny"))  # the suite moved on: other bytes, same name
-    (tmp_path / "m" / "lists").replace(tmp_path / "m" / "ddtp2")
-    for p in (tmp_path / "m" / "ddtp2").iterdir():
-        p.replace(tmp_path / "m" / "ddtp" / p.name)
+    apt_lists(tmp_path / "m", en=EN.replace("small", "tiny"), name="ddtp")  # the suite moved on: same names
     refused("data", "fetch", "ddtp", "--root", root, "--mirror", tmp_path / "m", expect="recorded",
             watch=(root,))
     refused("data", "fetch", "ddtp", "--root", root, "--pair", "de-fr", expect="--pair")

@@ -8,8 +8,8 @@
 # First it checks, on the GPU, what the CPU tests cannot: the fused kernel in bf16, fused and
 # graphed decoding against eager decoding.
 #
-#   bash workflow/scripts/speed_check.sh [OUTDIR]            # one H100/H200: about 8 minutes
-#   DEVICE=cpu bash workflow/scripts/speed_check.sh DIR      # CPU, batch 1, 1 thread: fp32 and int8 (~5 min)
+#   bash workflow/scripts/speed_check.sh [OUTDIR]            # one H100/H200: ~10 min (TASKS=iwslt14 / wmt14: half)
+#   DEVICE=cpu bash workflow/scripts/speed_check.sh DIR      # CPU, batch 1, 1 thread: fp32 and int8
 #   REDUCED=1 bash workflow/scripts/speed_check.sh DIR       # CPU, tiny models, few runs (tests)
 #
 # CTranslate2 rows need the ctranslate2 package (carry its wheel to an offline GPU host); its wheels
