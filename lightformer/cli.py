@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from lightformer.errors import LightformerError
-from lightformer.io import atomic_path, command_line, write_text_atomic
+from lightformer.io import command_line, write_rows, write_text_atomic
 from lightformer.provenance import provenance
 from lightformer.validate import check, distinct_outputs, load_yaml
 
@@ -306,7 +306,6 @@ def cmd_glue_speed(args) -> None:
 
 
 def cmd_speed(args) -> None:
-    import csv
 
     import lightformer as lf
     from lightformer.speed.bench import SpeedConfig, run_speed
@@ -350,20 +349,7 @@ def cmd_speed(args) -> None:
         if args.task or args.paper_size:
             row["task"] = args.task or args.paper_size
     if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        previous = []
-        if args.append and out.exists():
-            with open(out, newline="") as f:
-                reader = csv.DictReader(f)
-                if reader.fieldnames != list(rows[0]):
-                    raise LightformerError(f"{out} has other columns than this lightformer writes; "
-                                           f"use a new --out file")
-                previous = list(reader)
-        with atomic_path(out) as tmp, open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(previous + rows)
+        write_rows(args.out, rows, append=args.append)
     r0 = rows[0]
     print(f"{cfg.protocol} on {r0['device_name']} ({r0['dtype']}, threads {r0['threads'] or '-'}, "
           f"batch {r0['batch']}, beam {r0['beam']}, src {cfg.src_len}, tgt {cfg.tgt_len} fixed={cfg.fixed_length}, "
@@ -530,8 +516,11 @@ def cmd_data_ddtp(args) -> None:
         raise LightformerError(f"--pair {args.pair!r}: expected LANG-en or en-LANG, e.g. de-en")
     raw, out = Path(args.root) / "ddtp" / "raw", Path(args.root) / "ddtp" / "prepared"
     if args.what == "fetch":
-        source = Path(args.mirror) / "ddtp" if args.mirror else Path(APT_LISTS)
-        manifest = ddtp.fetch_ddtp(source, raw, pair, args.suite)
+        source = args.source or (f"{args.mirror.rstrip('/')}/ddtp" if args.mirror else APT_LISTS)
+        if source.startswith(("http://", "https://")):  # a Debian archive root, e.g. https://deb.debian.org/debian
+            manifest = ddtp.fetch_ddtp_http(source, raw, pair, args.suite)
+        else:
+            manifest = ddtp.fetch_ddtp(Path(source), raw, pair, args.suite)
         for name in manifest["files"]:
             print(f"{raw / name}: verified (suite {manifest['suite']}, Release {manifest.get('release_date') or '?'})")
     elif args.what == "verify":
@@ -548,12 +537,39 @@ def cmd_data_ddtp(args) -> None:
         print(f"{out}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
 
 
+def cmd_data_text(args) -> None:
+    """Your own corpus (lightformer.data.corpus): the spec names it, its files and its recipe."""
+    from lightformer.data import corpus as custom
+
+    if not args.corpus:
+        raise LightformerError("dataset 'text' needs --corpus SPEC (a YAML/JSON corpus spec; see README, 'Your own "
+                               "corpus')")
+    spec = custom.load(args.corpus)
+    root = Path(args.root)
+    if args.what == "fetch":
+        for path in custom.fetch_corpus(spec, root, args.mirror, retrust=args.retrust):
+            print(f"{path}: verified")
+        print(f"{root / spec.name}: {spec.kind} corpus read and checked (every file, every line)")
+    elif args.what == "verify":
+        print("\n".join(custom.verify_corpus(spec, root)))
+    elif args.what == "mirror":
+        for path in custom.mirror_corpus(spec, root, Path(args.to)):
+            print(f"{path}: copied")
+    elif args.what == "prepare":
+        counts = custom.prepare_corpus(spec, root, bpe_merges=args.bpe_merges or 10_000, workers=args.workers)
+        print(f"{root / spec.name / 'prepared'}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items() if k != "drift"))
+
+
 def cmd_data(args) -> None:
     from lightformer.data import download
     from lightformer.data.sources import get_dataset
 
     if args.dataset == "ddtp":
         return cmd_data_ddtp(args)
+    if args.dataset == "text":
+        return cmd_data_text(args)
+    if getattr(args, "corpus", None):
+        raise LightformerError(f"--corpus applies to dataset 'text' (your own corpus), not {args.dataset!r}")
     ds = get_dataset(args.dataset)
     root = Path(args.root)
     if args.what == "fetch":
@@ -807,6 +823,33 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out", required=True, help="CSV")
     g.set_defaults(func=cmd_glue_speed)
 
+    s = sub.add_parser("bench", help="training benchmarks")
+    bsub = s.add_subparsers(dest="what", required=True)
+    b = bsub.add_parser("train", help="training tokens/s, model FLOPs per token, MFU and peak memory; Hugging "
+                                      "Face's Marian of the same configuration on the same batches")
+    b.add_argument("checkpoints", nargs="*", help="models to time (their shapes; weights do not matter)")
+    b.add_argument("--paper-size", metavar="TASK", choices=["iwslt14", "wmt14"],
+                   help="instead of checkpoints: the task's paper-size model and its LightFormer at the abstract's ratio")
+    b.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda or cuda:N")
+    b.add_argument("--dtype", choices=["bf16", "fp32"], default="bf16", help="bf16 autocast (GPU) or fp32")
+    b.add_argument("--max-tokens", type=int, default=4096, help="tokens per batch (padded), as training's max_tokens")
+    b.add_argument("--steps", type=int, default=20, help="timed steps per engine")
+    b.add_argument("--warmup", type=int, default=3, help="untimed steps first (allocator, kernels, compile)")
+    b.add_argument("--lengths", choices=["iwslt14", "wmt14"], help="sentence-length distribution (default: the task's)")
+    b.add_argument("--seed", type=int, default=1)
+    b.add_argument("--compile", action="store_true", help="torch.compile both engines' models")
+    b.add_argument("--peak-tflops", type=float, help="the device's peak for MFU (CPUs and unlisted GPUs have none)")
+    b.add_argument("--no-hf", action="store_true", help="time our models only")
+    b.add_argument("--out", help="CSV of the rows (with the command)")
+    b.add_argument("--append", action="store_true", help="add to --out instead of replacing it")
+    b.set_defaults(func=cmd_bench_train)
+
+    s = sub.add_parser("plan-cost", help="GPU-hours of a workflow config's training, from `bench train` rows")
+    s.add_argument("configfile", help="a workflow config, e.g. workflow/configs/paper.yaml")
+    s.add_argument("--bench", required=True, help="CSV of `lightformer bench train` (the device it names is costed)")
+    s.add_argument("--out", help="CSV of the per-stage rows and the total")
+    s.set_defaults(func=cmd_plan_cost)
+
     s = sub.add_parser("speed", help="time checkpoints interleaved; speedups relative to the first")
     s.add_argument("checkpoints", nargs="*", help="checkpoints, or ct2:DIR[:fp32|fp16|bf16|int8] for a CTranslate2 "
                                                   "export (lightformer export ct2) timed the same way")
@@ -895,12 +938,18 @@ def build_parser() -> argparse.ArgumentParser:
                        ("prepare", "tokenise, clean, BPE and binarise as the fairseq recipe"),
                        ("mirror", "copy verified raw files into a mirror directory for offline nodes")):
         d = dsub.add_parser(verb, help=text)
-        d.add_argument("dataset")
+        d.add_argument("dataset", help="iwslt14, wmt14, wmt14_hub, cnndm, glue, bert_base_uncased, ddtp, or text "
+                                       "(your own corpus, described by --corpus)")
         d.add_argument("--root", default="data", help="data root: <root>/<dataset>/{raw,prepared}")
+        d.add_argument("--corpus", help="text: the corpus spec, a YAML/JSON file or inline JSON "
+                                        "(lightformer.data.corpus)")
         if verb in ("fetch", "prepare"):
             d.add_argument("--pair", default="de-en", help="ddtp: source-target languages, one of them en")
         if verb == "fetch":
             d.add_argument("--suite", default="bookworm", help="ddtp: the Debian suite apt fetched")
+            d.add_argument("--source", help=f"ddtp: apt's lists directory (default {APT_LISTS}), a mirror directory, or "
+                                            "a Debian archive URL (e.g. https://deb.debian.org/debian: the suite's "
+                                            "Release file, then the Translation files checked against it)")
             d.add_argument("--mirror", help="local directory or http(s) URL laid out as <dataset>/<file> "
                                             "(default: $LIGHTFORMER_MIRROR, else the original URLs; ddtp: apt's "
                                             f"lists directory {APT_LISTS})")
@@ -978,13 +1027,73 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def cmd_bench_train(args) -> None:
+    """Training throughput and MFU, ours and Hugging Face's on the same batches (lightformer.train.bench)."""
+    import lightformer as lf
+    from lightformer.gpu import pick_device
+    from lightformer.train.bench import TrainBenchConfig, bench_train
+
+    if bool(args.checkpoints) == bool(args.paper_size):
+        raise LightformerError("give checkpoints to time, or --paper-size TASK (not both)")
+    cfg = TrainBenchConfig(device=args.device, dtype=args.dtype, max_tokens=args.max_tokens, steps=args.steps,
+                           warmup=args.warmup, lengths=args.lengths or args.paper_size or "iwslt14", seed=args.seed,
+                           compile=args.compile, peak_tflops=args.peak_tflops, hf=not args.no_hf)
+    if args.paper_size:
+        from lightformer.speed.bench import paper_size_models
+
+        models = paper_size_models(args.paper_size)
+    else:
+        models = {Path(p).name.split(".")[0]: lf.load_checkpoint(p) for p in args.checkpoints}
+    rows = bench_train(models, cfg, pick_device(args.device))
+    for row in rows:
+        row["command"] = command_line()
+    if args.out:
+        write_rows(args.out, rows, append=args.append)
+    print(f"training step on {rows[0]['device_name']} ({cfg.dtype}, max_tokens {cfg.max_tokens}, {cfg.steps} steps)")
+    print(f"{'model':<28}{'engine':<14}{'params':>12}{'tok/s':>10}{'GFLOP/tok':>11}{'TFLOP/s':>9}{'MFU':>7}"
+          f"{'peak MB':>9}")
+    for r in rows:
+        mfu = f"{r['mfu']:.1%}" if r["mfu"] is not None else "-"
+        mem = f"{r['peak_mem_mb']:.0f}" if r["peak_mem_mb"] is not None else "-"
+        print(f"{r['model']:<28}{r['engine']:<14}{r['params']:>12,}{r['tokens_per_s']:>10,.0f}"
+              f"{r['model_flops_per_token'] / 1e9:>11.3f}{r['tflops']:>9.2f}{mfu:>7}{mem:>9}")
+
+
+def cmd_plan_cost(args) -> None:
+    """GPU-hours of a workflow config from measured training throughput (lightformer.train.cost)."""
+    import csv
+
+    import yaml
+
+    from lightformer.train.cost import plan_cost
+
+    for path in (args.configfile, args.bench):
+        if not Path(path).is_file():
+            raise LightformerError(f"{path}: no such file")
+    rows = plan_cost(yaml.safe_load(Path(args.configfile).read_text()) or {},
+                     list(csv.DictReader(open(args.bench, newline=""))))
+    if not rows:
+        raise LightformerError(f"{args.configfile} has no tasks to cost")
+    if args.out:
+        write_rows(args.out, rows)
+    print(f"{args.configfile} on {rows[-1]['device']} ({rows[-1]['dtype']}), from {args.bench}:")
+    print(f"{'task':<10}{'stage':<32}{'runs':>6}{'updates':>9}{'tok/update':>12}{'hours':>11}")
+    for r in rows:
+        print(f"{r['task']:<10}{r['stage']:<32}{r['runs']:>6}{str(r['updates']):>9}{str(r['tokens_per_update']):>12}"
+              f"{r['device_hours']:>11.2f}")
+    print(rows[-1]["note"])
+
+
 def uses_gpu(args) -> bool:
     """Verbs that may run on a GPU and so take a per-device lock on a local multi-GPU node."""
     return args.verb in ("train", "generate", "translate", "speed") or (
-        args.verb, getattr(args, "what", None)) in (("glue", "train"), ("glue", "speed"))
+        args.verb, getattr(args, "what", None)) in (("glue", "train"), ("glue", "speed"), ("bench", "train"))
 
 
 def main(argv: list[str] | None = None) -> int:
+    from lightformer import io
+
+    io.INVOKED[:] = ["lightformer", *(sys.argv[1:] if argv is None else argv)]
     args = build_parser().parse_args(argv)
     try:
         check_options(args)

@@ -45,11 +45,14 @@ def escapes(name: str) -> bool:
     return (not name or name.startswith("/") or "\\" in name or "\0" in name or ".." in name.split("/"))
 
 
+INVOKED: list[str] = []  # set by lightformer.cli.main: the arguments it runs (in-process callers too)
+
+
 def command_line(argv: list[str] | None = None) -> str:
     """The command as a user would retype it: ``lightformer <args>``, with absolute paths under
     the working directory made relative, so a recorded command names no path of the machine that
     ran it (paths outside the working directory are kept: they are what was run)."""
-    argv = list(sys.argv if argv is None else argv)
+    argv = list(argv if argv is not None else INVOKED or sys.argv)
     head = Path(argv[0]).name if argv else "lightformer"
     words = ["lightformer" if head in ("lightformer", "__main__.py", "-m") else head]
     cwd = Path.cwd()
@@ -60,3 +63,23 @@ def command_line(argv: list[str] | None = None) -> str:
             value = str(path.relative_to(cwd)) or "."
         words.append(f"{key}{sep}{value}")
     return shlex.join(words)
+
+
+def write_rows(path: str | os.PathLike, rows: list[dict], append: bool = False) -> None:
+    """Rows as a CSV, atomically; ``append`` keeps the rows already there (same columns only)."""
+    import csv
+
+    path = Path(path)
+    previous = []
+    if append and path.exists():
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            if reader.fieldnames != list(rows[0]):
+                from lightformer.errors import LightformerError
+
+                raise LightformerError(f"{path} has other columns than this lightformer writes; use a new --out file")
+            previous = list(reader)
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(previous + rows)

@@ -44,7 +44,8 @@ def _grid_problems(name: str, task: dict, data_root: str, problems: list[str]) -
         cfg = _train_config({"train": {"recipe": task.get("train", {}).get("recipe")}}, "train", "", [])
     if cfg is None:
         return
-    vocabs = _vocab_sizes(Path(data_root) / task["dataset"] / "prepared", int(task.get("bpe_merges", 10000)))
+    folder = task["corpus"]["name"] if task.get("dataset") == "text" else task["dataset"]
+    vocabs = _vocab_sizes(Path(data_root) / folder / "prepared", int(task.get("bpe_merges", 10000)))
     seen = set()
     for block in ("grid", "ablation"):
         if task.get(block):
@@ -69,6 +70,22 @@ def _block_problems(name, block, grid, cfg, vocabs, seen, problems):
                 problems.append(f"tasks.{name}.{block} (ratio {ratio}, share_layers {k}): {errors[0]}{estimated}")
 
 
+def _corpus_problems(name: str, task: dict, corpora: dict, problems: list[str]) -> None:
+    """A task's own corpus: its spec must load, and tasks naming one corpus must describe it alike."""
+    from lightformer.data.corpus import from_spec
+
+    spec = (task.get("corpus") or {}) | (task.get("prepare") or {})
+    try:
+        from_spec(spec)
+    except LightformerError as e:
+        problems.append(f"tasks.{name}.corpus: {e}")
+        return
+    first = corpora.setdefault(spec["name"], (name, spec))
+    if first[1] != spec:
+        problems.append(f"tasks.{name}.corpus: {spec['name']!r} is also task {first[0]}'s corpus, described "
+                        f"differently; one corpus name, one description")
+
+
 def check_config(config: dict, data_root: str = "results/data") -> list[str]:
     """Every problem found, as 'config.path: what is wrong'; empty when the config can run."""
     problems = []
@@ -76,7 +93,10 @@ def check_config(config: dict, data_root: str = "results/data") -> list[str]:
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             problems.append(f"seeds[{i}]: {seed!r} is invalid: expected an integer >= 0")
     tasks = config.get("tasks", {})
+    corpora = {}
     for name, task in tasks.items():
+        if task.get("dataset") == "text":
+            _corpus_problems(name, task, corpora, problems)
         _grid_problems(name, task, data_root, problems)
     speed_tasks = config.get("measure_speed", {}).get("tasks", {}) or {}
     for name in speed_tasks:
@@ -84,6 +104,9 @@ def check_config(config: dict, data_root: str = "results/data") -> list[str]:
             problems.append(f"measure_speed.tasks.{name}: no such task; tasks: {', '.join(tasks) or 'none'}")
     glue = config.get("glue")
     if glue:
+        if "random_full" in glue.get("grid", {}).get("init", []):
+            problems.append("glue.grid.init: random_full is for translation and summarization tasks (GLUE "
+                            "variants fine-tune with glue.finetune); use random")
         roles = glue.get("grid", {}).get("roles", ["body"])
         try:
             CompressionSpec.from_any(rank=1, roles=roles)

@@ -54,27 +54,39 @@ def summary_sentences(highlights: str) -> list[str]:
 
 def prepare_cnndm(raw: Path, out: Path, bpe_merges: int = 20_000, src_max_tokens: int = 400,
                   tgt_max_tokens: int = 100, workers: int = 1, expected: dict | None = None) -> dict:
-    out.mkdir(parents=True, exist_ok=True)
     text = {}
     for split in HUB_SPLITS:
-        articles, highlights = read_split(raw, split)
-        if not articles:
+        text[split] = read_split(raw, split)
+        if not text[split][0]:
             raise LightformerError(f"{raw}: split {split!r} is empty")
-        src = [_truncate(x, src_max_tokens) for x in tokenize(articles, "en", normalize=False, workers=workers,
+    meta = {"dataset": "cnndm", "recipe": "See et al. 2017 truncation, Moses tokens, joint BPE"}
+    return prepare_summaries(text, out, bpe_merges, src_max_tokens, tgt_max_tokens, workers, meta, expected)
+
+
+def prepare_summaries(text: dict[str, tuple[list[str], list[str]]], out: Path, bpe_merges: int, src_max_tokens: int,
+                      tgt_max_tokens: int, workers: int, meta: dict, expected: dict | None = None, lang: str = "en",
+                      lowercase: bool = False) -> dict:
+    """(documents, summaries) per split -> truncated Moses tokens, ``<q>`` between summary
+    sentences (one per line of the summary), joint BPE, one dictionary; references beside."""
+    out.mkdir(parents=True, exist_ok=True)
+    tokens = {}
+    for split, (articles, highlights) in text.items():
+        src = [_truncate(x, src_max_tokens) for x in tokenize(articles, lang, normalize=False, workers=workers,
                                                                  aggressive=False, escape=False)]
         sentences = [summary_sentences(h) for h in highlights]
-        flat = tokenize([s for ss in sentences for s in ss], "en", normalize=False, workers=workers,
+        flat = tokenize([s for ss in sentences for s in ss], lang, normalize=False, workers=workers,
                         aggressive=False, escape=False)
         tgt, i = [], 0
         for ss in sentences:
             tgt.append(_truncate(f" {SEP} ".join(flat[i: i + len(ss)]), tgt_max_tokens))
             i += len(ss)
-        text[split] = (src, tgt)
-        with open(out / f"{split}.ref.jsonl", "w") as f:  # references for ROUGE: the original highlights
+        if lowercase:
+            src, tgt = [x.lower() for x in src], [x.lower() for x in tgt]  # SEP is lowercase already
+        tokens[split] = (src, tgt)
+        with open(out / f"{split}.ref.jsonl", "w") as f:  # references for ROUGE: the original summaries
             f.writelines(json.dumps(h) + "\n" for h in highlights)
-    splits, codes = learn_and_apply_bpe(*text["train"], {k: v for k, v in text.items() if k != "train"},
+    splits, codes = learn_and_apply_bpe(*tokens["train"], {k: v for k, v in tokens.items() if k != "train"},
                                         bpe_merges, out, glossaries=(SEP,))
-    meta = {"dataset": "cnndm", "recipe": "See et al. 2017 truncation, Moses tokens, joint BPE", "bpe_merges": bpe_merges,
-            "bpe_codes": codes.name, "src_max_tokens": src_max_tokens, "tgt_max_tokens": tgt_max_tokens,
-            "sentence_separator": SEP}
+    meta = meta | {"bpe_merges": bpe_merges, "bpe_codes": codes.name, "src_max_tokens": src_max_tokens,
+                   "tgt_max_tokens": tgt_max_tokens, "sentence_separator": SEP}
     return write_joined(out, SRC, TGT, splits, meta, expected)

@@ -3,7 +3,8 @@
 apt fetches them itself (``apt-get update -o Acquire::Languages=de,en``) into its lists directory
 as ``<archive>_dists_<suite>_main_i18n_Translation-<lang>[.lz4|.bz2|.xz]``. Our code only reads
 those local files (or a mirror directory holding the same names); it never talks to the package
-archive. Records are deb822 stanzas: ``Package``, ``Description-md5``, ``Description-<lang>``
+archive (for users elsewhere, ``fetch_ddtp_http`` reads the same files from an archive URL,
+checked against the suite's Release file). Records are deb822 stanzas: ``Package``, ``Description-md5``, ``Description-<lang>``
 (first line the short description; continuation lines start with a space; `` .`` separates
 paragraphs). The translations align with the English originals through ``Description-md5``.
 
@@ -169,6 +170,81 @@ def fetch_ddtp(source: Path, raw: Path, pair: tuple[str, str], suite: str) -> di
                            "basis": "trust on first use: apt verified it against the suite's Release file"}
     manifest |= {"dataset": "ddtp", "suite": suite, "pair": "-".join(pair), "source": str(source),
                  "release_date": release_date(source, suite) or manifest.get("release_date")}
+    write_manifest(raw, manifest)
+    return manifest
+
+
+def archive_prefix(base_url: str) -> str:
+    """apt's file-name prefix for an archive URL (slashes to underscores, a port keeps its colon):
+    ``https://deb.debian.org/debian`` -> ``deb.debian.org_debian``, so files fetched over http(s)
+    carry the names apt gives them."""
+    rest = base_url.split("://", 1)[-1].strip("/")
+    return rest.replace("/", "_")
+
+
+def release_sha256(text: str) -> dict[str, tuple[str, int]]:
+    """The Release file's SHA256 section: path under dists/<suite>/ -> (sha256, size)."""
+    out, inside = {}, False
+    for line in text.splitlines():
+        if not line.startswith(" "):
+            inside = line.strip() == "SHA256:"
+            continue
+        parts = line.split()
+        if inside and len(parts) == 3:
+            out[parts[2]] = (parts[0], int(parts[1]))
+    return out
+
+
+def _download_checked(url: str, dest: Path, sha: str | None, size: int | None, what: str) -> str:
+    """``url`` into ``dest`` through ``dest.part``, renamed only when sha256 and size match."""
+    from lightformer.data.download import _download
+
+    part = dest.with_name(dest.name + ".part")
+    part.unlink(missing_ok=True)  # the Release pins whole files: never resume into a mismatch
+    _download(url, part, what, progress=True, timeout=60.0)
+    digest, got = file_sha256(part), part.stat().st_size
+    if (sha and digest != sha) or (size is not None and got != size):
+        part.unlink()
+        raise LightformerError(f"{url}: sha256 {digest[:12]}..., {got:,} bytes: does not match the suite's Release "
+                               f"file (sha256 {sha[:12]}..., {size:,} bytes); the download was deleted: fetch again, "
+                               f"or check the archive URL")
+    part.replace(dest)
+    return digest
+
+
+def fetch_ddtp_http(base_url: str, raw: Path, pair: tuple[str, str], suite: str) -> dict:
+    """The pair's Translation files from a Debian archive over http(s), as apt gets them: the
+    suite's Release file (its sha256 recorded on first use, as apt's InRelease signature is not
+    checked here), then each ``main/i18n/Translation-<lang>.{xz,bz2}`` checked against it."""
+    from lightformer.data.download import read_manifest, write_manifest
+
+    base, raw = base_url.rstrip("/"), Path(raw)
+    raw.mkdir(parents=True, exist_ok=True)
+    manifest = read_manifest(raw)
+    prefix = archive_prefix(base)
+    release = raw / f"{prefix}_dists_{suite}_Release"
+    digest = _download_checked(f"{base}/dists/{suite}/Release", release, None, None, f"{suite}/Release")
+    known = manifest.get("release", {}).get("sha256")
+    if known and known != digest:
+        raise LightformerError(f"{base}/dists/{suite}/Release has sha256 {digest[:12]}..., but {raw / 'manifest.json'} "
+                               f"recorded {known[:12]}... on first use: the suite moved on; prepare into a new root, or "
+                               f"delete the record to trust the new file")
+    listed = release_sha256(release.read_text(errors="replace"))
+    files = manifest.setdefault("files", {})
+    for lang in pair:
+        rel = next((f"main/i18n/Translation-{lang}{x}" for x in (".xz", ".bz2", "")
+                    if f"main/i18n/Translation-{lang}{x}" in listed), None)
+        if rel is None:
+            raise LightformerError(f"{base}/dists/{suite}/Release lists no main/i18n/Translation-{lang}[.xz|.bz2]; "
+                                   f"is {lang!r} translated in {suite}?")
+        sha, size = listed[rel]
+        dest = raw / (translation_name(suite, lang, prefix) + rel[len(f"main/i18n/Translation-{lang}"):])
+        if not dest.exists() or file_sha256(dest) != sha:
+            _download_checked(f"{base}/dists/{suite}/{rel}", dest, sha, size, f"{suite}/{rel}")
+        files[dest.name] = {"sha256": sha, "size": size, "lang": lang, "url": f"{base}/dists/{suite}/{rel}",
+                            "basis": "checked against the suite's Release file (its sha256 recorded on first use)"}
+    manifest |= {"dataset": "ddtp", "suite": suite, "pair": "-".join(pair), "source": base,
+                 "release": {"name": release.name, "sha256": digest}, "release_date": release_date(raw, suite)}
     write_manifest(raw, manifest)
     return manifest
 

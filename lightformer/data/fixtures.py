@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import random
 import tarfile
 from pathlib import Path
@@ -170,6 +171,25 @@ def cnndm_parquet(train: int = 900, valid: int = 100, test: int = 100, seed: int
     out = {f"3.0.0/train-{i:05d}-of-00003.parquet": _parquet(c) for i, c in enumerate(shards)}
     out["3.0.0/validation-00000-of-00001.parquet"] = _parquet(rows(valid))
     out["3.0.0/test-00000-of-00001.parquet"] = _parquet(rows(test))
+    return out
+
+
+def custom_corpus_files(sizes: dict[str, int] | None = None, seed: int = 7) -> dict[str, bytes]:
+    """A corpus of one's own in every layout ``lightformer.data.corpus`` reads: parallel files
+    ``<split>.de``/``<split>.en``, the same pairs as ``<split>.tsv``, and ``<split>.jsonl``
+    documents (field ``text``) with newline-joined ``summary`` (their first two sentences)."""
+    rng = random.Random(seed)
+    out = {}
+    for split, n in (sizes or {"train": 600, "valid": 40, "test": 40}).items():
+        pairs = [sentence_pair(rng) for _ in range(n)]
+        out[f"{split}.de"] = "".join(de + "\n" for de, _ in pairs).encode()
+        out[f"{split}.en"] = "".join(en + "\n" for _, en in pairs).encode()
+        out[f"{split}.tsv"] = "".join(f"{de}\t{en}\n" for de, en in pairs).encode()
+        docs = []
+        for _ in range(n // 2):
+            sents = [_english(rng) for _ in range(rng.randint(3, 5))]
+            docs.append(json.dumps({"id": len(docs), "text": " ".join(sents), "summary": "\n".join(sents[:2])}))
+        out[f"{split}.jsonl"] = "".join(d + "\n" for d in docs).encode()
     return out
 
 

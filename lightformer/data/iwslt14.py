@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import io
 import re
+import sys
 from pathlib import Path
 
 from sacremoses import MosesTokenizer
-from tqdm.auto import tqdm
 
 from lightformer.data.archives import read_tar_text, seg_lines
 from lightformer.data.dictionary import Dictionary
 from lightformer.data.indexed import write_parallel
 from lightformer.errors import LightformerError
+from lightformer.progress import track
 
 SRC, TGT = "de", "en"
 TEST_SETS = ["IWSLT14.TED.dev2010", "IWSLT14.TEDX.dev2012", "IWSLT14.TED.tst2010", "IWSLT14.TED.tst2011",
@@ -42,7 +43,7 @@ def tokenize(lines: list[str], lang: str, progress: bool = False) -> list[str]:
     """Moses tokenizer.perl -l LANG (escape on, no -a), then lowercase, as the fairseq recipe."""
     tok = MosesTokenizer(lang=lang)
     return [tok.tokenize(line.strip(), return_str=True, escape=True).lower()
-            for line in tqdm(lines, desc=f"tokenize {lang}", unit="line", disable=not progress or None)]
+            for line in track(lines, f"tokenize {lang}", unit="line", enabled=progress)]
 
 
 def clean(src: list[str], tgt: list[str], min_len: int = 1, max_len: int = 175, ratio: float = 1.5):
@@ -65,13 +66,18 @@ def learn_and_apply_bpe(train_src, train_tgt, others: dict[str, tuple[list[str],
     from subword_nmt.learn_bpe import learn_bpe
 
     codes = work / "code"
+    print(f"learn BPE: {merges:,} merges on {len(train_src):,} training pairs", file=sys.stderr, flush=True)
     with open(codes, "w") as out:
         learn_bpe(io.StringIO("\n".join(train_src + train_tgt) + "\n"), out, merges)
     with open(codes) as f:
         bpe = BPE(f, glossaries=list(glossaries) or None)
     splits = {"train": (train_src, train_tgt)} | others
-    return {name: ([bpe.process_line(x) for x in s], [bpe.process_line(x) for x in t])
-            for name, (s, t) in splits.items()}, codes
+    out = {}
+    for name, (s, t) in splits.items():
+        pairs = track(zip(s, t), f"apply BPE to {name}", total=len(s), unit="pair")
+        done = [(bpe.process_line(x), bpe.process_line(y)) for x, y in pairs]
+        out[name] = ([x for x, _ in done], [y for _, y in done])
+    return out, codes
 
 
 def prepare_iwslt14(tgz: Path, out: Path, bpe_merges: int = 10_000, expected: dict | None = None,

@@ -19,8 +19,10 @@ from lightformer.data.archives import read_tar_text, seg_lines
 from lightformer.data.indexed import write_joined
 from lightformer.data.iwslt14 import clean, learn_and_apply_bpe
 from lightformer.errors import LightformerError
+from lightformer.progress import track
 
 SRC, TGT = "en", "de"
+CHUNK_LINES = 5_000  # tokenizer work unit: small enough for steady progress lines, large enough to amortise IPC
 CORPORA = {  # archive -> member prefix (fairseq CORPORA with --icml17)
     "training-parallel-europarl-v7.tgz": "training/europarl-v7.de-en",
     "training-parallel-commoncrawl.tgz": "commoncrawl.de-en",
@@ -52,12 +54,14 @@ def tokenize(lines: list[str], lang: str, normalize: bool = True, workers: int =
              escape: bool = True) -> list[str]:
     """normalize-punctuation + remove-non-printing-char (train/valid) and tokenizer -a, in
     ``workers`` processes for large inputs."""
+    size = min(CHUNK_LINES, max(1, (len(lines) + workers - 1) // workers))
+    chunks = [(lines[i: i + size], lang, normalize, aggressive, escape) for i in range(0, len(lines), size)]
+    label = f"tokenize {lang} ({size:,}-line chunks)"
     if workers <= 1 or len(lines) < 20_000:
-        return _process_chunk((lines, lang, normalize, aggressive, escape))
-    size = (len(lines) + workers * 4 - 1) // (workers * 4)
-    with Pool(workers) as pool:
-        parts = pool.map(_process_chunk, [(lines[i: i + size], lang, normalize, aggressive, escape)
-                                          for i in range(0, len(lines), size)])
+        parts = [_process_chunk(c) for c in track(chunks, label, unit="chunk")]
+    else:
+        with Pool(workers) as pool:
+            parts = list(track(pool.imap(_process_chunk, chunks), label, total=len(chunks), unit="chunk"))
     return [x for p in parts for x in p]
 
 

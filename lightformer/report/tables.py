@@ -65,7 +65,9 @@ def data_columns(prepared_meta: Path | None) -> dict:
         return {}
     meta = _read_json(prepared_meta)
     sizes = ", ".join(f"{k} {v:,}" for k, v in (meta.get("sentences") or {}).items())
-    if "expected" not in meta:
+    if meta.get("custom_corpus"):
+        drift = f"custom corpus {meta['custom_corpus'].get('name', meta.get('dataset'))} (no published sizes)"
+    elif "expected" not in meta:
         drift = "not checked (no published sizes: embedded or custom data)"
     else:
         off = {k: v for k, v in (meta.get("drift") or {}).items() if v}
@@ -114,7 +116,9 @@ def task_rows(task: str, evals: list[Path], params: list[Path], reports: list[Pa
         if spec_path:
             report = _read_json(spec_path)
             spec = report["spec"]
-            row |= {"init": spec["init"], "ratio_target": spec["ratio"], "rank": solved_ranks(report),
+            # the workflow's random_full variants: random init trained for the baseline's budget
+            init = "random_full" if model.split("_k", 1)[-1].endswith("_random_full") else spec["init"]
+            row |= {"init": init, "ratio_target": spec["ratio"], "rank": solved_ranks(report),
                     "rank_alloc": spec.get("rank_alloc", "uniform"), "share_layers": spec["share_layers"],
                     "share_side": spec["share_side"], "share_qkv": spec["share_qkv"]}
         if speed is not None:
@@ -147,8 +151,9 @@ def ablations(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
         return {}
     keys = ["task", "ratio_target", "share_layers", "share_side", "share_qkv"]
     pivot = lf.pivot_table(index=keys, columns="init", values="metric_mean", aggfunc="first").reset_index()
-    if {"svd", "random"} <= set(pivot.columns):
-        pivot["svd_minus_random"] = pivot["svd"] - pivot["random"]
+    for other in ("random", "random_full"):
+        if {"svd", other} <= set(pivot.columns):
+            pivot[f"svd_minus_{other}"] = pivot["svd"] - pivot[other]
     svd = lf[lf["init"] == "svd"]
     sharing = svd.sort_values(["ratio_target", "share_layers"])[
         ["task", "model", "ratio_target", "share_layers", "share_qkv", "params_total", "metric_mean", "metric_sd"]]
@@ -313,7 +318,7 @@ def ablation_transfer_rows(transfer: list[Path], finetuned: list[Path], reports:
             row["finetuned_gap"] = row["finetuned_mean"] - b
         row |= provenance_columns(e.get("runs", []), e.get("seeds", []), config_sha256)
         rows.append(row)
-    order = {"random": 0, "svd": 1, "svd_whiten": 2, "svd_fisher": 3, "asvd": 4}
+    order = {"random": 0, "random_full": 0.5, "svd": 1, "svd_whiten": 2, "svd_fisher": 3, "asvd": 4}
     df = pd.DataFrame(rows)
     if not df.empty:
         df = df.sort_values(["task", "ratio_target", "share_layers", "rank_alloc", "init"],

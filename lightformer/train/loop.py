@@ -156,7 +156,8 @@ def _build_model(cfg: TrainConfig, data: ParallelData, resume: Resume | None):
     if cfg.init_from:
         model = lf.load_checkpoint(cfg.init_from)
         drop = {k: v for k, v in cfg.model.items() if k in ("dropout", "attention_dropout", "activation_dropout")}
-        other = sorted(set(cfg.model) - set(drop))
+        # a training recipe may restate the checkpoint's own shapes (random init at the baseline's budget)
+        other = sorted(k for k in set(cfg.model) - set(drop) if getattr(model.cfg, k, None) != cfg.model[k])
         if other:
             raise LightformerError(f"model options {other} cannot change when fine-tuning {cfg.init_from!r}; "
                                    f"only dropout rates can")

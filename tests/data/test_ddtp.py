@@ -1,6 +1,7 @@
 """DDTP: Translation files in apt's formats (lz4, xz, bz2, plain) -> aligned, deduplicated,
 deterministically split pairs -> a prepared directory; first-use checksums and refusals."""
 import bz2
+import hashlib
 import json
 import lzma
 
@@ -10,6 +11,7 @@ import pytest
 from lightformer.data import ddtp
 from lightformer.data.indexed import ParallelData
 from lightformer.errors import LightformerError
+from tests.data.test_download import server  # noqa: F401  (the loopback HTTP server fixture)
 from tests.integrity.helpers import lightformer, refused
 
 EN = """Package: alpha
@@ -134,3 +136,36 @@ def test_prepare_writes_a_parallel_directory(tmp_path):
     (raw / next(iter(json.loads((raw / "manifest.json").read_text())["files"]))).write_bytes(b"x")
     with pytest.raises(LightformerError, match="changed"):
         ddtp.prepare_ddtp(raw, out, ("de", "en"))
+
+
+def test_an_archive_url_is_read_as_apt_reads_it_checked_against_the_release_file(tmp_path, server):  # noqa: F811
+    """For users elsewhere: https://deb.debian.org/debian-like roots, here on the loopback server."""
+    files = {"de": lzma.compress(DE.format(**MD5).encode()), "en": bz2.compress(EN.format(**MD5).encode())}
+    paths = {"de": "main/i18n/Translation-de.xz", "en": "main/i18n/Translation-en.bz2"}
+
+    def release(files):
+        return ("Origin: Debian\nCodename: bookworm\nDate: Sat, 09 Nov 2024 10:22:51 UTC\nMD5Sum:\n"
+                f" {'0' * 32} 1 main/i18n/Translation-de.xz\nSHA256:\n" + "".join(
+                    f" {hashlib.sha256(files[lang]).hexdigest()} {len(files[lang])} {paths[lang]}\n"
+                    for lang in files)).encode()
+
+    server.files["/debian/dists/bookworm/Release"] = release(files)
+    for lang, data in files.items():
+        server.files[f"/debian/dists/bookworm/{paths[lang]}"] = data
+    base, root = f"http://127.0.0.1:{server.server_port}/debian", tmp_path / "data"
+    r = lightformer("data", "fetch", "ddtp", "--root", root, "--source", base)
+    assert r.returncode == 0, r.stderr.decode()
+    manifest = json.loads((root / "ddtp/raw/manifest.json").read_text())
+    assert manifest["release_date"] == "Sat, 09 Nov 2024 10:22:51 UTC" and len(manifest["release"]["sha256"]) == 64
+    names = sorted(manifest["files"])
+    assert names == [f"127.0.0.1:{server.server_port}_debian_dists_bookworm_main_i18n_Translation-de.xz",
+                     f"127.0.0.1:{server.server_port}_debian_dists_bookworm_main_i18n_Translation-en.bz2"]
+    recs = {lang: ddtp.parse(ddtp.read_text(root / "ddtp/raw" / n), lang) for lang, n in zip(("de", "en"), names)}
+    assert ("kleiner Bildbetrachter", "small image viewer") in ddtp.align(recs["de"], recs["en"])
+    # a Translation file that does not match the Release: refused, nothing kept under its name
+    server.files["/debian/dists/bookworm/main/i18n/Translation-en.bz2"] = bz2.compress(b"Package: x\n")
+    refused("data", "fetch", "ddtp", "--root", tmp_path / "other", "--source", base, expect="does not match")
+    assert not list((tmp_path / "other/ddtp/raw").glob("*Translation-en*"))
+    # the suite moves on (a new Release): refused against the first-use record
+    server.files["/debian/dists/bookworm/Release"] = release(files) + b"\n"
+    refused("data", "fetch", "ddtp", "--root", root, "--source", base, expect="the suite moved on")

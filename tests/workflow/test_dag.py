@@ -97,7 +97,9 @@ def test_one_table_builds_only_what_it_needs(tmp_path):
 @pytest.mark.parametrize("edit,needle", [
     (lambda c: c["tasks"]["iwslt14"]["grid"].update(init=["svd", "zeros"]), "zeros"),
     (lambda c: c["tasks"]["iwslt14"]["train"].update(recipe="fastest"), "fastest"),
-    (lambda c: c["tasks"].update(xsum=c["tasks"]["iwslt14"]), "xsum"),
+    (lambda c: c["tasks"]["iwslt14"].update(dataset="xsum"), "xsum"),  # task names are free; datasets are not
+    (lambda c: c["tasks"]["iwslt14"].update(dataset="text"), "corpus"),  # your own corpus needs its spec
+    (lambda c: c["tasks"].update({"X-Sum": c["tasks"]["iwslt14"]}), "X-Sum"),
     (lambda c: c.update(colour="red"), "colour"),
 ])
 def test_bad_config_is_refused_before_any_job(tmp_path, edit, needle):
@@ -171,3 +173,44 @@ def test_a_ddtp_task_plans_fetch_and_prepare_from_apt_lists(tmp_path):
     r = snakemake(tmp_path, "all", "-n", configfile=path)  # the whole grid plans on it too
     assert r.returncode == 0, r.stderr[-3000:]
     assert "rule finetune_model" in r.stdout + r.stderr
+
+
+def test_a_custom_corpus_task_runs_from_its_files_to_its_table(tmp_path):
+    """dataset: text, as the README shows it: the corpus folder named in the config, a recipe
+    option under prepare:, the table saying which corpus its rows come from."""
+    from lightformer.data.fixtures import custom_corpus_files
+
+    (tmp_path / "corpus").mkdir()
+    for name, data in custom_corpus_files().items():
+        (tmp_path / "corpus" / name).write_bytes(data)
+    config = yaml.safe_load(TINY.read_text())
+    config["data"] = {"root": "results/data", "mirror": None, "embedded": False}
+    config["seeds"] = [1]
+    task = config["tasks"]["iwslt14"] | {"dataset": "text", "prepare": {"lowercase": True},
+                                         "corpus": {"name": "acme_de_en", "pair": "de-en", "dir": "corpus"},
+                                         "grid": {"ratio": [2.0], "share_layers": [1], "init": ["svd", "random_full"]}}
+    task.pop("ablation")
+    config["tasks"] = {"acme": task}
+    config["measure_speed"]["tasks"] = {"acme": {"beam": 2, "src_len": 6}}
+    path = tmp_path / "acme.yaml"
+    path.write_text(yaml.safe_dump(config))
+    r = snakemake(tmp_path, "results/tables/acme.csv", configfile=path)
+    assert r.returncode == 0, r.stderr[-4000:]
+    fetch = (tmp_path / "results/logs/fetch_data/acme_de_en.log").read_text()
+    assert "translation corpus read and checked" in fetch
+    meta = yaml.safe_load((tmp_path / "results/data/acme_de_en/prepared/meta.json").read_text())
+    assert meta["custom_corpus"]["options"]["lowercase"] is True and meta["sentences"]["test"] == 40
+    rows = list(csv.DictReader(open(tmp_path / "results/tables/acme.csv")))
+    assert {row["model"]: row.get("init") for row in rows} == {"baseline": "", "r2.0_k1_svd": "svd",
+                                                                "r2.0_k1_random_full": "random_full"}
+    assert all(row["split_drift"] == "custom corpus acme_de_en (no published sizes)" for row in rows)
+    # random init at the baseline's budget: the train stage's recipe and updates, from the random factors
+    runs = tmp_path / "results/runs/finetune/acme"
+    full = yaml.safe_load((runs / "r2.0_k1_random_full/seed1/config.json").read_text())
+    svd = yaml.safe_load((runs / "r2.0_k1_svd/seed1/config.json").read_text())
+    assert (full["max_updates"], svd["max_updates"]) == (120, 20) and full["init_from"].endswith("model.safetensors")
+    # a corpus spec the library refuses stops the workflow before any job, naming the config path
+    task["corpus"]["dir"] = "missing"
+    path.write_text(yaml.safe_dump(config))
+    r = snakemake(tmp_path, "results/tables/acme.csv", "-n", configfile=path)
+    assert r.returncode != 0 and "tasks.acme.corpus: dir: 'missing' is not a directory" in r.stdout + r.stderr

@@ -41,7 +41,7 @@ wildcard_constraints:
     gtask="cola|sst2|mrpc|qqp|stsb|mnli|qnli|rte|wnli",
     dataset="[a-z0-9_]+",
     model="[A-Za-z0-9_.]+",
-    variant="r[0-9.]+_k[0-9]+_(svd|random|svd_whiten|svd_fisher|asvd)(_energy|_whitened_energy)?",
+    variant="r[0-9.]+_k[0-9]+_(svd|random|random_full|svd_whiten|svd_fisher|asvd)(_energy|_whitened_energy)?",
     seed="[0-9]+",
     device="cpu|cuda",
     protocol="latency|throughput",
@@ -190,32 +190,79 @@ def config_sha256():
     return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def data_dir(t):
+    """A task's folder under the data root: its dataset's name, or its own corpus's name."""
+    return t["corpus"]["name"] if t["dataset"] == "text" else t["dataset"]
+
+
+def task_using(dataset):
+    """The (first) task whose data lives in <root>/<dataset>."""
+    return next((t for t in config["tasks"].values() if data_dir(t) == dataset), None)
+
+
+def is_corpus(dataset):
+    t = task_using(dataset)
+    return t is not None and t["dataset"] == "text"
+
+
+def corpus_flag(t):
+    """--corpus with the task's corpus spec inline, its recipe options (prepare:) merged in."""
+    return flags(("--corpus", json.dumps(t["corpus"] | t.get("prepare", {}), sort_keys=True)))
+
+
 def manifest(task):
-    return f"{DATA_ROOT}/{config['tasks'][task]['dataset']}/raw/manifest.json"
+    return f"{DATA_ROOT}/{data_dir(config['tasks'][task])}/raw/manifest.json"
+
+
+def data_kind(wildcards):
+    """The dataset argument of `lightformer data`: the name, or `text` for a task's own corpus."""
+    return "text" if is_corpus(wildcards.dataset) else wildcards.dataset
 
 
 def prepare_flags(wildcards):
     """`lightformer data prepare` options of the (first) task that uses this dataset."""
-    task = next((t for t in config["tasks"].values() if t["dataset"] == wildcards.dataset), {})
+    task = task_using(wildcards.dataset) or {}
     merges = ("--bpe-merges", task.get("bpe_merges", 10000))
+    if is_corpus(wildcards.dataset):
+        return flags(merges) + " " + corpus_flag(task)
     return flags(merges, *((f"--{k.replace('_', '-')}", v) for k, v in task.get("prepare", {}).items()))
 
 
 def fetch_flags(wildcards):
-    """DDTP fetches the files of its language pair (the first task's `prepare: pair`)."""
-    task = next((t for t in config["tasks"].values() if t["dataset"] == wildcards.dataset), {})
+    """Where the raw files come from: the mirror (the embedded fixtures, or an offline copy),
+    DDTP's language pair (the first task's `prepare: pair`), or a task's own corpus spec."""
+    task = task_using(wildcards.dataset) or {}
+    if is_corpus(wildcards.dataset):  # its own sources; a mirror only outside the embedded smoke run
+        return (flags(("--mirror", MIRROR)) + " " if MIRROR and not EMBEDDED else "") + corpus_flag(task)
+    mirror = ""
+    if MIRROR or EMBEDDED:
+        mirror = flags(("--mirror", MIRROR or "results/mirror")) + (" --embedded" if EMBEDDED else "")
     pair = task.get("prepare", {}).get("pair")
-    return flags(("--pair", pair)) if wildcards.dataset == "ddtp" and pair else ""
+    return mirror + (" " + flags(("--pair", pair)) if wildcards.dataset == "ddtp" and pair else "")
+
+
+def fetch_inputs(wildcards):
+    """The embedded smoke run writes its fixtures into the mirror first (not for own corpora)."""
+    if EMBEDDED and not is_corpus(wildcards.dataset):
+        return [f"{MIRROR or 'results/mirror'}/{wildcards.dataset}/SHA256SUMS"]
+    return []
 
 
 def prepared(task):
-    return f"{DATA_ROOT}/{config['tasks'][task]['dataset']}/prepared"
+    return f"{DATA_ROOT}/{data_dir(config['tasks'][task])}/prepared"
 
 
 def model_path(task, model, seed):
     if model == "baseline":
         return f"results/train/{task}/baseline/seed{seed}/model.safetensors"
     return f"results/finetune/{task}/{model}/seed{seed}/model.safetensors"
+
+
+def finetune_args(wildcards):
+    """The fine-tuning recipe; for init random_full, the baseline's own recipe and update budget
+    (random init trained as long as the model it is compared with, not just the fine-tuning steps)."""
+    init = get_variants(wildcards.task)[wildcards.variant]["init"]
+    return run_args(wildcards.task, "train" if init == "random_full" else "finetune")
 
 
 def run_args(task, stage):
@@ -232,7 +279,8 @@ CALIB_FLAGS = {"batches": "--calib-batches", "max_tokens": "--calib-max-tokens",
 def compress_flags(wildcards):
     v = get_variants(wildcards.task)[wildcards.variant]
     calib = config["tasks"][wildcards.task].get("calib", {})
-    out = flags(("--ratio", v["ratio"]), ("--share-layers", v["share_layers"]), ("--init", v["init"]),
+    init = "random" if v["init"] == "random_full" else v["init"]  # random_full differs in its training budget
+    out = flags(("--ratio", v["ratio"]), ("--share-layers", v["share_layers"]), ("--init", init),
                 ("--rank-alloc", v["rank_alloc"]), ("--seed", wildcards.seed), ("--calib-data", prepared(wildcards.task)),
                 *((CALIB_FLAGS[k], value) for k, value in calib.items()))
     return f"{out} --share-qkv" if v["share_qkv"] else out

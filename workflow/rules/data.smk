@@ -23,13 +23,13 @@ rule fetch_data:
     conda:
         "../../envs/lightformer.yaml"
     input:
-        lambda wc: [f"{MIRROR or 'results/mirror'}/{wc.dataset}/SHA256SUMS"] if EMBEDDED else [],
+        fetch_inputs,
     output:
         f"{DATA_ROOT}/{{dataset}}/raw/manifest.json",
     params:
         root=lambda wc, output: str(Path(output[0]).parents[2]),  # <root>/<dataset>/raw/manifest.json
-        mirror=(flags(("--mirror", MIRROR or "results/mirror")) + (" --embedded" if EMBEDDED else "")) if MIRROR or EMBEDDED else "",
-        extra=fetch_flags,
+        kind=data_kind,
+        extra=fetch_flags,  # the mirror, DDTP's pair, or a task's own corpus spec
     log:
         "results/logs/fetch_data/{dataset}.log",
     benchmark:
@@ -38,7 +38,7 @@ rule fetch_data:
     resources:
         **rule_resources("fetch_data"),
     shell:
-        "lightformer data fetch {wildcards.dataset:q} --root {params.root:q} {params.mirror} {params.extra}"
+        "lightformer data fetch {params.kind:q} --root {params.root:q} {params.extra}"
         " > {log:q} 2>&1"
 
 
@@ -51,6 +51,7 @@ rule prepare_data:
         f"{DATA_ROOT}/{{dataset}}/prepared/meta.json",
     params:
         root=lambda wc, output: str(Path(output[0]).parents[2]),  # <root>/<dataset>/prepared/meta.json
+        kind=data_kind,
         flags=prepare_flags,  # bpe_merges and the task's `prepare:` options (GLUE: not used)
         expected="--no-expected" if EMBEDDED else "",
     log:
@@ -61,5 +62,5 @@ rule prepare_data:
     resources:
         **rule_resources("prepare_data"),
     shell:
-        "lightformer data prepare {wildcards.dataset:q} --root {params.root:q} {params.flags}"
+        "lightformer data prepare {params.kind:q} --root {params.root:q} {params.flags}"
         " {params.expected} --workers {threads} > {log:q} 2>&1"

@@ -13,7 +13,7 @@ rule finetune_model:
     params:
         data=lambda wc: prepared(wc.task),
         run="results/runs/finetune/{task}/{variant}/seed{seed}",
-        args=lambda wc: run_args(wc.task, "finetune"),
+        args=finetune_args,  # init random_full: the baseline's recipe and budget
     log:
         "results/logs/finetune_model/{task}/{variant}/seed{seed}.log",
     benchmark:
