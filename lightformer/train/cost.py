@@ -1,0 +1,97 @@
+"""What a workflow config costs in device-hours (GPU-hours on a GPU), from measured training
+throughput (``lightformer bench train`` rows) and each training rule's token budget.
+
+Per task: the baseline (the train: recipe's updates) and every fine-tuned variant (finetune:'s
+updates; random_full variants train for the baseline's), once per seed. Target tokens per update
+come from the measured batches (at the measured max_tokens, scaled to the recipe's max_tokens x
+update_freq); seconds from the measured tokens/s of the same architecture, the dense row for
+baselines and the LightFormer row for variants. Not counted: validation, compression, decoding,
+speed runs and GLUE (the note of every row says so).
+"""
+from __future__ import annotations
+
+import itertools
+
+from lightformer.config import PRESETS, model_config
+from lightformer.errors import LightformerError
+from lightformer.train.config import load_train_config
+
+NOT_COUNTED = "training steps only: validation, compression, decoding, speed and GLUE not counted"
+
+
+def arch_of(cfg) -> str:
+    """The preset a model's dimensions match, or 'custom'."""
+    dims = ("embed_dim", "encoder_layers", "decoder_layers", "encoder_ffn_dim", "decoder_ffn_dim", "encoder_heads",
+            "decoder_heads", "normalize_before")
+    for name in PRESETS:
+        preset = model_config(name, cfg.src_vocab, cfg.tgt_vocab)
+        if all(getattr(preset, d) == getattr(cfg, d) for d in dims):
+            return name
+    return "custom"
+
+
+def variant_names(task: dict) -> dict[str, str]:
+    """Variant name -> init, as the workflow names them (workflow/rules/common.smk, _grid_variants)."""
+    out = {}
+    for block in ("grid", "ablation"):
+        grid = task.get(block)
+        if not grid:
+            continue
+        for ratio, k, init, alloc in itertools.product(grid["ratio"], grid["share_layers"], grid["init"],
+                                                       grid.get("rank_alloc", ["uniform"])):
+            out[f"r{ratio}_k{k}_{init}" + ("" if alloc == "uniform" else f"_{alloc}")] = init
+    return out
+
+
+def _rate(rows: list[dict], arch: str, kind: str, lengths: str) -> dict:
+    """The measured row of our engine for an architecture and kind ('dense' for baselines,
+    'lightformer' for variants), preferring one measured with the task's sentence lengths."""
+    found = [r for r in rows if r["arch"] == arch and r["engine"] == "lightformer" and r["kind"] == kind]
+    if not found:
+        have = sorted({(r["arch"], r["kind"]) for r in rows if r["engine"] == "lightformer"})
+        raise LightformerError(f"no measured {kind} row for {arch}; the bench CSV has {have}: run "
+                               f"`lightformer bench train --paper-size TASK` for it")
+    return next((r for r in found if r["lengths"] == lengths), found[0])
+
+
+def _hours(rate: dict, recipe_max_tokens: int, update_freq: int, updates: int) -> tuple[float, float]:
+    """(target tokens, hours) of ``updates`` updates at the recipe's batch."""
+    per_batch = float(rate["target_tokens"]) / int(rate["steps"]) * recipe_max_tokens / int(rate["max_tokens"])
+    tokens = per_batch * update_freq * updates
+    return tokens, tokens / float(rate["tokens_per_s"]) / 3600
+
+
+def plan_cost(config: dict, rows: list[dict]) -> list[dict]:
+    """One row per (task, stage): runs, updates per run, target tokens, device-hours; then the total."""
+    out = []
+    for name, task in config.get("tasks", {}).items():
+        base = load_train_config(task["train"]["recipe"], None,
+                                 [f"{k}={v}" for k, v in (task["train"].get("overrides") or {}).items()])
+        arch = base.arch if base.arch in PRESETS else "custom"
+        seeds = len(config.get("seeds", [1]))
+        stages = [("baseline", "train", "dense", seeds)]
+        inits = list(variant_names(task).values())
+        full = sum(init == "random_full" for init in inits)
+        stages += [("fine-tune", "finetune", "lightformer", seeds * (len(inits) - full)),
+                   ("random init, baseline budget", "train", "lightformer", seeds * full)]
+        for label, stage, kind, runs in stages:
+            if not runs:
+                continue
+            run = task[stage]
+            cfg = load_train_config(run["recipe"], None, [f"{k}={v}" for k, v in (run.get("overrides") or {}).items()])
+            if not cfg.max_updates:
+                raise LightformerError(f"tasks.{name}.{stage}: no max_updates, so its cost is unbounded")
+            rate = _rate(rows, arch, kind, task["dataset"])
+            tokens, hours = _hours(rate, cfg.max_tokens, cfg.update_freq, cfg.max_updates)
+            out.append({"task": name, "stage": label, "arch": arch, "runs": runs, "updates": cfg.max_updates,
+                        "tokens_per_update": round(tokens / cfg.max_updates), "device_hours": hours * runs,
+                        "measured_tokens_per_s": float(rate["tokens_per_s"]), "device": rate["device_name"],
+                        "dtype": rate["dtype"], "note": NOT_COUNTED + (
+                            "" if rate["lengths"] == task["dataset"] else
+                            f"; timed on {rate['lengths']}-like sentence lengths")})
+    if out:
+        out.append({"task": "total", "stage": "", "arch": "", "runs": sum(r["runs"] for r in out), "updates": "",
+                    "tokens_per_update": "", "device_hours": sum(r["device_hours"] for r in out),
+                    "measured_tokens_per_s": "", "device": out[0]["device"], "dtype": out[0]["dtype"],
+                    "note": NOT_COUNTED})
+    return out
