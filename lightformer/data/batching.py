@@ -38,16 +38,21 @@ def epoch_order(n_batches: int, seed: int, epoch: int) -> list[int]:
     return torch.randperm(n_batches, generator=g).tolist()
 
 
-def collate(src: list[torch.Tensor], tgt: list[torch.Tensor] | None = None) -> dict:
+def _padded(width: int, multiple: int) -> int:
+    return -(-width // multiple) * multiple
+
+
+def collate(src: list[torch.Tensor], tgt: list[torch.Tensor] | None = None, pad_to: int = 1) -> dict:
     """Left-pad sources (fairseq left_pad_source), right-pad targets; prev_output_tokens is the
-    target shifted right with </s> first (fairseq move_eos_to_beginning)."""
-    width = max(len(s) for s in src)
+    target shifted right with </s> first (fairseq move_eos_to_beginning). ``pad_to``: widths
+    rounded up to a multiple (tensor cores want 8; padding is masked, so the loss is the same)."""
+    width = _padded(max(len(s) for s in src), pad_to)
     src_tokens = torch.full((len(src), width), PAD, dtype=torch.long)
     for k, s in enumerate(src):
         src_tokens[k, width - len(s):] = s
     batch = {"src_tokens": src_tokens}
     if tgt is not None:
-        width = max(len(t) for t in tgt)
+        width = _padded(max(len(t) for t in tgt), pad_to)
         target = torch.full((len(tgt), width), PAD, dtype=torch.long)
         prev = torch.full((len(tgt), width), PAD, dtype=torch.long)
         for k, t in enumerate(tgt):

@@ -50,7 +50,7 @@ class TrainBenchConfig:
     hf: bool = True  # also time Hugging Face's Marian of the same configuration
 
 
-def synthetic_batches(src_vocab: int, tgt_vocab: int, cfg: TrainBenchConfig, n: int) -> list[dict]:
+def synthetic_batches(src_vocab: int, tgt_vocab: int, cfg: TrainBenchConfig, n: int, pad_to: int = 1) -> list[dict]:
     """``n`` batches as training builds them: lengths drawn like the task's text, bucketed by
     max_tokens, tokens uniform over the vocabulary (speed does not depend on which tokens)."""
     mean, sd, cap = LENGTHS[cfg.lengths]
@@ -72,7 +72,7 @@ def synthetic_batches(src_vocab: int, tgt_vocab: int, cfg: TrainBenchConfig, n: 
     out = []
     for b in order:
         idx = buckets[b]
-        batch = collate([sentence(src[i], src_vocab) for i in idx], [sentence(tgt[i], tgt_vocab) for i in idx])
+        batch = collate([sentence(src[i], src_vocab) for i in idx], [sentence(tgt[i], tgt_vocab) for i in idx], pad_to)
         batch["src_lens"], batch["tgt_lens"] = src[idx].tolist(), tgt[idx].tolist()
         out.append(batch)
     return out
@@ -184,7 +184,8 @@ def bench_train(models: dict, cfg: TrainBenchConfig, device: torch.device) -> li
     peak, device_name = peak_flops(device, cfg.dtype, cfg.peak_tflops)
     rows = []
     for name, model in models.items():
-        batches = synthetic_batches(model.cfg.src_vocab, model.cfg.tgt_vocab, cfg, cfg.warmup + cfg.steps)
+        batches = synthetic_batches(model.cfg.src_vocab, model.cfg.tgt_vocab, cfg, cfg.warmup + cfg.steps,
+                                    pad_to=8 if device.type == "cuda" else 1)  # as lightformer train pads
         macs = step_macs(model)
         flops = sum(macs.train_flops(b["src_lens"], b["tgt_lens"]) for b in batches[cfg.warmup:])
         tokens = sum(b["ntokens"] for b in batches[cfg.warmup:])

@@ -46,6 +46,7 @@ class TrainConfig:
     device: str = "auto"  # auto = cuda when available
     bf16: bool = True  # autocast on GPU; CPU always trains in fp32
     compile: bool = False
+    pad_to_multiple: int = 0  # batch widths rounded up to this; 0 = 8 on GPU (tensor cores), 1 on CPU
     threads: int = 0  # CPU threads, 0 = torch default
     log_interval_s: float = 60.0  # without a terminal (Snakemake, SLURM logs): a plain progress line this often
 
@@ -57,7 +58,8 @@ class TrainConfig:
                       "clip_norm": "nonnegative", "warmup_updates": "nonnegative", "max_updates": "nonnegative",
                       "max_epochs": "nonnegative", "seed": "nonnegative", "keep_last": "nonnegative",
                       "validate_interval_updates": "nonnegative", "save_interval_updates": "nonnegative",
-                      "threads": "nonnegative", "log_interval_s": "positive"})
+                      "threads": "nonnegative", "log_interval_s": "positive",
+                      "pad_to_multiple": "nonnegative"})
         if len(self.betas) != 2:
             raise LightformerError(f"betas={list(self.betas)} is invalid: expected two numbers")
         for i, b in enumerate(self.betas):

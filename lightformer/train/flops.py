@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 from torch import nn
 
 from lightformer.models.lowrank import Embedding, FactorizedEmbedding, LowRankLinear, shared_input_basis
@@ -45,11 +46,9 @@ class StepMacs:
 
     def forward_macs(self, src_lens, tgt_lens) -> int:
         """Forward multiply-accumulates for sentences of these true lengths (no padding)."""
-        total = 0
-        for s, t in zip(src_lens, tgt_lens):
-            attn = self.enc_layers * s * s + self.dec_layers * (t * t + t * s)
-            total += self.per_src_token * s + self.per_tgt_token * t + self.attn_per_token_pair * attn
-        return total
+        s, t = np.asarray(src_lens, dtype=np.int64), np.asarray(tgt_lens, dtype=np.int64)
+        attn = self.enc_layers * (s * s).sum() + self.dec_layers * (t * t + t * s).sum()
+        return int(self.per_src_token * s.sum() + self.per_tgt_token * t.sum() + self.attn_per_token_pair * attn)
 
     def train_flops(self, src_lens, tgt_lens) -> int:
         """Model FLOPs of forward + backward: 2 FLOPs per MAC, backward twice the forward."""
@@ -87,3 +86,53 @@ def step_macs(model: nn.Module) -> StepMacs:
         src += projection_macs(c.k_proj, c.v_proj)  # cross-attention keys/values: once per source token
     d = model.cfg.embed_dim
     return StepMacs(src, tgt, 2 * d, len(enc.layers), len(dec.layers))
+
+
+class Throughput:
+    """Training tokens/s, model TFLOP/s and MFU over windows of updates (one per curve row) and
+    over the session, with validation and checkpointing time left out (``paused``)."""
+
+    def __init__(self, macs: StepMacs, peak_flops: float | None):
+        import time
+
+        self.macs, self.peak, self.clock = macs, peak_flops, time.perf_counter
+        self.start = self.mark = self.clock()
+        self.excluded = self.excluded_mark = 0.0
+        self.tokens = self.flops = self.window_tokens = self.window_flops = 0
+
+    def add(self, tokens: int, src_lens, tgt_lens, scale: int = 1) -> None:
+        """An update of ``tokens`` target tokens; FLOPs from these sentences' lengths x ``scale``
+        (data-parallel ranks, each with its own sentences of about the same lengths)."""
+        flops = self.macs.train_flops(src_lens, tgt_lens) * scale
+        self.tokens, self.flops = self.tokens + tokens, self.flops + flops
+        self.window_tokens, self.window_flops = self.window_tokens + tokens, self.window_flops + flops
+
+    class _Pause:
+        def __init__(self, meter):
+            self.meter = meter
+
+        def __enter__(self):
+            self.t0 = self.meter.clock()
+
+        def __exit__(self, *exc):
+            self.meter.excluded += self.meter.clock() - self.t0
+
+    def paused(self):
+        return self._Pause(self)
+
+    def _rates(self, tokens: int, flops: int, seconds: float) -> dict:
+        if seconds <= 0 or not tokens:
+            return {"train_tokens_per_s": None, "train_tflops": None, "mfu": None}
+        return {"train_tokens_per_s": tokens / seconds, "train_tflops": flops / seconds / 1e12,
+                "mfu": flops / seconds / self.peak if self.peak else None}
+
+    def window(self) -> dict:
+        """Rates since the previous window; starts the next one."""
+        now = self.clock()
+        seconds = now - self.mark - (self.excluded - self.excluded_mark)
+        out = self._rates(self.window_tokens, self.window_flops, seconds)
+        self.mark, self.excluded_mark, self.window_tokens, self.window_flops = now, self.excluded, 0, 0
+        return out
+
+    def session(self) -> dict:
+        return self._rates(self.tokens, self.flops, self.clock() - self.start - self.excluded)

@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
@@ -44,13 +45,16 @@ from lightformer.train.checkpoints import (
     save_train_checkpoint,
     set_aside,
 )
+from lightformer.train.bench import peak_flops
 from lightformer.train.config import TrainConfig
+from lightformer.train.flops import Throughput, step_macs
 from lightformer.train.losses import label_smoothed_nll_loss
 from lightformer.train.schedule import inverse_sqrt_lr
 
 EXIT_PREEMPTED = 75  # EX_TEMPFAIL: "try again" — rerunning the same command resumes
 CURVE_FIELDS = ["update", "epoch", "wall_s", "tokens_seen", "lr", "train_loss", "train_nll",
-                "valid_loss", "valid_nll", "valid_ppl", "valid_bleu"]
+                "valid_loss", "valid_nll", "valid_ppl", "valid_bleu",
+                "train_tokens_per_s", "train_tflops", "mfu"]  # since the previous row, validation excluded
 # keys that may differ between a run and its resumption (schedule length, logging, hardware)
 # (data and save_dir are paths: a run bound to its data's contents may move, and so may the data)
 RESUMABLE_CHANGES = {"data", "save_dir", "max_updates", "max_epochs", "validate_interval_updates", "save_interval_updates",
@@ -289,7 +293,11 @@ def train(cfg: TrainConfig, progress: bool = True, restart: str = "no") -> dict:
     torch.manual_seed(cfg.seed)
     model.train()
     params = list(model.parameters())  # each shared factor once
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.adam_eps, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.adam_eps, weight_decay=cfg.weight_decay,
+                                  fused=device.type == "cuda")  # one kernel for every parameter's update
+    peak, device_label = peak_flops(device, "bf16" if use_bf16 else "fp32", None)
+    meter = Throughput(step_macs(model), peak * world if peak else None)
+    pad_to = cfg.pad_to_multiple or (8 if device.type == "cuda" else 1)  # tensor-core friendly widths
     if world > 1:
         forward = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     else:
@@ -336,6 +344,10 @@ def train(cfg: TrainConfig, progress: bool = True, restart: str = "no") -> dict:
         return Preempted(f"signal {signum}: saved {run / 'checkpoints'} at update {num_updates}")
 
     def checkpoint(name: str, metrics: dict | None = None) -> None:
+        with meter.paused():
+            save(name, metrics)
+
+    def save(name: str, metrics: dict | None = None) -> None:
         nonlocal best
         is_best = False
         if metrics:
@@ -354,12 +366,14 @@ def train(cfg: TrainConfig, progress: bool = True, restart: str = "no") -> dict:
         prune(run, cfg.keep_last)
 
     def evaluate() -> dict:
-        metrics = validate(model, data, cfg, device, autocast) if rank == 0 else {}
+        rates = meter.window()
+        with meter.paused():
+            metrics = validate(model, data, cfg, device, autocast) if rank == 0 else {}
         if rank == 0:
             row = {"update": num_updates, "epoch": epoch, "wall_s": round(wall(), 3), "tokens_seen": tokens_seen,
                    "lr": optimizer.param_groups[0]["lr"],
                    "train_loss": running["loss"] / max(running["ntok"], 1),
-                   "train_nll": running["nll"] / max(running["ntok"], 1)} | metrics
+                   "train_nll": running["nll"] / max(running["ntok"], 1)} | metrics | rates
             path = run / "curve.csv"
             new = not path.exists()
             with open(path, "a", newline="") as f:
@@ -381,8 +395,10 @@ def train(cfg: TrainConfig, progress: bool = True, restart: str = "no") -> dict:
             order = epoch_order(len(batches), cfg.seed, epoch)
             while position < len(order) and not done():
                 group = order[position: position + per_update][rank::world]
-                samples = [collate([train_src[i] for i in batches[j]], [train_tgt[i] for i in batches[j]])
+                samples = [collate([train_src[i] for i in batches[j]], [train_tgt[i] for i in batches[j]], pad_to)
                            for j in group]
+                if device.type == "cuda":  # page-locked, so the copies below overlap with compute
+                    samples = [{k: v.pin_memory() if torch.is_tensor(v) else v for k, v in s.items()} for s in samples]
                 ntok, votes = sum(s["ntokens"] for s in samples), 1.0 if stop.signum else 0.0
                 counts = None
                 if world > 1:  # target tokens and "a rank was signalled": one collective, on the training device
@@ -419,6 +435,8 @@ def train(cfg: TrainConfig, progress: bool = True, restart: str = "no") -> dict:
                     g["lr"] = lr
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
+                own = np.concatenate([batches[j] for j in group]) if group else np.zeros(0, dtype=np.int64)
+                meter.add(ntok, train_src.sizes[own], train_tgt.sizes[own], scale=world)  # DDP: ranks alike
                 position += per_update
                 tokens_seen += ntok
                 running["loss"] += loss_sum
@@ -455,7 +473,8 @@ def train(cfg: TrainConfig, progress: bool = True, restart: str = "no") -> dict:
         mark_best(run, pointed(run, "last").name)  # the best one was unreadable and set aside
     summary = {"num_updates": num_updates, "epoch": epoch, "tokens_seen": tokens_seen, "wall_s": wall(),
                "best": best, "best_metric": cfg.best_metric, "last": str(pointed(run, "last")),
-               "best_checkpoint": str(pointed(run, "best"))}
+               "best_checkpoint": str(pointed(run, "best")), "device_name": device_label,
+               "peak_flops": peak} | meter.session()  # this session's throughput, validation excluded
     if rank == 0:
         (run / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
         _event(run, f"finished at update {num_updates}")

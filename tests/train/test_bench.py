@@ -152,3 +152,20 @@ def test_the_gpu_check_script_runs_reduced_on_cpu_and_prices_the_paper_grid(tmp_
     cost = list(csv.DictReader(open(tmp_path / "plan_cost.csv")))
     assert cost[-1]["task"] == "total" and float(cost[-1]["device_hours"]) > 0
     assert "torch" in (tmp_path / "train.log").read_text()
+
+
+def test_padding_to_a_multiple_of_8_leaves_the_loss_unchanged():
+    from lightformer.data.batching import collate
+
+    model = tiny().eval()
+    g = torch.Generator().manual_seed(3)
+    src = [torch.randint(4, 60, (n,), generator=g) for n in (5, 9, 3)]
+    tgt = [torch.randint(4, 50, (n,), generator=g) for n in (4, 7, 6)]
+    losses = []
+    for pad_to in (1, 8):
+        b = collate(src, tgt, pad_to)
+        assert b["src_tokens"].size(1) % pad_to == 0 and b["target"].size(1) % pad_to == 0
+        with torch.no_grad():
+            loss, nll = label_smoothed_nll_loss(model(b["src_tokens"], b["prev_output_tokens"]), b["target"], 0.1)
+        losses.append((float(loss), float(nll)))
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)

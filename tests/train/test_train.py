@@ -1,5 +1,6 @@
 """Training as users run it: the synthetic task learned, preemption + resume bit-identical,
 fine-tuning a LightFormer, checkpoint averaging, and the bad inputs."""
+import csv
 import json
 import signal
 import subprocess
@@ -36,6 +37,11 @@ def test_synthetic_copy_task_trains_past_90_bleu_and_generates(copy_data, tmp_pa
     curve = (run / "curve.csv").read_text().splitlines()
     assert curve[0].startswith("update,epoch,wall_s,tokens_seen,lr")
     assert len(curve) > 5
+    # throughput without validation: tokens/s and model TFLOP/s per curve row and for the session;
+    # MFU only where the device's peak is known (not on a CPU)
+    rows = list(csv.DictReader(open(run / "curve.csv")))
+    assert all(float(r["train_tokens_per_s"]) > 0 and float(r["train_tflops"]) > 0 and r["mfu"] == "" for r in rows)
+    assert summary["train_tokens_per_s"] > 0 and summary["mfu"] is None and summary["device_name"]
     out = tmp_path / "hyps.txt"
     best = pointed(run, "best") / "model.safetensors"
     assert main(["generate", str(best), "--data", str(copy_data), "--beam", "4", "--out", str(out)]) == 0
