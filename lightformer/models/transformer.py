@@ -258,7 +258,9 @@ class Encoder(nn.Module):
 
     def forward(self, src_tokens: torch.Tensor) -> EncoderOut:
         padding_mask = src_tokens.eq(self.padding_idx)  # (B, S)
-        has_pads = bool(padding_mask.any())
+        # training batches are padded anyway: no host sync (nor graph break under torch.compile) to
+        # find out; decoding skips the mask when there are no pads (SDPA's fastest kernels need none)
+        has_pads = self.training or bool(padding_mask.any())
         x = self.embed_scale * self.embed_tokens(src_tokens) + self.embed_positions(src_tokens)
         x = dropout(x, self.dropout, self.training)
         if has_pads:
