@@ -54,14 +54,19 @@ def test_synthetic_batches_respect_max_tokens_and_record_true_lengths():
         assert sorted(b["src_lens"]) == sorted(int(n) for n in b["src_tokens"].ne(1).sum(1))
 
 
-def test_reduced_cpu_run_writes_rows_that_follow_from_the_timing(tmp_path, capsys):
+def bench_dense_and_light(tmp_path, out, *options) -> int:
+    """`lightformer bench train` on CPU of a tiny dense checkpoint and its 2x LightFormer."""
     dense = tiny()
     lf.save_checkpoint(dense, tmp_path / "dense.safetensors")
     lf.save_checkpoint(lf.compress(dense, ratio=2.0, init="random"), tmp_path / "light.safetensors")
+    return main(["bench", "train", str(tmp_path / "dense.safetensors"), str(tmp_path / "light.safetensors"),
+                 "--device", "cpu", "--dtype", "fp32", "--max-tokens", "256", "--warmup", "1", "--out", str(out),
+                 *options])
+
+
+def test_reduced_cpu_run_writes_rows_that_follow_from_the_timing(tmp_path, capsys):
     out = tmp_path / "train.csv"
-    assert main(["bench", "train", str(tmp_path / "dense.safetensors"), str(tmp_path / "light.safetensors"),
-                 "--device", "cpu", "--dtype", "fp32", "--max-tokens", "256", "--steps", "3", "--warmup", "1",
-                 "--peak-tflops", "1", "--out", str(out)]) == 0
+    assert bench_dense_and_light(tmp_path, out, "--steps", "3", "--peak-tflops", "1") == 0
     rows = list(csv.DictReader(open(out)))
     assert [(r["model"], r["engine"]) for r in rows] == [("dense", "lightformer"), ("dense", "transformers"),
                                                         ("light", "lightformer")]
@@ -111,13 +116,8 @@ def test_plan_cost_counts_every_training_run_of_the_paper_grid_and_prices_it_by_
 def test_plan_cost_from_a_measured_cpu_bench_with_random_init_at_the_baseline_budget(tmp_path, capsys):
     import yaml
 
-    dense = tiny()
-    lf.save_checkpoint(dense, tmp_path / "dense.safetensors")
-    lf.save_checkpoint(lf.compress(dense, ratio=2.0, init="random"), tmp_path / "light.safetensors")
     bench = tmp_path / "bench.csv"
-    assert main(["bench", "train", str(tmp_path / "dense.safetensors"), str(tmp_path / "light.safetensors"),
-                 "--device", "cpu", "--dtype", "fp32", "--max-tokens", "256", "--steps", "2", "--warmup", "1",
-                 "--no-hf", "--out", str(bench)]) == 0
+    assert bench_dense_and_light(tmp_path, bench, "--steps", "2", "--no-hf") == 0
     config = {"seeds": [1, 2], "tasks": {"toy": {
         "dataset": "iwslt14", "train": {"recipe": "synthetic", "overrides": {"max_updates": 300}},
         "finetune": {"recipe": "synthetic", "overrides": {"max_updates": 50}},
