@@ -9,6 +9,7 @@ and passes (never a glob of ``results/``, so nothing left over from an earlier g
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -56,6 +57,12 @@ def solved_ranks(report: dict) -> str:
     if len(ranks) == 1:
         return str(ranks.pop())
     return " ".join(f"{role}={'/'.join(map(str, sorted(rs)))}" for role, rs in sorted(by_role.items()))
+
+
+def init_label(model: str, spec: dict) -> str:
+    """The initialiser a row shows: the compress spec's, except the workflow's random_full
+    variants (random factors trained for the baseline's budget, named ..._random_full)."""
+    return "random_full" if re.search(r"_k\d+_random_full(_|$)", model) else spec["init"]
 
 
 def data_columns(prepared_meta: Path | None) -> dict:
@@ -116,9 +123,7 @@ def task_rows(task: str, evals: list[Path], params: list[Path], reports: list[Pa
         if spec_path:
             report = _read_json(spec_path)
             spec = report["spec"]
-            # the workflow's random_full variants: random init trained for the baseline's budget
-            init = "random_full" if model.split("_k", 1)[-1].endswith("_random_full") else spec["init"]
-            row |= {"init": init, "ratio_target": spec["ratio"], "rank": solved_ranks(report),
+            row |= {"init": init_label(model, spec), "ratio_target": spec["ratio"], "rank": solved_ranks(report),
                     "rank_alloc": spec.get("rank_alloc", "uniform"), "share_layers": spec["share_layers"],
                     "share_side": spec["share_side"], "share_qkv": spec["share_qkv"]}
         if speed is not None:
@@ -300,7 +305,8 @@ def ablation_transfer_rows(transfer: list[Path], finetuned: list[Path], reports:
         if "spec" not in e:
             raise LightformerError(f"{task}/{model}: no compress report given")
         spec = e["spec"]
-        row = {"task": task, "model": model, "init": spec["init"], "rank_alloc": spec.get("rank_alloc", "uniform"),
+        row = {"task": task, "model": model, "init": init_label(model, spec),
+               "rank_alloc": spec.get("rank_alloc", "uniform"),
                "ratio_target": spec["ratio"], "share_layers": spec["share_layers"], "params": e["params"],
                "compression": e["ratio"], "metric_label": label.get(task, "")}
         for kind in ("transfer", "finetuned"):
