@@ -159,6 +159,21 @@ def _peak_memory_mb(device) -> float | None:
     return torch.cuda.max_memory_allocated(device) / 2 ** 20
 
 
+def attention_kernels(step: Step, batch: dict) -> str:
+    """Which SDPA kernels the step's attention can run on: on GPU, one step restricted to the
+    fused kernels (flash, memory-efficient, cuDNN) either runs or says the math fallback is needed."""
+    if step.device.type != "cuda":
+        return "cpu"
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    try:
+        with sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.CUDNN_ATTENTION]):
+            step(batch)
+        return "fused (flash/efficient/cudnn)"
+    except RuntimeError as e:
+        return f"math fallback ({str(e).splitlines()[0][:80]})"
+
+
 def time_steps(step: Step, batches: list[dict], warmup: int) -> dict:
     """Seconds and target tokens of ``batches`` after ``warmup`` untimed steps, one host sync at the end."""
     for b in batches[:warmup]:
@@ -195,6 +210,7 @@ def bench_train(models: dict, cfg: TrainBenchConfig, device: torch.device) -> li
         for engine, m in engines.items():
             try:
                 step = Step(m, engine, device, cfg.dtype, cfg.compile)
+                kernels = attention_kernels(step, batches[0])
                 t = time_steps(step, batches, cfg.warmup)
             except torch.OutOfMemoryError:
                 raise LightformerError(
@@ -213,7 +229,8 @@ def bench_train(models: dict, cfg: TrainBenchConfig, device: torch.device) -> li
                              b["target"].numel() for b in batches[cfg.warmup:]),
                          "tokens_per_s": t["tokens"] / t["seconds"], "model_flops_per_token": flops / tokens,
                          "tflops": achieved / 1e12, "mfu": achieved / peak if peak else None,
-                         "peak_flops": peak, "peak_mem_mb": t["peak_mem_mb"], "compile": cfg.compile})
+                         "peak_flops": peak, "peak_mem_mb": t["peak_mem_mb"], "compile": cfg.compile,
+                         "attention_kernels": kernels})
             m.to("cpu")  # the next engine's peak memory is its own
             del step
             if device.type == "cuda":

@@ -30,6 +30,8 @@ class TrainConfig:
     clip_norm: float = 0.0  # 0 = no clipping
     max_tokens: int = 4096
     update_freq: int = 1
+    update_tokens: int = 0  # >0: update_freq = ceil(update_tokens / (max_tokens x ranks)), so a larger max_tokens
+    #                         keeps the recipe's tokens per update (e.g. max_tokens=16384 update_tokens=32768)
     max_updates: int = 0  # 0 = no limit
     max_epochs: int = 0  # 0 = no limit
     seed: int = 1
@@ -59,7 +61,7 @@ class TrainConfig:
                       "max_epochs": "nonnegative", "seed": "nonnegative", "keep_last": "nonnegative",
                       "validate_interval_updates": "nonnegative", "save_interval_updates": "nonnegative",
                       "threads": "nonnegative", "log_interval_s": "positive",
-                      "pad_to_multiple": "nonnegative"})
+                      "pad_to_multiple": "nonnegative", "update_tokens": "nonnegative"})
         if len(self.betas) != 2:
             raise LightformerError(f"betas={list(self.betas)} is invalid: expected two numbers")
         for i, b in enumerate(self.betas):
@@ -68,6 +70,12 @@ class TrainConfig:
             raise LightformerError(f"best_metric={self.best_metric!r} is invalid; allowed: bleu, loss")
         if self.best_metric == "bleu" and not self.eval_bleu:
             self.best_metric = "loss"
+
+    def effective_update_freq(self, ranks: int = 1) -> int:
+        """Batches per rank per update: update_freq, or as many as update_tokens needs."""
+        if self.update_tokens:
+            return -(-self.update_tokens // (self.max_tokens * ranks))
+        return self.update_freq
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)

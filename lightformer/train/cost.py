@@ -82,7 +82,7 @@ def plan_cost(config: dict, rows: list[dict]) -> list[dict]:
             if not cfg.max_updates:
                 raise LightformerError(f"tasks.{name}.{stage}: no max_updates, so its cost is unbounded")
             rate = _rate(rows, arch, kind, task["dataset"])
-            tokens, hours = _hours(rate, cfg.max_tokens, cfg.update_freq, cfg.max_updates)
+            tokens, hours = _hours(rate, cfg.max_tokens, cfg.effective_update_freq(), cfg.max_updates)
             out.append({"task": name, "stage": label, "arch": arch, "runs": runs, "updates": cfg.max_updates,
                         "tokens_per_update": round(tokens / cfg.max_updates), "device_hours": hours * runs,
                         "measured_tokens_per_s": float(rate["tokens_per_s"]), "device": rate["device_name"],

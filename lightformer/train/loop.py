@@ -324,7 +324,11 @@ def train(cfg: TrainConfig, progress: bool = True, restart: str = "no") -> dict:
         _rewrite_curve(run / "curve.csv", num_updates)
 
     batches = length_buckets(train_src.sizes, train_tgt.sizes, cfg.max_tokens)
-    per_update = cfg.update_freq * world
+    update_freq = cfg.effective_update_freq(world)
+    if cfg.update_tokens and rank == 0:
+        _event(run, f"update_freq {update_freq}: {update_freq} x {world} rank(s) x max_tokens {cfg.max_tokens} "
+                    f">= update_tokens {cfg.update_tokens}")
+    per_update = update_freq * world
     t0 = time.perf_counter()
     running = {"loss": 0.0, "nll": 0.0, "ntok": 0}
     bar = tqdm(total=cfg.max_updates or None, initial=num_updates, desc="train", unit="upd",

@@ -169,3 +169,21 @@ def test_padding_to_a_multiple_of_8_leaves_the_loss_unchanged():
             loss, nll = label_smoothed_nll_loss(model(b["src_tokens"], b["prev_output_tokens"]), b["target"], 0.1)
         losses.append((float(loss), float(nll)))
     assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+
+
+def test_update_tokens_keeps_the_recipes_batch_when_max_tokens_grows():
+    from lightformer.train.config import load_train_config
+
+    base = load_train_config("wmt_en_de_base", None, [])
+    assert base.effective_update_freq() == 8  # 8 x 4,096 tokens per update
+    big = load_train_config("wmt_en_de_base", None, ["max_tokens=16384", "update_tokens=32768"])
+    assert big.effective_update_freq() == 2 and big.effective_update_freq(ranks=2) == 1
+    assert load_train_config(None, None, ["max_tokens=3000", "update_tokens=32768"]).effective_update_freq() == 11
+    with pytest.raises(LightformerError, match="update_tokens"):
+        load_train_config(None, None, ["update_tokens=-1"])
+
+
+def test_attention_kernels_are_reported_per_row_and_say_cpu_here(tmp_path):
+    rows = bench_train({"m": tiny()}, TrainBenchConfig(device="cpu", dtype="fp32", max_tokens=128, steps=1, warmup=0,
+                                                       hf=False), torch.device("cpu"))
+    assert rows[0]["attention_kernels"] == "cpu"
