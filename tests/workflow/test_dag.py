@@ -168,7 +168,7 @@ def test_a_ddtp_task_plans_fetch_and_prepare_from_apt_lists(tmp_path):
     r = snakemake(tmp_path, "results/data/ddtp/prepared/meta.json", "-n", "-p", configfile=path)
     assert r.returncode == 0, r.stderr[-3000:]
     out = r.stdout + r.stderr
-    assert "lightformer data fetch ddtp --root results/data  --pair de-en" in out and "--mirror" not in out
+    assert "lightformer data fetch ddtp --root results/data --pair de-en" in out and "--mirror" not in out
     assert "lightformer data prepare ddtp --root results/data --bpe-merges 200 --pair de-en" in out
     r = snakemake(tmp_path, "all", "-n", configfile=path)  # the whole grid plans on it too
     assert r.returncode == 0, r.stderr[-3000:]

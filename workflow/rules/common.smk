@@ -224,7 +224,7 @@ def prepare_flags(wildcards):
     task = task_using(wildcards.dataset) or {}
     merges = ("--bpe-merges", task.get("bpe_merges", 10000))
     if is_corpus(wildcards.dataset):
-        return flags(merges) + " " + corpus_flag(task)
+        return f"{flags(merges)} {corpus_flag(task)}"
     return flags(merges, *((f"--{k.replace('_', '-')}", v) for k, v in task.get("prepare", {}).items()))
 
 
@@ -232,13 +232,19 @@ def fetch_flags(wildcards):
     """Where the raw files come from: the mirror (the embedded fixtures, or an offline copy),
     DDTP's language pair (the first task's `prepare: pair`), or a task's own corpus spec."""
     task = task_using(wildcards.dataset) or {}
+    words = []
     if is_corpus(wildcards.dataset):  # its own sources; a mirror only outside the embedded smoke run
-        return (flags(("--mirror", MIRROR)) + " " if MIRROR and not EMBEDDED else "") + corpus_flag(task)
-    mirror = ""
+        if MIRROR and not EMBEDDED:
+            words.append(flags(("--mirror", MIRROR)))
+        return " ".join([*words, corpus_flag(task)])
     if MIRROR or EMBEDDED:
-        mirror = flags(("--mirror", MIRROR or "results/mirror")) + (" --embedded" if EMBEDDED else "")
+        words.append(flags(("--mirror", MIRROR or "results/mirror")))
+    if EMBEDDED:
+        words.append("--embedded")
     pair = task.get("prepare", {}).get("pair")
-    return mirror + (" " + flags(("--pair", pair)) if wildcards.dataset == "ddtp" and pair else "")
+    if wildcards.dataset == "ddtp" and pair:
+        words.append(flags(("--pair", pair)))
+    return " ".join(words)
 
 
 def fetch_inputs(wildcards):
