@@ -23,7 +23,7 @@ import re
 import sys
 from pathlib import Path
 
-from lightformer.data.download import fetch_file, mirror_to, read_manifest, verify, write_manifest
+from lightformer.data.download import fetch_file, forget_recorded, mirror_to, read_manifest, verify, write_manifest
 from lightformer.data.sources import DATASETS, Dataset, RemoteFile
 from lightformer.errors import LightformerError
 from lightformer.io import file_sha256
@@ -324,8 +324,6 @@ def fetch_corpus(corpus: Corpus, root: Path, mirror: str | None = None, retrust:
                  progress: bool = True) -> list[Path]:
     """Copy or download every file into ``<root>/<name>/raw`` (checksums pinned by the spec, else
     recorded on first use), then read them all so a bad file is refused here, not mid-training."""
-    from lightformer.data.download import forget_recorded
-
     raw = Path(root) / corpus.name / "raw"
     raw.mkdir(parents=True, exist_ok=True)
     ds = corpus.dataset()

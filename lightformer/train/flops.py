@@ -10,6 +10,7 @@ computes it), and a layer shared across depth once per application (FLOPs follow
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -107,18 +108,14 @@ class Throughput:
         self.tokens, self.flops = self.tokens + tokens, self.flops + flops
         self.window_tokens, self.window_flops = self.window_tokens + tokens, self.window_flops + flops
 
-    class _Pause:
-        def __init__(self, meter):
-            self.meter = meter
-
-        def __enter__(self):
-            self.t0 = self.meter.clock()
-
-        def __exit__(self, *exc):
-            self.meter.excluded += self.meter.clock() - self.t0
-
+    @contextlib.contextmanager
     def paused(self):
-        return self._Pause(self)
+        """Time inside the block (validation, checkpoints) is not training time."""
+        t0 = self.clock()
+        try:
+            yield
+        finally:
+            self.excluded += self.clock() - t0
 
     def _rates(self, tokens: int, flops: int, seconds: float) -> dict:
         if seconds <= 0 or not tokens:
