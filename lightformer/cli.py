@@ -840,6 +840,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--compile", action="store_true", help="torch.compile both engines' models")
     b.add_argument("--peak-tflops", type=float, help="the device's peak for MFU (CPUs and unlisted GPUs have none)")
     b.add_argument("--no-hf", action="store_true", help="time our models only")
+    b.add_argument("--loss", choices=["auto", "fused", "dense"], default="auto",
+                   help="our loss: fused with the output layer and chunked, or over dense logits (auto: fused on GPU)")
     b.add_argument("--out", help="CSV of the rows (with the command)")
     b.add_argument("--append", action="store_true", help="add to --out instead of replacing it")
     b.set_defaults(func=cmd_bench_train)
@@ -1037,7 +1039,8 @@ def cmd_bench_train(args) -> None:
         raise LightformerError("give checkpoints to time, or --paper-size TASK (not both)")
     cfg = TrainBenchConfig(device=args.device, dtype=args.dtype, max_tokens=args.max_tokens, steps=args.steps,
                            warmup=args.warmup, lengths=args.lengths or args.paper_size or "iwslt14", seed=args.seed,
-                           compile=args.compile, peak_tflops=args.peak_tflops, hf=not args.no_hf)
+                           compile=args.compile, peak_tflops=args.peak_tflops, hf=not args.no_hf,
+                           loss=args.loss)
     if args.paper_size:
         from lightformer.speed.bench import paper_size_models
 

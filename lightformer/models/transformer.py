@@ -392,8 +392,10 @@ class Decoder(nn.Module):
             return self.embed_tokens.logits(x)
         return self.output_projection(x)
 
-    def forward(self, prev_output_tokens, encoder_out: EncoderOut | None, cache: DecoderCache | None = None):
-        """Logits (B, T, V). With ``cache``, only the tokens of ``prev_output_tokens`` beyond
+    def forward(self, prev_output_tokens, encoder_out: EncoderOut | None, cache: DecoderCache | None = None,
+                features_only: bool = False):
+        """Logits (B, T, V), or with ``features_only`` the states the output layer reads (the fused
+        loss applies it itself). With ``cache``, only the tokens of ``prev_output_tokens`` beyond
         ``cache.length`` are computed (O(1) new tokens per decoding step) and the cache advances."""
         if cache is None:
             tokens, start = prev_output_tokens, None
@@ -418,7 +420,7 @@ class Decoder(nn.Module):
             cache.length += tokens.size(1)
             if cache.static:
                 cache.step.add_(1)
-        return self.output_layer(x)
+        return x if features_only else self.output_layer(x)
 
 
 # --- model ------------------------------------------------------------------------------------
@@ -451,6 +453,8 @@ class Transformer(nn.Module):
         self.encoder = Encoder(cfg, src_embed)
         self.decoder = Decoder(cfg, tgt_embed)
 
-    def forward(self, src_tokens: torch.Tensor, prev_output_tokens: torch.Tensor) -> torch.Tensor:
-        """Teacher-forced logits (B, T_tgt, V_tgt); tokens batch-first, pad = cfg.pad."""
-        return self.decoder(prev_output_tokens, self.encoder(src_tokens))
+    def forward(self, src_tokens: torch.Tensor, prev_output_tokens: torch.Tensor,
+                features_only: bool = False) -> torch.Tensor:
+        """Teacher-forced logits (B, T_tgt, V_tgt), or the final decoder states (B, T_tgt, d) with
+        ``features_only``; tokens batch-first, pad = cfg.pad."""
+        return self.decoder(prev_output_tokens, self.encoder(src_tokens), features_only=features_only)

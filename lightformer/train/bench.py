@@ -22,7 +22,7 @@ from lightformer.data.batching import collate, length_buckets
 from lightformer.errors import LightformerError
 from lightformer.train.cost import arch_of
 from lightformer.train.flops import step_macs
-from lightformer.train.losses import label_smoothed_nll_loss
+from lightformer.train.losses import label_smoothed_nll_loss, seq2seq_loss
 
 # dense tensor-core peaks, FLOP/s, from the vendors' datasheets (docs/reference.md §8); matched on
 # torch.cuda.get_device_name(). fp32 means TF32 off: CUDA-core peak.
@@ -48,6 +48,7 @@ class TrainBenchConfig:
     compile: bool = False
     peak_tflops: float | None = None  # override (CPUs have no entry in PEAK_FLOPS)
     hf: bool = True  # also time Hugging Face's Marian of the same configuration
+    loss: str = "auto"  # ours: fused (output layer + loss, chunked), dense, or auto (fused on GPU, as training)
 
 
 def synthetic_batches(src_vocab: int, tgt_vocab: int, cfg: TrainBenchConfig, n: int, pad_to: int = 1) -> list[dict]:
@@ -123,9 +124,9 @@ def _check_dtype(device: torch.device, dtype: str) -> None:
 class Step:
     """One training step of an engine on a device: forward, label-smoothed loss, backward, AdamW."""
 
-    def __init__(self, model, engine: str, device, dtype: str, compile_model: bool):
+    def __init__(self, model, engine: str, device, dtype: str, compile_model: bool, fused_loss: bool = False):
         self.model = model.to(device).train()
-        self.engine, self.device, self.dtype = engine, device, dtype
+        self.engine, self.device, self.dtype, self.fused_loss = engine, device, dtype, fused_loss
         params = [p for p in self.model.parameters() if p.requires_grad]
         fused = device.type == "cuda"
         self.optimizer = torch.optim.AdamW(params, lr=1e-4, betas=(0.9, 0.98), fused=fused)
@@ -135,13 +136,14 @@ class Step:
         dev = self.device
         src, prev = b["src_tokens"].to(dev, non_blocking=True), b["prev_output_tokens"].to(dev, non_blocking=True)
         cast = torch.autocast("cuda", dtype=torch.bfloat16) if self.dtype == "bf16" else contextlib.nullcontext()
+        target = b["target"].to(dev, non_blocking=True)
         with cast:
             if self.engine == "transformers":
                 logits = self.forward(input_ids=src, attention_mask=src.ne(PAD), decoder_input_ids=prev,
                                       decoder_attention_mask=prev.ne(PAD)).logits
+                loss, _ = label_smoothed_nll_loss(logits, target, 0.1)
             else:
-                logits = self.forward(src, prev)
-            loss, _ = label_smoothed_nll_loss(logits, b["target"].to(dev, non_blocking=True), 0.1)
+                loss, _ = seq2seq_loss(self.forward, self.model, src, prev, target, 0.1, self.fused_loss)
         (loss / b["ntokens"]).backward()
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
@@ -196,6 +198,9 @@ def bench_train(models: dict, cfg: TrainBenchConfig, device: torch.device) -> li
     """One row per (model, engine): tokens/s, model FLOPs per target token, achieved TFLOP/s, MFU,
     peak memory. ``models``: name -> our model; the Hugging Face peer is built for dense models."""
     _check_dtype(device, cfg.dtype)
+    if cfg.loss not in ("auto", "fused", "dense"):
+        raise LightformerError(f"loss {cfg.loss!r}; allowed: auto, fused, dense")
+    fused = cfg.loss == "fused" or (cfg.loss == "auto" and device.type == "cuda")
     peak, device_name = peak_flops(device, cfg.dtype, cfg.peak_tflops)
     rows = []
     for name, model in models.items():
@@ -209,7 +214,7 @@ def bench_train(models: dict, cfg: TrainBenchConfig, device: torch.device) -> li
             engines["transformers"] = marian_like(model)
         for engine, m in engines.items():
             try:
-                step = Step(m, engine, device, cfg.dtype, cfg.compile)
+                step = Step(m, engine, device, cfg.dtype, cfg.compile, fused and engine == "lightformer")
                 kernels = attention_kernels(step, batches[0])
                 t = time_steps(step, batches, cfg.warmup)
             except torch.OutOfMemoryError:
@@ -230,7 +235,7 @@ def bench_train(models: dict, cfg: TrainBenchConfig, device: torch.device) -> li
                          "tokens_per_s": t["tokens"] / t["seconds"], "model_flops_per_token": flops / tokens,
                          "tflops": achieved / 1e12, "mfu": achieved / peak if peak else None,
                          "peak_flops": peak, "peak_mem_mb": t["peak_mem_mb"], "compile": cfg.compile,
-                         "attention_kernels": kernels})
+                         "loss": "fused" if step.fused_loss else "dense", "attention_kernels": kernels})
             m.to("cpu")  # the next engine's peak memory is its own
             del step
             if device.type == "cuda":

@@ -48,6 +48,8 @@ class TrainConfig:
     device: str = "auto"  # auto = cuda when available
     bf16: bool = True  # autocast on GPU; CPU always trains in fp32
     compile: bool = False
+    fused_loss: str = "auto"  # on: the loss is fused with the output layer and chunked, so the (N, V) logits are
+    #                           never held; off: dense logits; auto = on for GPU (docs/reference.md §8)
     pad_to_multiple: int = 0  # batch widths rounded up to this; 0 = 8 on GPU (tensor cores), 1 on CPU
     threads: int = 0  # CPU threads, 0 = torch default
     log_interval_s: float = 60.0  # without a terminal (Snakemake, SLURM logs): a plain progress line this often
@@ -66,6 +68,8 @@ class TrainConfig:
             raise LightformerError(f"betas={list(self.betas)} is invalid: expected two numbers")
         for i, b in enumerate(self.betas):
             check(f"betas[{i}]", b, "fraction")
+        if self.fused_loss not in ("auto", "on", "off"):
+            raise LightformerError(f"fused_loss={self.fused_loss!r} is invalid; allowed: auto, on, off")
         if self.best_metric not in ("bleu", "loss"):
             raise LightformerError(f"best_metric={self.best_metric!r} is invalid; allowed: bleu, loss")
         if self.best_metric == "bleu" and not self.eval_bleu:

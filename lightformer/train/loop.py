@@ -48,7 +48,7 @@ from lightformer.train.checkpoints import (
 from lightformer.train.bench import peak_flops
 from lightformer.train.config import TrainConfig
 from lightformer.train.flops import Throughput, step_macs
-from lightformer.train.losses import label_smoothed_nll_loss
+from lightformer.train.losses import label_smoothed_nll_loss, seq2seq_loss
 from lightformer.train.schedule import inverse_sqrt_lr
 
 EXIT_PREEMPTED = 75  # EX_TEMPFAIL: "try again" — rerunning the same command resumes
@@ -58,7 +58,7 @@ CURVE_FIELDS = ["update", "epoch", "wall_s", "tokens_seen", "lr", "train_loss", 
 # keys that may differ between a run and its resumption (schedule length, logging, hardware)
 # (data and save_dir are paths: a run bound to its data's contents may move, and so may the data)
 RESUMABLE_CHANGES = {"data", "save_dir", "max_updates", "max_epochs", "validate_interval_updates", "save_interval_updates",
-                     "keep_last", "device", "compile", "threads", "eval_max_sentences", "log_interval_s"}
+                     "keep_last", "device", "compile", "threads", "fused_loss", "eval_max_sentences", "log_interval_s"}
 
 
 def _event(run: Path, message: str, rank: int = 0) -> None:
@@ -298,6 +298,7 @@ def train(cfg: TrainConfig, progress: bool = True, restart: str = "no") -> dict:
     peak, device_label = peak_flops(device, "bf16" if use_bf16 else "fp32", None)
     meter = Throughput(step_macs(model), peak * world if peak else None)
     pad_to = cfg.pad_to_multiple or (8 if device.type == "cuda" else 1)  # tensor-core friendly widths
+    fused = cfg.fused_loss == "on" or (cfg.fused_loss == "auto" and device.type == "cuda")
     if world > 1:
         forward = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     else:
@@ -412,10 +413,9 @@ def train(cfg: TrainConfig, progress: bool = True, restart: str = "no") -> dict:
                 for k, s in enumerate(samples):
                     sync = contextlib.nullcontext() if (world == 1 or k == len(samples) - 1) else forward.no_sync()
                     with sync, autocast():
-                        logits = forward(s["src_tokens"].to(device, non_blocking=True),
-                                         s["prev_output_tokens"].to(device, non_blocking=True))
-                        loss, nll = label_smoothed_nll_loss(logits, s["target"].to(device, non_blocking=True),
-                                                            cfg.label_smoothing)
+                        loss, nll = seq2seq_loss(forward, model, s["src_tokens"].to(device, non_blocking=True),
+                                                 s["prev_output_tokens"].to(device, non_blocking=True),
+                                                 s["target"].to(device, non_blocking=True), cfg.label_smoothing, fused)
                     loss.backward()
                     sums += torch.stack([loss.detach(), nll.detach()]).double()
                 values = (sums if counts is None else torch.cat([sums, counts])).tolist()  # the one host sync

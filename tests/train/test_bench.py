@@ -91,13 +91,15 @@ def test_plan_cost_counts_every_training_run_of_the_paper_grid_and_prices_it_by_
 
     from lightformer.train.cost import plan_cost
 
-    def row(arch, kind, lengths, tok_s):  # a bench row: 8,000 target tokens over 4 steps at max_tokens 4096
+    def row(arch, kind, lengths, tok_s, loss="fused", compiled="False"):  # 8,000 target tokens, 4 steps, 4096
         return {"arch": arch, "kind": kind, "engine": "lightformer", "lengths": lengths, "target_tokens": "8000",
                 "steps": "4", "max_tokens": "4096", "tokens_per_s": str(tok_s), "device_name": "GPU X",
-                "dtype": "bf16"}
+                "device": "cuda", "dtype": "bf16", "loss": loss, "compile": compiled}
 
-    rows = [row(a, k, ln, t) for a, ln in (("transformer_iwslt_de_en", "iwslt14"), ("transformer_wmt_en_de", "wmt14"))
-            for k, t in (("dense", 100_000), ("lightformer", 125_000))]
+    pairs = (("transformer_iwslt_de_en", "iwslt14"), ("transformer_wmt_en_de", "wmt14"))
+    # rows timed otherwise than training runs by default come first and must not be picked
+    decoys = [row(a, "dense", ln, t, *how) for a, ln in pairs for t, how in ((1, ("dense",)), (9e9, ("fused", "True")))]
+    rows = decoys + [row(a, k, ln, t) for a, ln in pairs for k, t in (("dense", 100_000), ("lightformer", 125_000))]
     config = yaml.safe_load(open("workflow/configs/paper.yaml"))
     cost = plan_cost(config, rows)
     # the same runs the Snakemake dry-run plans (tests/workflow: 9 baselines, 48 x 3 fine-tunes)
@@ -111,6 +113,7 @@ def test_plan_cost_counts_every_training_run_of_the_paper_grid_and_prices_it_by_
     assert cost[-1]["device_hours"] == pytest.approx(sum(r["device_hours"] for r in cost[:-1]))
     with pytest.raises(LightformerError, match="no measured lightformer row for transformer_iwslt_de_en"):
         plan_cost(config, [r for r in rows if r["kind"] == "dense"])
+    assert plan_cost(config, rows[len(decoys):]) == cost
 
 
 def test_plan_cost_from_a_measured_cpu_bench_with_random_init_at_the_baseline_budget(tmp_path, capsys):

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -11,10 +12,12 @@ from lightformer.data.synthetic import write_synthetic
 from lightformer.train.checkpoints import pointed
 
 
-def test_nproc_per_node_two_equals_one_process_with_the_same_effective_batch(tmp_path):
+@pytest.mark.parametrize("loss", ["off", "on"])  # on: the output layer is applied outside DDP's forward
+def test_nproc_per_node_two_equals_one_process_with_the_same_effective_batch(tmp_path, loss):
     """`--nproc-per-node 2` relaunches under torchrun and halves update_freq per rank."""
     data = write_synthetic(tmp_path / "syn", "copy", train=600, valid=50, test=50)
-    common = ["--recipe", "synthetic", f"data={data}", "max_updates=20", "eval_bleu=false", "threads=1", "update_freq=2"]
+    common = ["--recipe", "synthetic", f"data={data}", "max_updates=20", "eval_bleu=false", "threads=1", "update_freq=2",
+              f"fused_loss={loss}"]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     r = subprocess.run([sys.executable, "-m", "lightformer", "train", "--nproc-per-node", "2",
                         *common, f"save_dir={tmp_path / 'ddp'}"], capture_output=True, text=True, env=env, timeout=300)

@@ -3,7 +3,8 @@
 # label-smoothed loss, backward, fused AdamW; bf16 autocast) of the paper-size IWSLT and WMT-base
 # models, their LightFormer versions at the abstract's compression, and Hugging Face's Marian of
 # the same configuration on the same synthetic batches (the task's vocabularies and sentence
-# lengths), eager and torch.compile'd. Then prices workflow/configs/paper.yaml in GPU-hours from
+# lengths), eager and torch.compile'd, and ours once more with the dense (unfused) loss as the
+# before of the fused loss. Then prices workflow/configs/paper.yaml in GPU-hours from
 # those rows (lightformer plan-cost).
 #
 #   bash workflow/scripts/train_check.sh [OUTDIR]         # one H100/H200: a few minutes
@@ -24,13 +25,16 @@ rm -f "$CSV"
 
 if [ "${REDUCED:-0}" = 1 ]; then
     COMMON=(--device cpu --dtype fp32 --steps 2 --warmup 1)
-    RUNS=("--paper-size iwslt14 --max-tokens 512" "--paper-size wmt14 --max-tokens 512")
+    RUNS=("--paper-size iwslt14 --max-tokens 512" "--paper-size wmt14 --max-tokens 512"
+          "--paper-size iwslt14 --max-tokens 512 --loss fused --no-hf")
 else
     COMMON=(--device cuda --dtype bf16 --steps ${STEPS:-30} --warmup ${WARMUP:-5})
     RUNS=("--paper-size iwslt14 --max-tokens 4096"
           "--paper-size iwslt14 --max-tokens 16384"
           "--paper-size wmt14 --max-tokens 4096"
           "--paper-size wmt14 --max-tokens 16384"
+          "--paper-size iwslt14 --max-tokens 16384 --loss dense --no-hf"
+          "--paper-size wmt14 --max-tokens 16384 --loss dense --no-hf"
           "--paper-size iwslt14 --max-tokens 16384 --compile"
           "--paper-size wmt14 --max-tokens 16384 --compile")
 fi
