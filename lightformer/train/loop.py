@@ -19,6 +19,8 @@ import os
 import signal
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -266,223 +268,308 @@ def _rewrite_curve(path: Path, upto_update: int) -> None:
         w.writerows(rows)
 
 
-def train(cfg: TrainConfig, progress: bool = True, restart: str = "no") -> dict:
-    """Train (or fine-tune, or resume) as ``cfg`` says; returns the final summary. ``restart``:
-    see :func:`_open_run`."""
-    if not cfg.data or not cfg.save_dir:
-        raise LightformerError("data and save_dir must be set (e.g. data=DIR save_dir=DIR)")
-    rank, world = _distributed()
+@dataclass
+class RunState:
+    """Where a run is: what its checkpoints carry (beside weights, optimizer and RNG) and the sums
+    since the last curve row."""
+    num_updates: int = 0
+    epoch: int = 1
+    position: int = 0  # batches of this epoch's order already used
+    tokens_seen: int = 0
+    wall_before: float = 0.0  # seconds spent by the sessions before this one
+    best: float | None = None
+    loss: float = 0.0  # since the last curve row
+    nll: float = 0.0
+    ntok: int = 0
+    saved_at: int = -1  # this session: update of the last checkpoint
+    evaluated: tuple = (-1, None)  # this session: (update, metrics) of the last validation
+
+    @classmethod
+    def restored(cls, st: dict) -> "RunState":
+        return cls(num_updates=st["num_updates"], epoch=st["epoch"], position=st["position"],
+                   tokens_seen=st["tokens_seen"], wall_before=st["wall_s"], best=st["best"])
+
+
+class Prefetcher:
+    """Collates the next update's batches on a worker thread while the device runs this one
+    (the collation otherwise waits for the update's one host sync)."""
+
+    def __init__(self, pool: ThreadPoolExecutor, make):
+        self.pool, self.make, self.pending = pool, make, None
+
+    def take(self, key, group) -> list[dict]:
+        ready, self.pending = self.pending, None
+        return ready[1].result() if ready is not None and ready[0] == key else self.make(group)
+
+    def ahead(self, key, group) -> None:
+        self.pending = (key, self.pool.submit(self.make, group))
+
+
+def _training_device(cfg: TrainConfig, world: int) -> torch.device:
     device = pick_device(cfg.device)
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
         torch.cuda.set_device(device)
     if cfg.threads and device.type == "cpu":
         torch.set_num_threads(cfg.threads)
-    use_bf16 = cfg.bf16 and device.type == "cuda"
+    return device
 
-    def autocast():
-        return torch.autocast("cuda", dtype=torch.bfloat16) if use_bf16 else contextlib.nullcontext()
 
-    data = ParallelData(cfg.data)
-    train_src, train_tgt = data.split("train")
-    data.split("valid")  # fail early on a missing or empty validation split
-    run = Path(cfg.save_dir)
-    resume, bound, notes = _open_run(run, cfg, restart, rank, world)
-    state = resume.state if resume is not None else None
-    model = _build_model(cfg, data, resume).to(device)
-    torch.manual_seed(cfg.seed)
-    model.train()
-    params = list(model.parameters())  # each shared factor once
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.adam_eps, weight_decay=cfg.weight_decay,
-                                  fused=device.type == "cuda")  # one kernel for every parameter's update
-    peak, device_label = peak_flops(device, "bf16" if use_bf16 else "fp32", None)
-    meter = Throughput(step_macs(model), peak * world if peak else None)
-    pad_to = cfg.pad_to_multiple or (8 if device.type == "cuda" else 1)  # tensor-core friendly widths
-    fused = cfg.fused_loss == "on" or (cfg.fused_loss == "auto" and device.type == "cuda")
-    if world > 1:
-        forward = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    else:
-        forward = model
-    if cfg.compile:
-        forward = torch.compile(forward)
+def train(cfg: TrainConfig, progress: bool = True, restart: str = "no") -> dict:
+    """Train (or fine-tune, or resume) as ``cfg`` says; returns the final summary. ``restart``:
+    see :func:`_open_run`."""
+    return Trainer(cfg, progress, restart).run()
 
-    num_updates, epoch, position, tokens_seen, wall_before, best = 0, 1, 0, 0, 0.0, None
-    if state is not None:
-        optimizer.load_state_dict(state["optimizer"])
-        num_updates, epoch, position = state["num_updates"], state["epoch"], state["position"]
-        tokens_seen, wall_before, best = state["tokens_seen"], state["wall_s"], state["best"]
-        _set_rng_state(state["rng"], device)
-    if rank == 0:
+
+class Trainer:
+    """One session of a run: set up from the config (resuming when the run has a checkpoint), then
+    updates, validation and checkpoints until max_updates/max_epochs or a stop signal."""
+
+    def __init__(self, cfg: TrainConfig, progress: bool = True, restart: str = "no"):
+        if not cfg.data or not cfg.save_dir:
+            raise LightformerError("data and save_dir must be set (e.g. data=DIR save_dir=DIR)")
+        self.cfg, self.run_dir = cfg, Path(cfg.save_dir)
+        self.rank, self.world = _distributed()
+        self.device = device = _training_device(cfg, self.world)
+        self.use_bf16 = cfg.bf16 and device.type == "cuda"
+        self.data = ParallelData(cfg.data)
+        self.train_src, self.train_tgt = self.data.split("train")
+        self.data.split("valid")  # fail early on a missing or empty validation split
+        resume, self.bound, notes = _open_run(self.run_dir, cfg, restart, self.rank, self.world)
+        self.model = model = _build_model(cfg, self.data, resume).to(device)
+        torch.manual_seed(cfg.seed)
+        model.train()
+        self.params = list(model.parameters())  # each shared factor once
+        self.optimizer = torch.optim.AdamW(self.params, lr=cfg.lr, betas=cfg.betas, eps=cfg.adam_eps,
+                                           weight_decay=cfg.weight_decay,
+                                           fused=device.type == "cuda")  # one kernel for every parameter's update
+        self.peak, self.device_label = peak_flops(device, "bf16" if self.use_bf16 else "fp32", None)
+        self.meter = Throughput(step_macs(model), self.peak * self.world if self.peak else None)
+        self.pad_to = cfg.pad_to_multiple or (8 if device.type == "cuda" else 1)  # tensor-core friendly widths
+        self.fused = cfg.fused_loss == "on" or (cfg.fused_loss == "auto" and device.type == "cuda")
+        self.forward = model
+        if self.world > 1:
+            self.forward = torch.nn.parallel.DistributedDataParallel(
+                model, device_ids=[device.index] if device.type == "cuda" else None)
+        if cfg.compile:
+            self.forward = torch.compile(self.forward)
+        self.state = RunState()
+        if resume is not None:
+            self.state = RunState.restored(resume.state)
+            self.optimizer.load_state_dict(resume.state["optimizer"])
+            _set_rng_state(resume.state["rng"], device)
+        self.batches = length_buckets(self.train_src.sizes, self.train_tgt.sizes, cfg.max_tokens)
+        self.per_update = cfg.effective_update_freq(self.world) * self.world
+        self._open_log(resume, notes)
+        self.t0 = time.perf_counter()
+        self.bar = tqdm(total=cfg.max_updates or None, initial=self.state.num_updates, desc="train", unit="upd",
+                        disable=(not progress or self.rank != 0) or None)
+        self.plain = PlainProgress(cfg.log_interval_s, cfg.max_updates, self.state.num_updates,
+                                   enabled=progress and self.rank == 0 and self.bar.disable)
+
+    def _open_log(self, resume: Resume | None, notes: list[str]) -> None:
+        """Events, the recipe as given plus the model as built, and the curve cut back to the resumed update."""
+        if self.rank != 0:
+            return
+        run, cfg = self.run_dir, self.cfg
         run.mkdir(parents=True, exist_ok=True)
         for note in notes:
             _event(run, note)
-        for key, (was, now) in getattr(model, "overridden", {}).items():
+        for key, (was, now) in getattr(self.model, "overridden", {}).items():
             _event(run, f"the recipe sets {key}={now} (the init_from checkpoint had {was})")
-        _event(run, f"resumed from {resume.ckpt.name} at update {num_updates}" if state is not None else "started")
-        # the recipe as given, plus the model as built (its actual dimensions and dropout rates)
-        (run / "config.json").write_text(json.dumps(cfg.to_dict() | {"model_config": model.cfg.to_dict()},
+        _event(run, f"resumed from {resume.ckpt.name} at update {self.state.num_updates}" if resume else "started")
+        (run / "config.json").write_text(json.dumps(cfg.to_dict() | {"model_config": self.model.cfg.to_dict()},
                                                     indent=2) + "\n")
-        _rewrite_curve(run / "curve.csv", num_updates)
+        _rewrite_curve(run / "curve.csv", self.state.num_updates)
+        if cfg.update_tokens:
+            f = self.per_update // self.world
+            _event(run, f"update_freq {f}: {f} x {self.world} rank(s) x max_tokens {cfg.max_tokens} "
+                        f">= update_tokens {cfg.update_tokens}")
 
-    batches = length_buckets(train_src.sizes, train_tgt.sizes, cfg.max_tokens)
-    update_freq = cfg.effective_update_freq(world)
-    if cfg.update_tokens and rank == 0:
-        _event(run, f"update_freq {update_freq}: {update_freq} x {world} rank(s) x max_tokens {cfg.max_tokens} "
-                    f">= update_tokens {cfg.update_tokens}")
-    per_update = update_freq * world
-    t0 = time.perf_counter()
-    running = {"loss": 0.0, "nll": 0.0, "ntok": 0}
-    bar = tqdm(total=cfg.max_updates or None, initial=num_updates, desc="train", unit="upd",
-               disable=(not progress or rank != 0) or None)
-    plain = PlainProgress(cfg.log_interval_s, cfg.max_updates, num_updates,
-                          enabled=progress and rank == 0 and bar.disable)
+    def autocast(self):
+        return torch.autocast("cuda", dtype=torch.bfloat16) if self.use_bf16 else contextlib.nullcontext()
 
-    def wall() -> float:
-        return wall_before + time.perf_counter() - t0
+    def wall(self) -> float:
+        return self.state.wall_before + time.perf_counter() - self.t0
 
-    def preempted() -> Preempted:
-        """After the signal-triggered save: close the bar, log the event, return the exception."""
-        bar.close()
-        _barrier(world)  # rank 0's save is on disk before any rank exits (torchrun then stops the rest)
-        signum = stop.signum or "on another rank"
-        _event(run, f"preempted by signal {signum}: saved update {num_updates}", rank)
-        return Preempted(f"signal {signum}: saved {run / 'checkpoints'} at update {num_updates}")
+    def done(self) -> bool:
+        s, cfg = self.state, self.cfg
+        return bool((cfg.max_updates and s.num_updates >= cfg.max_updates) or (cfg.max_epochs and s.epoch > cfg.max_epochs))
 
-    def checkpoint(name: str, metrics: dict | None = None) -> None:
-        with meter.paused():
-            save(name, metrics)
+    # --- the loop -------------------------------------------------------------------------------
 
-    def save(name: str, metrics: dict | None = None) -> None:
-        nonlocal best
-        is_best = False
-        if metrics:
-            value = metrics["valid_bleu" if cfg.best_metric == "bleu" else "valid_loss"]
-            is_best = best is None or (value > best if cfg.best_metric == "bleu" else value < best)
-            best = value if is_best else best
-        if rank != 0:
-            return
-        st = {"config": cfg.to_dict(), "optimizer": optimizer.state_dict(), "num_updates": num_updates,
-              "epoch": epoch, "position": position, "tokens_seen": tokens_seen, "wall_s": wall(),
-              "best": best, "rng": _rng_state(device), "bound": bound}
-        save_train_checkpoint(run, name, model, st, provenance={"train": "lightformer train", "update": num_updates,
-                                                                "epoch": epoch, "data": cfg.data})
-        if is_best:
-            mark_best(run, name)
-        prune(run, cfg.keep_last)
+    def run(self) -> dict:
+        with _StopFlag() as self.stop, ThreadPoolExecutor(1, thread_name_prefix="collate") as pool:
+            self.prefetch = Prefetcher(pool, self._collate)
+            while not self.done():
+                order = epoch_order(len(self.batches), self.cfg.seed, self.state.epoch)
+                stopping = self._epoch(order)
+                self._close_epoch(order, stopping)
+        return self._finish()
 
-    def evaluate() -> dict:
-        rates = meter.window()
-        with meter.paused():
-            metrics = validate(model, data, cfg, device, autocast) if rank == 0 else {}
-        if rank == 0:
-            row = {"update": num_updates, "epoch": epoch, "wall_s": round(wall(), 3), "tokens_seen": tokens_seen,
-                   "lr": optimizer.param_groups[0]["lr"],
-                   "train_loss": running["loss"] / max(running["ntok"], 1),
-                   "train_nll": running["nll"] / max(running["ntok"], 1)} | metrics | rates
-            path = run / "curve.csv"
+    def _group(self, order: np.ndarray, position: int) -> np.ndarray:
+        """This rank's batches of the update that starts at ``position``."""
+        return order[position: position + self.per_update][self.rank::self.world]
+
+    def _collate(self, group) -> list[dict]:
+        samples = [collate([self.train_src[i] for i in self.batches[j]], [self.train_tgt[i] for i in self.batches[j]],
+                           self.pad_to) for j in group]
+        if self.device.type == "cuda":  # page-locked, so the copies to the device overlap with compute
+            samples = [{k: v.pin_memory() if torch.is_tensor(v) else v for k, v in b.items()} for b in samples]
+        return samples
+
+    def _epoch(self, order: np.ndarray) -> bool:
+        """Updates from the current position until the epoch ends or the run is done, validating
+        and saving at their intervals. True when a stop signal came in the epoch's last update."""
+        s, cfg = self.state, self.cfg
+        while s.position < len(order) and not self.done():
+            group = self._group(order, s.position)
+            samples = self.prefetch.take((s.epoch, s.position), group)
+            following = s.position + self.per_update
+            if following < len(order):
+                self.prefetch.ahead((s.epoch, following), self._group(order, following))
+            stopping = self._update(group, samples)
+            if s.position >= len(order):
+                return stopping
+            metrics = None
+            if cfg.validate_interval_updates and s.num_updates % cfg.validate_interval_updates == 0:
+                metrics = self._evaluate()
+            if (cfg.save_interval_updates and s.num_updates % cfg.save_interval_updates == 0) or stopping:
+                self._checkpoint(metrics)
+            if stopping:
+                raise self._preempted()
+        return False
+
+    def _close_epoch(self, order: np.ndarray, stopping: bool) -> None:
+        """Epoch end or the last update: validate (under the epoch that just ran) and save, unless
+        this very update was validated or saved already."""
+        s = self.state
+        metrics = s.evaluated[1] if s.evaluated[0] == s.num_updates else self._evaluate()
+        if s.position >= len(order):
+            s.epoch, s.position = s.epoch + 1, 0
+        if s.saved_at != s.num_updates:
+            self._checkpoint(metrics)
+        if stopping:
+            raise self._preempted()
+
+    def _update(self, group: np.ndarray, samples: list[dict]) -> bool:
+        """One optimizer update on this rank's batches; True when any rank was signalled to stop."""
+        s, cfg, device, world = self.state, self.cfg, self.device, self.world
+        ntok, votes = sum(b["ntokens"] for b in samples), 1.0 if self.stop.signum else 0.0
+        counts = None
+        if world > 1:  # target tokens and "a rank was signalled": one collective, on the training device
+            counts = torch.tensor([ntok, votes], dtype=torch.float64).to(device, non_blocking=True)
+            dist.all_reduce(counts)
+        sums = torch.zeros(2, device=device, dtype=torch.float64)  # loss, nll: one host sync per update
+        for k, b in enumerate(samples):
+            sync = contextlib.nullcontext() if (world == 1 or k == len(samples) - 1) else self.forward.no_sync()
+            with sync, self.autocast():
+                loss, nll = seq2seq_loss(self.forward, self.model, b["src_tokens"].to(device, non_blocking=True),
+                                         b["prev_output_tokens"].to(device, non_blocking=True),
+                                         b["target"].to(device, non_blocking=True), cfg.label_smoothing, self.fused)
+            loss.backward()
+            sums += torch.stack([loss.detach(), nll.detach()]).double()
+        values = (sums if counts is None else torch.cat([sums, counts])).tolist()  # the one host sync
+        loss_sum, nll_sum = values[:2]
+        if counts is not None:
+            ntok, votes = int(values[2]), values[3]
+        if not math.isfinite(loss_sum):
+            raise LightformerError(f"non-finite loss at update {s.num_updates + 1}; stopped without saving. "
+                                   f"Last good checkpoint: {pointed(self.run_dir, 'last') or 'none'}")
+        lr = self._step(scale=world / ntok)  # DDP averaged over ranks; fairseq divides the sum by tokens
+        own = np.concatenate([self.batches[j] for j in group]) if len(group) else np.zeros(0, dtype=np.int64)
+        self.meter.add(ntok, self.train_src.sizes[own], self.train_tgt.sizes[own], scale=world)  # DDP: ranks alike
+        s.position += self.per_update
+        s.tokens_seen += ntok
+        s.loss, s.nll, s.ntok = s.loss + loss_sum, s.nll + nll_sum, s.ntok + ntok // world
+        per_token = loss_sum / max(ntok // world, 1)
+        self.bar.update()
+        self.bar.set_postfix(loss=f"{per_token:.3f}", lr=f"{lr:.2e}",
+                             tok_s=f"{s.tokens_seen / max(self.wall() - s.wall_before, 1e-9):.0f}")
+        self.plain.tick(s.num_updates, per_token, ntok)
+        return votes > 0
+
+    def _step(self, scale: float) -> float:
+        """Scale and clip the gradients, set the schedule's learning rate, step; returns the rate."""
+        cfg = self.cfg
+        for p in self.params:
+            if p.grad is not None:
+                p.grad.mul_(scale)
+        if cfg.clip_norm > 0:
+            torch.nn.utils.clip_grad_norm_(self.params, cfg.clip_norm)
+        self.state.num_updates += 1
+        lr = inverse_sqrt_lr(self.state.num_updates, cfg.lr, cfg.warmup_updates, cfg.warmup_init_lr)
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return lr
+
+    # --- validation, checkpoints, the end ---------------------------------------------------------
+
+    def _evaluate(self) -> dict:
+        s, rates = self.state, self.meter.window()
+        with self.meter.paused():
+            metrics = validate(self.model, self.data, self.cfg, self.device, self.autocast) if self.rank == 0 else {}
+        if self.rank == 0:
+            row = {"update": s.num_updates, "epoch": s.epoch, "wall_s": round(self.wall(), 3),
+                   "tokens_seen": s.tokens_seen, "lr": self.optimizer.param_groups[0]["lr"],
+                   "train_loss": s.loss / max(s.ntok, 1), "train_nll": s.nll / max(s.ntok, 1)} | metrics | rates
+            path = self.run_dir / "curve.csv"
             new = not path.exists()
             with open(path, "a", newline="") as f:
                 w = csv.DictWriter(f, fieldnames=CURVE_FIELDS, extrasaction="ignore")
                 if new:
                     w.writeheader()
                 w.writerow(row)
-            running.update(loss=0.0, nll=0.0, ntok=0)
+            s.loss, s.nll, s.ntok = 0.0, 0.0, 0
+        s.evaluated = (s.num_updates, metrics)
         return metrics
 
-    def done() -> bool:
-        return bool((cfg.max_updates and num_updates >= cfg.max_updates) or
-                    (cfg.max_epochs and epoch > cfg.max_epochs))
+    def _checkpoint(self, metrics: dict | None) -> None:
+        """Save update_<N> (rank 0), mark it best when its metric is, prune old ones; validation's
+        and saving's time stay out of the throughput."""
+        s, cfg = self.state, self.cfg
+        s.saved_at = s.num_updates
+        is_best = False
+        if metrics:
+            value = metrics["valid_bleu" if cfg.best_metric == "bleu" else "valid_loss"]
+            is_best = s.best is None or (value > s.best if cfg.best_metric == "bleu" else value < s.best)
+            s.best = value if is_best else s.best
+        if self.rank != 0:
+            return
+        name = f"update_{s.num_updates:07d}"
+        with self.meter.paused():
+            st = {"config": cfg.to_dict(), "optimizer": self.optimizer.state_dict(), "num_updates": s.num_updates,
+                  "epoch": s.epoch, "position": s.position, "tokens_seen": s.tokens_seen, "wall_s": self.wall(),
+                  "best": s.best, "rng": _rng_state(self.device), "bound": self.bound}
+            save_train_checkpoint(self.run_dir, name, self.model, st, provenance={
+                "train": "lightformer train", "update": s.num_updates, "epoch": s.epoch, "data": cfg.data})
+            if is_best:
+                mark_best(self.run_dir, name)
+            prune(self.run_dir, cfg.keep_last)
 
-    saved_at, last_eval = -1, (-1, None)  # update of the last checkpoint, (update, metrics) of the last validation
-    stopping = False  # a stop signal, agreed by all ranks at the start of each update
-    with _StopFlag() as stop:
-        while not done():
-            order = epoch_order(len(batches), cfg.seed, epoch)
-            while position < len(order) and not done():
-                group = order[position: position + per_update][rank::world]
-                samples = [collate([train_src[i] for i in batches[j]], [train_tgt[i] for i in batches[j]], pad_to)
-                           for j in group]
-                if device.type == "cuda":  # page-locked, so the copies below overlap with compute
-                    samples = [{k: v.pin_memory() if torch.is_tensor(v) else v for k, v in s.items()} for s in samples]
-                ntok, votes = sum(s["ntokens"] for s in samples), 1.0 if stop.signum else 0.0
-                counts = None
-                if world > 1:  # target tokens and "a rank was signalled": one collective, on the training device
-                    counts = torch.tensor([ntok, votes], dtype=torch.float64).to(device, non_blocking=True)
-                    dist.all_reduce(counts)
-                sums = torch.zeros(2, device=device, dtype=torch.float64)  # loss, nll: one host sync per update
-                for k, s in enumerate(samples):
-                    sync = contextlib.nullcontext() if (world == 1 or k == len(samples) - 1) else forward.no_sync()
-                    with sync, autocast():
-                        loss, nll = seq2seq_loss(forward, model, s["src_tokens"].to(device, non_blocking=True),
-                                                 s["prev_output_tokens"].to(device, non_blocking=True),
-                                                 s["target"].to(device, non_blocking=True), cfg.label_smoothing, fused)
-                    loss.backward()
-                    sums += torch.stack([loss.detach(), nll.detach()]).double()
-                values = (sums if counts is None else torch.cat([sums, counts])).tolist()  # the one host sync
-                loss_sum, nll_sum = values[:2]
-                if counts is not None:
-                    ntok, votes = int(values[2]), values[3]
-                stopping = votes > 0
-                if not math.isfinite(loss_sum):
-                    last = pointed(run, "last")
-                    raise LightformerError(f"non-finite loss at update {num_updates + 1}; stopped without saving. "
-                                           f"Last good checkpoint: {last or 'none'}")
-                scale = world / ntok  # DDP averaged over ranks; fairseq divides the sum by tokens
-                for p in params:
-                    if p.grad is not None:
-                        p.grad.mul_(scale)
-                if cfg.clip_norm > 0:
-                    torch.nn.utils.clip_grad_norm_(params, cfg.clip_norm)
-                num_updates += 1
-                lr = inverse_sqrt_lr(num_updates, cfg.lr, cfg.warmup_updates, cfg.warmup_init_lr)
-                for g in optimizer.param_groups:
-                    g["lr"] = lr
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-                own = np.concatenate([batches[j] for j in group]) if group else np.zeros(0, dtype=np.int64)
-                meter.add(ntok, train_src.sizes[own], train_tgt.sizes[own], scale=world)  # DDP: ranks alike
-                position += per_update
-                tokens_seen += ntok
-                running["loss"] += loss_sum
-                running["nll"] += nll_sum
-                running["ntok"] += ntok // world
-                bar.update()
-                bar.set_postfix(loss=f"{loss_sum / max(ntok // world, 1):.3f}", lr=f"{lr:.2e}",
-                                tok_s=f"{tokens_seen / max(wall() - wall_before, 1e-9):.0f}")
-                plain.tick(num_updates, loss_sum / max(ntok // world, 1), ntok)
-                if position >= len(order):  # epoch end: validate and save there
-                    break
-                metrics = None
-                if cfg.validate_interval_updates and num_updates % cfg.validate_interval_updates == 0:
-                    metrics = evaluate()
-                    last_eval = (num_updates, metrics)
-                if (cfg.save_interval_updates and num_updates % cfg.save_interval_updates == 0) or stopping:
-                    checkpoint(f"update_{num_updates:07d}", metrics)
-                    saved_at = num_updates
-                if stopping:
-                    raise preempted()
-            # epoch end or the last update: validate (under the epoch that just ran) and save,
-            # unless this very update was validated or saved already
-            metrics = last_eval[1] if last_eval[0] == num_updates else evaluate()
-            last_eval = (num_updates, metrics)
-            if position >= len(order):
-                epoch, position = epoch + 1, 0
-            if saved_at != num_updates:
-                checkpoint(f"update_{num_updates:07d}", metrics)
-                saved_at = num_updates
-            if stopping:
-                raise preempted()
-    bar.close()
-    if rank == 0 and pointed(run, "best") is None and pointed(run, "last") is not None:
-        mark_best(run, pointed(run, "last").name)  # the best one was unreadable and set aside
-    summary = {"num_updates": num_updates, "epoch": epoch, "tokens_seen": tokens_seen, "wall_s": wall(),
-               "best": best, "best_metric": cfg.best_metric, "last": str(pointed(run, "last")),
-               "best_checkpoint": str(pointed(run, "best")), "device_name": device_label,
-               "peak_flops": peak} | meter.session()  # this session's throughput, validation excluded
-    if rank == 0:
-        (run / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-        _event(run, f"finished at update {num_updates}")
-    if world > 1:
-        dist.barrier()
-        dist.destroy_process_group()
-    return summary
+    def _preempted(self) -> Preempted:
+        """After the signal-triggered save: close the bar, log the event, return the exception."""
+        self.bar.close()
+        _barrier(self.world)  # rank 0's save is on disk before any rank exits (torchrun then stops the rest)
+        signum, n = self.stop.signum or "on another rank", self.state.num_updates
+        _event(self.run_dir, f"preempted by signal {signum}: saved update {n}", self.rank)
+        return Preempted(f"signal {signum}: saved {self.run_dir / 'checkpoints'} at update {n}")
+
+    def _finish(self) -> dict:
+        self.bar.close()
+        run, s = self.run_dir, self.state
+        if self.rank == 0 and pointed(run, "best") is None and pointed(run, "last") is not None:
+            mark_best(run, pointed(run, "last").name)  # the best one was unreadable and set aside
+        summary = {"num_updates": s.num_updates, "epoch": s.epoch, "tokens_seen": s.tokens_seen, "wall_s": self.wall(),
+                   "best": s.best, "best_metric": self.cfg.best_metric, "last": str(pointed(run, "last")),
+                   "best_checkpoint": str(pointed(run, "best")), "device_name": self.device_label,
+                   "peak_flops": self.peak} | self.meter.session()  # this session's throughput, validation excluded
+        if self.rank == 0:
+            (run / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+            _event(run, f"finished at update {s.num_updates}")
+        if self.world > 1:
+            dist.barrier()
+            dist.destroy_process_group()
+        return summary

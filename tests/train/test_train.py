@@ -156,3 +156,26 @@ def test_translate_reads_lines_and_keeps_their_order(copy_data, tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines() == lines  # the copy task, learned
+
+
+def test_the_prefetcher_collates_the_next_update_on_its_thread_and_only_hands_over_what_was_asked():
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from lightformer.train.loop import Prefetcher
+
+    made = []
+
+    def make(group):
+        made.append((tuple(group), threading.current_thread().name))
+        return [sum(group)]
+
+    with ThreadPoolExecutor(1, thread_name_prefix="collate") as pool:
+        fetch = Prefetcher(pool, make)
+        assert fetch.take((1, 0), [1, 2]) == [3]  # nothing ahead: made here
+        fetch.ahead((1, 2), [3, 4])
+        assert fetch.take((1, 2), [3, 4]) == [7]  # the one made ahead
+        fetch.ahead((1, 4), [5, 6])
+        assert fetch.take((2, 0), [7, 8]) == [15]  # another update was asked: made anew, the stale one dropped
+    assert made[0][1] == threading.current_thread().name and made[1][1].startswith("collate")
+    assert sorted(m[0] for m in made) == [(1, 2), (3, 4), (5, 6), (7, 8)]  # the stale one may finish last
