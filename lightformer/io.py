@@ -45,7 +45,7 @@ def escapes(name: str) -> bool:
     return (not name or name.startswith("/") or "\\" in name or "\0" in name or ".." in name.split("/"))
 
 
-INVOKED: list[str] = []  # set by lightformer.cli.main: the arguments it runs (in-process callers too)
+INVOKED: list[str] = []  # set by lightformer.cli.main (lightformer/cli/__init__.py): the arguments it runs (in-process callers too)
 
 
 def command_line(argv: list[str] | None = None) -> str:

@@ -1,0 +1,218 @@
+"""Model files: initialise, count parameters, compress (SVD weight transfer), export."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from lightformer.cli.common import parse_overrides
+from lightformer.errors import LightformerError
+from lightformer.io import command_line, write_text_atomic
+from lightformer.validate import distinct_outputs, load_yaml
+
+
+def format_counts(counts: dict, baseline: dict | None = None) -> str:
+    rows = []
+    for key, n in counts.items():
+        line = f"  {key:<18}{n:>14,}"
+        if baseline and baseline.get(key):
+            line += f"   ({baseline[key] / n:.2f}x fewer)" if n else ""
+        rows.append(line)
+    return "\n".join(rows)
+
+
+def parse_rank(text: str) -> int | dict:
+    """'64' or 'all=64,embeddings=128'."""
+    try:
+        if "=" not in text:
+            return int(text)
+        out = {}
+        for item in text.split(","):
+            key, _, value = item.partition("=")
+            out[key.strip()] = int(value)
+        return out
+    except ValueError:
+        raise LightformerError(f"--rank expects an integer or role=int pairs, got {text!r}") from None
+
+
+def cmd_init(args) -> None:
+    import lightformer as lf
+
+    distinct_outputs([], [args.out])
+    overrides = parse_overrides(args.set)
+    if args.share_decoder_input_output_embed:
+        overrides["share_decoder_input_output_embed"] = True
+    if args.share_all_embeddings:
+        overrides["share_all_embeddings"] = True
+    model = lf.build_model(args.arch, args.src_vocab, args.tgt_vocab, seed=args.seed, **overrides)
+    lf.save_checkpoint(model, args.out, provenance={"arch": args.arch, "seed": args.seed, "init": "random"})
+    print(f"{args.out}: {args.arch}, {lf.count_parameters(model)['total']:,} parameters", file=sys.stderr)
+
+
+def cmd_params(args) -> None:
+    import lightformer as lf
+
+    counts = [lf.count_parameters(lf.load_checkpoint(path, verify=args.verify)) for path in args.checkpoints]
+    if args.verify:
+        print("\n".join(f"{p}: content digest OK" for p in args.checkpoints), file=sys.stderr)
+    if args.json:
+        rows = [{"checkpoint": p} | c for p, c in zip(args.checkpoints, counts)]
+        print(json.dumps(counts[0] if len(counts) == 1 else rows, indent=2))
+        return
+    if len(counts) == 1:
+        print(f"{args.checkpoints[0]}\n{format_counts(counts[0])}")
+        return
+    # several checkpoints: one row each, compression relative to the first
+    name_w = max(len(p) for p in args.checkpoints)
+    print(f"{'checkpoint':<{name_w}} {'total':>12} {'embedding':>12} {'body':>12} {'x fewer':>8}")
+    for path, c in zip(args.checkpoints, counts):
+        print(f"{path:<{name_w}} {c['total']:>12,} {c['embedding']:>12,} {c['body']:>12,} "
+              f"{counts[0]['total'] / c['total']:>8.2f}")
+
+
+def cmd_compress(args) -> None:
+    import lightformer as lf
+    from lightformer.io import file_sha256
+
+    classifier = (Path(args.checkpoint) / "lightformer.json").is_file()  # a GLUE classifier (BERT) directory
+    distinct_outputs([args.checkpoint, args.spec, args.calib_data],
+                     [args.report] if classifier else [args.out, args.report])
+    if classifier and (Path(args.out).resolve() == Path(args.checkpoint).resolve()
+                       or (args.report and Path(args.report).resolve().is_relative_to(Path(args.out).resolve()))):
+        raise LightformerError(f"--out {args.out!r} would overwrite the input classifier or the report; write it elsewhere")
+    spec = {}
+    if args.spec:
+        spec = load_yaml(args.spec, "spec file") or {}
+        if not isinstance(spec, dict):
+            raise LightformerError(f"spec file {args.spec!r} must hold a mapping of compression options")
+    flags = {
+        "rank": parse_rank(args.rank) if args.rank is not None else None,
+        "ratio": args.ratio, "roles": args.roles, "share_layers": args.share_layers,
+        "share_side": args.share_side, "share_roles": args.share_roles,
+        "share_qkv": True if args.share_qkv else None, "sigma_split": args.sigma_split,
+        "init": args.init, "seed": args.seed, "rank_alloc": args.rank_alloc, "calib_batches": args.calib_batches,
+        "calib_max_tokens": args.calib_max_tokens, "whiten_eps": args.whiten_eps, "asvd_alpha": args.asvd_alpha,
+    }
+    spec |= {k: v for k, v in flags.items() if v is not None}
+    if classifier:
+        return _compress_classifier(args, spec)
+    dense = lf.load_checkpoint(args.checkpoint)
+    model = lf.compress(dense, spec, calib=args.calib_data)  # all checks happen here, before anything is written
+    before, after = lf.count_parameters(dense), lf.count_parameters(model)
+    report = {
+        "source": {"path": str(args.checkpoint), "sha256": file_sha256(args.checkpoint)},
+        "spec": model.compression["spec"],
+        "params": {"dense": before, "compressed": after, "ratio": before["total"] / after["total"]},
+        "groups": model.compression["groups"],
+        "matrices": model.compression["report"],
+    }
+    errors = [r["output_rel_error"] for r in report["matrices"] or [] if r.get("output_rel_error") is not None]
+    if args.calib_data:  # mean over matrices of the held-out (valid split) output error
+        report["calibration"] = {"data": str(args.calib_data), "output_rel_error_mean": sum(errors) / len(errors)
+                                 if errors else None}
+    lf.save_checkpoint(model, args.out, provenance={"parent": report["source"]})
+    if args.report:
+        write_text_atomic(args.report, json.dumps(report, indent=2) + "\n")
+    print(f"{args.out}: {before['total']:,} -> {after['total']:,} parameters "
+          f"({report['params']['ratio']:.2f}x fewer)\n{format_counts(after, before)}")
+
+
+def _compress_classifier(args, spec: dict) -> None:
+    from lightformer.classify.model import load_classifier, save_classifier
+    from lightformer.compress.bert import compress_bert, dense_params
+
+    dense, meta = load_classifier(args.checkpoint)
+    spec.setdefault("roles", ["body"])  # BERT: attention and FFN; add src_embed for the embeddings
+    model = compress_bert(dense, spec)
+    before, after = dense_params(dense), dense_params(model)
+    save_classifier(model, args.out, Path(args.checkpoint),
+                    {"task": meta.get("task"), "provenance": {"parent": str(args.checkpoint)}})
+    report = {"source": {"path": str(args.checkpoint)}, "spec": model.compression["spec"],
+              "params": {"dense": {"total": before}, "compressed": {"total": after}, "ratio": before / after},
+              "groups": model.compression["groups"], "matrices": model.compression["report"]}
+    if args.report:
+        write_text_atomic(args.report, json.dumps(report, indent=2) + "\n")
+    print(f"{args.out}: {before:,} -> {after:,} parameters ({before / after:.2f}x fewer)")
+
+
+def cmd_export_ct2(args) -> None:
+    import lightformer as lf
+    from lightformer.export.ct2 import export_ct2, read_symbols
+    from lightformer.io import file_sha256
+
+    model = lf.load_checkpoint(args.checkpoint)
+    src_symbols = tgt_symbols = None
+    if args.data:  # token strings from the prepared directory's dictionaries
+        from lightformer.data.indexed import ParallelData
+
+        data = ParallelData(args.data)
+        src_symbols = read_symbols(data.src_dict, model.cfg.src_vocab, f"{args.data} (source)")
+        tgt_symbols = read_symbols(data.tgt_dict, model.cfg.tgt_vocab, f"{args.data} (target)")
+    report = export_ct2(model, args.out, src_symbols=src_symbols, tgt_symbols=tgt_symbols,
+                        quantization=args.quantization, force=args.force,
+                        source={"checkpoint": str(args.checkpoint), "checkpoint_sha256": file_sha256(args.checkpoint),
+                                "command": command_line()})
+    print(f"{args.out}: CTranslate2 {report['ctranslate2']} model ({report['quantization']}, "
+          f"{report['vocabulary']} vocabulary); {report['note']}")
+
+
+def register(sub) -> None:
+    from lightformer.compress.spec import INITS, RANK_ALLOCS, SHARE_SIDES, SIGMA_SPLITS
+    from lightformer.config import PRESETS
+
+    s = sub.add_parser("init", help="write a freshly initialised dense Transformer")
+    s.add_argument("--arch", required=True, choices=list(PRESETS))
+    s.add_argument("--src-vocab", type=int, required=True)
+    s.add_argument("--tgt-vocab", type=int, required=True)
+    s.add_argument("--share-decoder-input-output-embed", action="store_true")
+    s.add_argument("--share-all-embeddings", action="store_true", help="needs src-vocab == tgt-vocab")
+    s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a ModelConfig field, e.g. --set dropout=0.3")
+    s.add_argument("--seed", type=int, default=1)
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_init)
+
+    s = sub.add_parser("params", help="count parameters by role (shared tensors once); several files: "
+                                      "a table with compression relative to the first")
+    s.add_argument("checkpoints", nargs="+")
+    s.add_argument("--json", action="store_true")
+    s.add_argument("--verify", action="store_true", help="recompute each file's content digest (a flipped byte fails)")
+    s.set_defaults(func=cmd_params)
+
+    s = sub.add_parser("compress", help="SVD weight transfer (or random init) to a LightFormer")
+    s.add_argument("checkpoint")
+    s.add_argument("--spec", help="YAML/JSON file of compression options; flags override it")
+    s.add_argument("--rank", help="an integer, or role=int pairs: all=64,embeddings=128")
+    s.add_argument("--ratio", type=float, help="target dense/compressed parameter ratio, e.g. 3.8")
+    s.add_argument("--roles", help="roles to factorise, comma-separated (default: all)")
+    s.add_argument("--share-layers", type=int, help="cross-layer group size k (1 = no sharing)")
+    s.add_argument("--share-side", choices=SHARE_SIDES, help="which factor a group shares (default: in)")
+    s.add_argument("--share-roles", help="roles that share across layers (default: body)")
+    s.add_argument("--share-qkv", action="store_true", help="q/k/v of each attention share one input basis")
+    s.add_argument("--sigma-split", choices=SIGMA_SPLITS)
+    s.add_argument("--init", choices=INITS, help="svd (default), random, or data-aware: svd_whiten (SVD-LLM), "
+                                                 "svd_fisher (FWSVD), asvd (ASVD); those need --calib-data")
+    s.add_argument("--rank-alloc", choices=RANK_ALLOCS, help="with --ratio: uniform (default), or greedy by "
+                                                              "singular-value energy per parameter")
+    s.add_argument("--calib-data", help="prepared directory: train split calibrates, valid split gives the report's "
+                                        "held-out output error")
+    s.add_argument("--calib-batches", type=int, help="calibration batches (default 8)")
+    s.add_argument("--calib-max-tokens", type=int, help="tokens per calibration batch (default 4096)")
+    s.add_argument("--whiten-eps", type=float, help="ridge on Gram matrices, relative to the mean diagonal (1e-6)")
+    s.add_argument("--asvd-alpha", type=float, help="ASVD exponent on mean |x| (0.5)")
+    s.add_argument("--seed", type=int)
+    s.add_argument("--out", required=True)
+    s.add_argument("--report", help="JSON report: per-matrix rank, error and energy kept")
+    s.set_defaults(func=cmd_compress)
+
+    s = sub.add_parser("export", help="convert a checkpoint for another inference engine")
+    esub = s.add_subparsers(dest="engine", required=True)
+    e = esub.add_parser("ct2", help="a CTranslate2 model directory (factorised matrices are merged: CTranslate2 "
+                                    "has no low-rank layer)")
+    e.add_argument("checkpoint")
+    e.add_argument("--out", required=True, help="model directory to write")
+    e.add_argument("--data", help="prepared directory whose dictionaries name the tokens (default: w<id> names)")
+    e.add_argument("--quantization", help="stored weight type: float32 (default), float16, bfloat16, int8, ...; "
+                                          "the compute type can still be chosen when loading")
+    e.add_argument("--force", action="store_true", help="replace an existing --out directory")
+    e.set_defaults(func=cmd_export_ct2)

@@ -1,0 +1,127 @@
+"""Tables and figures from measurements."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from lightformer.errors import LightformerError
+
+
+def cmd_report_speed(args) -> None:
+    from lightformer.report.speed import load_speed, speed_figure, write_speed_table
+
+    df = load_speed(args.csvs)
+    write_speed_table(df, args.table, args.markdown)
+    if args.figure:
+        speed_figure(df, args.figure)
+    print(f"{args.table}: {len(df)} rows from {len(args.csvs)} file(s)")
+
+
+def cmd_report_tables(args) -> None:
+    import pandas as pd
+
+    from lightformer.report.figures import (
+        learning_curves,
+        metric_vs_params,
+        sharing_heatmap,
+    )
+    from lightformer.report.tables import (
+        ablations,
+        paper_comparison,
+        task_rows,
+        write_table,
+    )
+
+    out = Path(args.out)
+    if not args.summary:
+        if len(args.tasks) != 1:
+            raise LightformerError("a task table is built for one task at a time (--tasks NAME)")
+        task = args.tasks[0]
+        df = task_rows(task, args.evals, args.params, args.reports, args.speed, args.config_sha256, args.manifest,
+                       args.prepared_meta)
+        write_table(df, out / f"{task}.csv", out / f"{task}.md")
+        print(f"{out}: table for {task} from {len(args.evals)} evaluations")
+        return
+    if len(args.tables) != len(args.tasks):
+        raise LightformerError("--summary needs one --tables CSV per task, in --tasks order")
+    tables = {t: pd.read_csv(p) for t, p in zip(args.tasks, args.tables)}
+    everything = pd.concat(tables.values(), ignore_index=True)
+    for name, df in ablations(everything).items():
+        write_table(df, out / f"ablation_{name}.csv", out / f"ablation_{name}.md")
+    paper_speed = {}
+    for path in args.paper_size_speed or []:
+        df = pd.read_csv(path)
+        paper_speed[str(df["task"].iloc[0])] = df
+    write_table(paper_comparison(tables, paper_speed), out / "paper_comparison.csv", out / "paper_comparison.md")
+    figures = Path(args.figures)
+    metric_vs_params(everything, figures / "metric_vs_params.png")
+    sharing_heatmap(everything, figures / "sharing_heatmap.png")
+    curves = {f"{Path(p).parent.parent.name} {Path(p).parent.name}": pd.read_csv(p) for p in args.curves}
+    learning_curves(curves, figures / "learning_curves.png")
+    print(f"{out}: ablations and paper comparison for {', '.join(args.tasks)}; {figures}: figures")
+
+
+def cmd_report_ablation_transfer(args) -> None:
+    from lightformer.report.figures import ablation_transfer_figure
+    from lightformer.report.tables import ablation_transfer_rows, write_table
+
+    df = ablation_transfer_rows(args.transfer, args.finetuned, args.reports, args.baselines, args.config_sha256)
+    write_table(df, args.table, args.markdown)
+    if args.figure:
+        ablation_transfer_figure(df, args.figure)
+    print(f"{args.table}: {len(df)} transfer variants")
+
+
+def cmd_report_glue(args) -> None:
+    from lightformer.report.tables import glue_rows, write_table
+
+    df = glue_rows(args.metrics, args.speed, args.config_sha256)
+    write_table(df, args.table, args.markdown)
+    print(f"{args.table}: {len(df)} models")
+
+
+def register(sub) -> None:
+    s = sub.add_parser("report", help="tables and figures from measurements")
+    rep = s.add_subparsers(dest="what", required=True)
+    r = rep.add_parser("speed", help="concatenate speed CSVs into one table (+ Markdown, + figure)")
+    r.add_argument("csvs", nargs="+")
+    r.add_argument("--table", required=True, help="output CSV")
+    r.add_argument("--markdown", help="output Markdown table")
+    r.add_argument("--figure", help="output PNG (a PDF is written beside it)")
+    r.set_defaults(func=cmd_report_speed)
+    r = rep.add_parser("tables", help="a task table, or (--summary) ablations, paper comparison and figures, "
+                                      "from the files named (never a glob of results/)")
+    r.add_argument("--tasks", nargs="+", required=True)
+    r.add_argument("--evals", nargs="*", default=[], help="task table: <model>/seed<n>/hyps.txt.json files")
+    r.add_argument("--params", nargs="*", default=[], help="task table: <model>.json parameter counts")
+    r.add_argument("--reports", nargs="*", default=[], help="task table: <model>/seed<n>/report.json (compress)")
+    r.add_argument("--speed", nargs="*", default=[], help="task table: speed CSVs of the task")
+    r.add_argument("--tables", nargs="*", default=[], help="--summary: the task tables, one per task")
+    r.add_argument("--curves", nargs="*", default=[], help="--summary: fine-tuning curve.csv files")
+    r.add_argument("--paper-size-speed", nargs="*", default=[],
+                   help="--summary: speed CSVs of `lightformer speed --paper-size TASK` (a speed row per task)")
+    r.add_argument("--config-sha256", help="hash of the resolved workflow config, recorded in each row")
+    r.add_argument("--manifest", help="the task's raw-data manifest.json; its sha256 is recorded in each row")
+    r.add_argument("--prepared-meta", help="the task's prepared meta.json: split sizes and drift in each row")
+    r.add_argument("--out", default="results/tables")
+    r.add_argument("--figures", default="results/figures")
+    r.add_argument("--summary", action="store_true",
+                   help="instead of the task tables: ablations, paper comparison and figures")
+    r.set_defaults(func=cmd_report_tables)
+    r = rep.add_parser("ablation-transfer", help="initialisers x rank allocation: quality after transfer and after "
+                                                 "fine-tuning, held-out output error, gaps to the baseline")
+    r.add_argument("--transfer", nargs="+", required=True, help="generate JSONs of compressed, not fine-tuned models")
+    r.add_argument("--finetuned", nargs="+", required=True, help="generate JSONs of the fine-tuned models")
+    r.add_argument("--reports", nargs="+", required=True, help="compress report.json files")
+    r.add_argument("--baselines", nargs="*", default=[], help="generate JSONs of the baselines")
+    r.add_argument("--table", required=True)
+    r.add_argument("--markdown")
+    r.add_argument("--figure", help="PNG (a PDF is written beside it)")
+    r.add_argument("--config-sha256", help="hash of the resolved workflow config, recorded in each row")
+    r.set_defaults(func=cmd_report_ablation_transfer)
+    r = rep.add_parser("glue", help="the GLUE table from <task>/<model>/seed<n>/metrics.json files")
+    r.add_argument("--metrics", nargs="+", required=True)
+    r.add_argument("--speed", nargs="*", default=[], help="encoder speed CSVs (glue speed)")
+    r.add_argument("--table", required=True, help="output CSV")
+    r.add_argument("--markdown", required=True, help="output Markdown")
+    r.add_argument("--config-sha256", help="hash of the resolved workflow config, recorded in each row")
+    r.set_defaults(func=cmd_report_glue)
