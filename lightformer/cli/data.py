@@ -3,131 +3,17 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import shutil
-from pathlib import Path
-
-from lightformer.errors import LightformerError
-
-APT_LISTS = "/var/lib/apt/lists"
-
-
-def cmd_data_ddtp(args) -> None:
-    """DDTP: read from apt's lists directory (or <mirror>/ddtp/), never from the archive host."""
-    from lightformer.data import ddtp
-
-    pair = tuple(getattr(args, "pair", "de-en").split("-"))  # fetch and prepare take --pair
-    if len(pair) != 2 or not all(pair) or "en" not in pair or pair[0] == pair[1]:
-        raise LightformerError(f"--pair {args.pair!r}: expected LANG-en or en-LANG, e.g. de-en")
-    raw, out = Path(args.root) / "ddtp" / "raw", Path(args.root) / "ddtp" / "prepared"
-    if args.what == "fetch":
-        source = args.source or (f"{args.mirror.rstrip('/')}/ddtp" if args.mirror else APT_LISTS)
-        if source.startswith(("http://", "https://")):  # a Debian archive root, e.g. https://deb.debian.org/debian
-            manifest = ddtp.fetch_ddtp_http(source, raw, pair, args.suite)
-        else:
-            manifest = ddtp.fetch_ddtp(Path(source), raw, pair, args.suite)
-        for name in manifest["files"]:
-            print(f"{raw / name}: verified (suite {manifest['suite']}, Release {manifest.get('release_date') or '?'})")
-    elif args.what == "verify":
-        for name in ddtp.verify_ddtp(raw)["files"]:
-            print(f"{raw / name}: verified")
-    elif args.what == "mirror":
-        target = Path(args.to) / "ddtp"
-        target.mkdir(parents=True, exist_ok=True)
-        for name in ddtp.verify_ddtp(raw)["files"]:
-            shutil.copyfile(raw / name, target / name)
-            print(f"{target / name}: copied")
-    elif args.what == "prepare":
-        counts = ddtp.prepare_ddtp(raw, out, pair, bpe_merges=args.bpe_merges or 8_000)
-        print(f"{out}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
-
-
-def cmd_data_text(args) -> None:
-    """Your own corpus (lightformer.data.corpus): the spec names it, its files and its recipe."""
-    from lightformer.data import corpus as custom
-
-    if not args.corpus:
-        raise LightformerError("dataset 'text' needs --corpus SPEC (a YAML/JSON corpus spec; see README, 'Your own "
-                               "corpus')")
-    spec = custom.load(args.corpus)
-    root = Path(args.root)
-    if args.what == "fetch":
-        for path in custom.fetch_corpus(spec, root, args.mirror, retrust=args.retrust):
-            print(f"{path}: verified")
-        print(f"{root / spec.name}: {spec.kind} corpus read and checked (every file, every line)")
-    elif args.what == "verify":
-        print("\n".join(custom.verify_corpus(spec, root)))
-    elif args.what == "mirror":
-        for path in custom.mirror_corpus(spec, root, Path(args.to)):
-            print(f"{path}: copied")
-    elif args.what == "prepare":
-        counts = custom.prepare_corpus(spec, root, bpe_merges=args.bpe_merges or 10_000, workers=args.workers)
-        print(f"{root / spec.name / 'prepared'}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items() if k != "drift"))
 
 
 def cmd_data(args) -> None:
-    from lightformer.data import download
-    from lightformer.data.sources import get_dataset
+    """fetch / verify / mirror / prepare DATASET (lightformer.data.pipeline)."""
+    from lightformer.data import pipeline
 
-    if args.dataset == "ddtp":
-        return cmd_data_ddtp(args)
-    if args.dataset == "text":
-        return cmd_data_text(args)
-    if getattr(args, "corpus", None):
-        raise LightformerError(f"--corpus applies to dataset 'text' (your own corpus), not {args.dataset!r}")
-    ds = get_dataset(args.dataset)
-    root = Path(args.root)
-    if args.what == "fetch":
-        if getattr(args, "revision", None):
-            if ds.hub is None:
-                raise LightformerError(f"--revision applies to Hub datasets; {ds.name} is not one")
-            ds = dataclasses.replace(ds, hub=dataclasses.replace(ds.hub, revision=args.revision))
-        if args.embedded:
-            mirror = args.mirror or os.environ.get(download.MIRROR_ENV)
-            if not mirror:
-                raise LightformerError("--embedded needs --mirror (the directory `lightformer data fixtures` wrote)")
-            if ds.hub is None:  # Hub fixtures carry their pins in the mirror's hub.json
-                ds = download.embedded_pins(ds, mirror)
-        for path in download.fetch(ds, root, args.mirror, embedded=args.embedded, retrust=args.retrust):
-            print(f"{path}: verified")
-        if args.embedded:  # later verifies use the recorded (fixture) checksums, not the published ones
-            manifest = download.read_manifest(root / ds.name / "raw")
-            download.write_manifest(root / ds.name / "raw", manifest | {"embedded": True})
-    elif args.what == "verify":
-        print("\n".join(download.verify(ds, root)))
-    elif args.what == "mirror":
-        for path in download.mirror_to(ds, root, Path(args.to)):
-            print(f"{path}: copied")
-    elif args.what == "prepare":
-        download.verify(ds, root)
-        out = root / ds.name / "prepared"
-        expected = None if args.no_expected or download.read_manifest(root / ds.name / "raw").get("embedded") \
-            else ds.expected
-        if ds.name == "iwslt14":
-            from lightformer.data.iwslt14 import prepare_iwslt14
-
-            counts = prepare_iwslt14(root / ds.name / "raw" / ds.files[0].name, out,
-                                     bpe_merges=args.bpe_merges or 10_000, expected=expected)
-        elif ds.name in ("wmt14", "wmt14_hub"):
-            from lightformer.data.wmt14 import prepare_wmt14
-
-            counts = prepare_wmt14(root / ds.name / "raw", out, bpe_merges=args.bpe_merges or 40_000,
-                                   valid_from=args.valid_from, workers=args.workers, expected=expected,
-                                   source="hub" if ds.name == "wmt14_hub" else "statmt")
-        elif ds.name == "cnndm":
-            from lightformer.data.cnndm import prepare_cnndm
-
-            counts = prepare_cnndm(root / ds.name / "raw", out, bpe_merges=args.bpe_merges or 20_000,
-                                   src_max_tokens=args.src_max_tokens, tgt_max_tokens=args.tgt_max_tokens,
-                                   workers=args.workers, expected=expected)
-        elif ds.name == "glue":
-            from lightformer.data.glue import prepare_glue
-
-            counts = prepare_glue(root / ds.name / "raw", out, expected=expected)
-        else:
-            raise LightformerError(f"preparation of {ds.name!r} is not implemented")
-        print(f"{out}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items() if k != "drift"))
-        if counts.get("drift") and any(counts["drift"].values()):
-            print(f"drift from the published split sizes: {counts['drift']} (recorded in meta.json)")
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(pipeline.DataOptions) if hasattr(args, f.name)}
+    opts = pipeline.DataOptions(**given, expected=not getattr(args, "no_expected", False))
+    lines = pipeline.mirror(args.dataset, opts, args.to) if args.what == "mirror" else \
+        getattr(pipeline, args.what)(args.dataset, opts)
+    print("\n".join(lines))
 
 
 def cmd_data_fixtures(args) -> None:
@@ -146,6 +32,8 @@ def cmd_data_synthetic(args) -> None:
 
 
 def register(sub) -> None:
+    from lightformer.data.pipeline import APT_LISTS
+
     s = sub.add_parser("data", help="datasets")
     dsub = s.add_subparsers(dest="what", required=True)
     d = dsub.add_parser("synthetic", help="write the built-in copy/reverse task as a prepared directory")

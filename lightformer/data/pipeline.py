@@ -1,0 +1,200 @@
+"""Fetch, verify, mirror and prepare any dataset by name: the published ones
+(:mod:`lightformer.data.sources`), Debian's description translations (``ddtp``) and your own
+corpus (``text``). One typed entry point per step; each returns the lines to show."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from lightformer.errors import LightformerError
+
+APT_LISTS = "/var/lib/apt/lists"
+# joint BPE merges when none is given: fairseq's recipes (docs/reference.md §3); ddtp is small
+DEFAULT_MERGES = {"iwslt14": 10_000, "wmt14": 40_000, "wmt14_hub": 40_000, "cnndm": 20_000, "ddtp": 8_000,
+                  "text": 10_000}
+
+
+@dataclass
+class DataOptions:
+    root: str = "data"  # <root>/<dataset>/{raw,prepared}
+    corpus: str | None = None  # text: the corpus spec (lightformer.data.corpus)
+    mirror: str | None = None  # fetch: a local directory or URL laid out as <dataset>/<file>
+    embedded: bool = False  # fetch: the mirror holds the embedded fixtures
+    retrust: bool = False  # fetch: forget first-use checksums and fetch anew
+    revision: str | None = None  # fetch, Hub datasets: commit or branch
+    pair: str = "de-en"  # ddtp
+    suite: str = "bookworm"  # ddtp
+    source: str | None = None  # ddtp: apt's lists directory, a mirror directory or an archive URL
+    bpe_merges: int | None = None  # prepare: None = DEFAULT_MERGES
+    expected: bool = True  # prepare: compare split sizes with the published ones
+    valid_from: str = "newstest2013"  # prepare, WMT'14
+    workers: int = 1  # prepare: tokenizer processes
+    src_max_tokens: int = 400  # prepare, CNN/DailyMail (See et al.)
+    tgt_max_tokens: int = 100
+
+    def merges(self, name: str) -> int:
+        return self.bpe_merges or DEFAULT_MERGES[name]
+
+
+def _ddtp_pair(o: DataOptions) -> tuple[str, str]:
+    pair = tuple(o.pair.split("-"))
+    if len(pair) != 2 or not all(pair) or "en" not in pair or pair[0] == pair[1]:
+        raise LightformerError(f"--pair {o.pair!r}: expected LANG-en or en-LANG, e.g. de-en")
+    return pair
+
+
+def _corpus(o: DataOptions):
+    from lightformer.data import corpus
+
+    if not o.corpus:
+        raise LightformerError("dataset 'text' needs --corpus SPEC (a YAML/JSON corpus spec; see README, 'Your own "
+                               "corpus')")
+    return corpus.load(o.corpus)
+
+
+def _published(name: str, o: DataOptions):
+    from lightformer.data.sources import get_dataset
+
+    if o.corpus:
+        raise LightformerError(f"--corpus applies to dataset 'text' (your own corpus), not {name!r}")
+    return get_dataset(name)
+
+
+def _counts(out: Path, counts: dict) -> list[str]:
+    lines = [f"{out}: " + ", ".join(f"{k} {v:,}" for k, v in counts.items() if k != "drift")]
+    if counts.get("drift") and any(counts["drift"].values()):
+        lines.append(f"drift from the published split sizes: {counts['drift']} (recorded in meta.json)")
+    return lines
+
+
+# --- the four steps ----------------------------------------------------------------------------
+
+def fetch(name: str, o: DataOptions) -> list[str]:
+    """Download (or copy from a mirror) and verify the raw files; record first-use checksums."""
+    root = Path(o.root)
+    if name == "ddtp":
+        from lightformer.data import ddtp
+
+        raw, pair = root / "ddtp" / "raw", _ddtp_pair(o)
+        source = o.source or (f"{o.mirror.rstrip('/')}/ddtp" if o.mirror else APT_LISTS)
+        if source.startswith(("http://", "https://")):  # a Debian archive root, e.g. https://deb.debian.org/debian
+            manifest = ddtp.fetch_ddtp_http(source, raw, pair, o.suite)
+        else:
+            manifest = ddtp.fetch_ddtp(Path(source), raw, pair, o.suite)
+        return [f"{raw / n}: verified (suite {manifest['suite']}, Release {manifest.get('release_date') or '?'})"
+                for n in manifest["files"]]
+    if name == "text":
+        from lightformer.data import corpus
+
+        spec = _corpus(o)
+        return ([f"{p}: verified" for p in corpus.fetch_corpus(spec, root, o.mirror, retrust=o.retrust)] +
+                [f"{root / spec.name}: {spec.kind} corpus read and checked (every file, every line)"])
+    return _fetch_published(_published(name, o), o)
+
+
+def _fetch_published(ds, o: DataOptions) -> list[str]:
+    from lightformer.data import download
+
+    root = Path(o.root)
+    if o.revision:
+        if ds.hub is None:
+            raise LightformerError(f"--revision applies to Hub datasets; {ds.name} is not one")
+        ds = dataclasses.replace(ds, hub=dataclasses.replace(ds.hub, revision=o.revision))
+    if o.embedded:
+        mirror = o.mirror or os.environ.get(download.MIRROR_ENV)
+        if not mirror:
+            raise LightformerError("--embedded needs --mirror (the directory `lightformer data fixtures` wrote)")
+        if ds.hub is None:  # Hub fixtures carry their pins in the mirror's hub.json
+            ds = download.embedded_pins(ds, mirror)
+    lines = [f"{p}: verified" for p in download.fetch(ds, root, o.mirror, embedded=o.embedded, retrust=o.retrust)]
+    if o.embedded:  # later verifies use the recorded (fixture) checksums, not the published ones
+        raw = root / ds.name / "raw"
+        download.write_manifest(raw, download.read_manifest(raw) | {"embedded": True})
+    return lines
+
+
+def verify(name: str, o: DataOptions) -> list[str]:
+    """Re-check fetched files against their pinned or recorded checksums."""
+    root = Path(o.root)
+    if name == "ddtp":
+        from lightformer.data import ddtp
+
+        return [f"{root / 'ddtp' / 'raw' / n}: verified" for n in ddtp.verify_ddtp(root / "ddtp" / "raw")["files"]]
+    if name == "text":
+        from lightformer.data import corpus
+
+        return corpus.verify_corpus(_corpus(o), root)
+    from lightformer.data import download
+
+    return download.verify(_published(name, o), root)
+
+
+def mirror(name: str, o: DataOptions, to: str | Path) -> list[str]:
+    """Copy verified raw files into a mirror directory for offline nodes."""
+    root, to = Path(o.root), Path(to)
+    if name == "ddtp":
+        from lightformer.data import ddtp
+
+        target, raw = to / "ddtp", root / "ddtp" / "raw"
+        target.mkdir(parents=True, exist_ok=True)
+        names = ddtp.verify_ddtp(raw)["files"]
+        for n in names:
+            shutil.copyfile(raw / n, target / n)
+        return [f"{target / n}: copied" for n in names]
+    if name == "text":
+        from lightformer.data import corpus
+
+        return [f"{p}: copied" for p in corpus.mirror_corpus(_corpus(o), root, to)]
+    from lightformer.data import download
+
+    return [f"{p}: copied" for p in download.mirror_to(_published(name, o), root, to)]
+
+
+def prepare(name: str, o: DataOptions) -> list[str]:
+    """Tokenise, clean, learn and apply BPE, binarise: the dataset's fairseq recipe."""
+    root = Path(o.root)
+    if name == "ddtp":
+        from lightformer.data import ddtp
+
+        out = root / "ddtp" / "prepared"
+        return _counts(out, ddtp.prepare_ddtp(root / "ddtp" / "raw", out, _ddtp_pair(o), bpe_merges=o.merges(name)))
+    if name == "text":
+        from lightformer.data import corpus
+
+        spec = _corpus(o)
+        counts = corpus.prepare_corpus(spec, root, bpe_merges=o.merges(name), workers=o.workers)
+        return _counts(root / spec.name / "prepared", counts)
+    return _prepare_published(_published(name, o), o)
+
+
+def _prepare_published(ds, o: DataOptions) -> list[str]:
+    from lightformer.data import download
+
+    root = Path(o.root)
+    raw, out = root / ds.name / "raw", root / ds.name / "prepared"
+    download.verify(ds, root)
+    expected = ds.expected if o.expected and not download.read_manifest(raw).get("embedded") else None
+    if ds.name == "iwslt14":
+        from lightformer.data.iwslt14 import prepare_iwslt14
+
+        counts = prepare_iwslt14(raw / ds.files[0].name, out, bpe_merges=o.merges(ds.name), expected=expected)
+    elif ds.name in ("wmt14", "wmt14_hub"):
+        from lightformer.data.wmt14 import prepare_wmt14
+
+        counts = prepare_wmt14(raw, out, bpe_merges=o.merges(ds.name), valid_from=o.valid_from, workers=o.workers,
+                               expected=expected, source="hub" if ds.name == "wmt14_hub" else "statmt")
+    elif ds.name == "cnndm":
+        from lightformer.data.cnndm import prepare_cnndm
+
+        counts = prepare_cnndm(raw, out, bpe_merges=o.merges(ds.name), src_max_tokens=o.src_max_tokens,
+                               tgt_max_tokens=o.tgt_max_tokens, workers=o.workers, expected=expected)
+    elif ds.name == "glue":
+        from lightformer.data.glue import prepare_glue
+
+        counts = prepare_glue(raw, out, expected=expected)
+    else:
+        raise LightformerError(f"preparation of {ds.name!r} is not implemented")
+    return _counts(out, counts)
