@@ -80,40 +80,17 @@ def cmd_generate(args) -> None:
 
 def cmd_translate(args) -> None:
     """Lines in (tokenised, BPE applied as in training), hypotheses out, in input order."""
-    import time
-
-    import torch
-
     import lightformer as lf
-    from lightformer.data.batching import collate, length_buckets
     from lightformer.data.indexed import ParallelData
-    from lightformer.decode.beam import beam_search
-    from lightformer.decode.generate import check_vocabularies, detokenizer, postprocess
+    from lightformer.decode.generate import decode_sources, detokenizer, encode_lines
+    from lightformer.gpu import pick_device
 
-    data = ParallelData(args.data)
-    model = lf.load_checkpoint(args.checkpoint).eval()
-    check_vocabularies(model, data)
-    lines = read_lines(args.input)
-    if not lines:
-        raise LightformerError("no input lines to translate")
-    detok = detokenizer(args.detok)
-    sources = [data.src_dict.encode(line).long() for line in lines]
-    limit = model.cfg.max_source_positions
-    for n, src in enumerate(sources, 1):
-        if len(src) > limit and not args.truncate:
-            raise LightformerError(f"{args.input or 'stdin'}:{n}: {len(src)} tokens (with </s>), but the model takes at "
-                                   f"most {limit}; shorten the line or pass --truncate")
-    sources = [s if len(s) <= limit else torch.cat([s[: limit - 1], s[-1:]]) for s in sources]
-    sizes = torch.tensor([len(x) for x in sources]).numpy()
-    search = search_config(args)
-    out: list[str] = [""] * len(lines)
-    start = time.perf_counter()
-    for idx in length_buckets(sizes, sizes, max(int(sizes.max()) * args.batch_size, 1), max_sentences=args.batch_size):
-        found = beam_search(model, collate([sources[i] for i in idx])["src_tokens"], search)
-        for i, hyps in zip(idx, found):
-            out[i] = postprocess(data.tgt_dict.decode(hyps[0].tokens, args.remove_bpe), detok)
-    seconds = time.perf_counter() - start
-    sys.stdout.write("".join(h + "\n" for h in out))
+    data, model, lines = ParallelData(args.data), lf.load_checkpoint(args.checkpoint), read_lines(args.input)
+    sources = encode_lines(lines, model, data, args.truncate, args.input or "stdin")
+    max_tokens = max(len(s) for s in sources) * args.batch_size  # --batch-size sentences per batch
+    hyps, _, seconds = decode_sources(sources, model, data, search_config(args), pick_device(args.device), max_tokens,
+                                      args.batch_size, args.remove_bpe, detokenizer(args.detok))
+    sys.stdout.write("".join(h + "\n" for h in hyps))
     print(f"{len(lines)} sentences in {seconds:.2f} s ({len(lines) / seconds:.1f} sent/s)", file=sys.stderr)
 
 
@@ -136,4 +113,5 @@ def register(sub) -> None:
     s.add_argument("--input", help="input file (default: stdin)")
     s.add_argument("--truncate", action="store_true", help="cut lines longer than the model's positions (else an error)")
     add_decoding_args(s, batch_size=64)
+    s.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda or cuda:N")
     s.set_defaults(func=cmd_translate, gpu=True)
