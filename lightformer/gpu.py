@@ -66,6 +66,12 @@ def pick_device(name: str):
 
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise LightformerError(f"device {name!r} asked for, but torch sees no CUDA device")
-    return torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise LightformerError(f"device {name!r} is not supported; allowed: auto, cpu, cuda, cuda:N")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise LightformerError(f"device {name!r} asked for, but torch {torch.__version__} sees no CUDA device")
+    return device

@@ -3,6 +3,10 @@ import os
 import subprocess
 import sys
 
+import pytest
+
+from lightformer.errors import LightformerError
+
 PROBE = ("import os, sys, time; from lightformer.gpu import claim_gpu; "
          "i = claim_gpu(count=2, wait_s=float(sys.argv[1])); print(i, os.environ.get('CUDA_VISIBLE_DEVICES'), flush=True); "
          "time.sleep(float(sys.argv[2]))")
@@ -49,3 +53,13 @@ def test_glue_jobs_take_a_gpu_lock_like_the_others(tmp_path):
                  ["glue", "speed", "x", "--out", "z.csv"], ["glue", "init", "--task", "sst2", "--out", "z"]):
         r = subprocess.run([sys.executable, "-c", code, *argv], env=env, capture_output=True, text=True, timeout=60)
         assert r.stdout.strip().splitlines()[-1] == ("None" if argv[1] == "init" else "0"), (argv, r.stderr[-2000:])
+
+
+@pytest.mark.parametrize("name, message", [("mps", "not supported"), ("tpu:0", "not supported"),
+                                           ("nonsense", "not supported")])
+def test_one_device_picker_refuses_what_it_cannot_run(name, message):
+    from lightformer.gpu import pick_device
+
+    with pytest.raises(LightformerError, match=message):
+        pick_device(name)
+    assert pick_device("cpu").type == "cpu"

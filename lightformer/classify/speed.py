@@ -1,7 +1,7 @@
 """Encoder-only speed of GLUE classifiers (docs/reference.md §6 conventions, without decoding):
 ``latency`` is one sequence of ``seq_len`` tokens (batch 1), ``throughput`` batches of ``batch``
 sequences, in sentences/s. Models run interleaved after a warm-up; each model's speedup over the
-first is taken run by run and summarised by the mean of the 10th-90th percentiles (HAT)."""
+first is taken run by run and summarised as translation speed is (``speedup_stats``)."""
 from __future__ import annotations
 
 import datetime as _dt
@@ -15,10 +15,10 @@ from lightformer.speed.bench import (
     DTYPES,
     Timer,
     device_name,
-    percentile,
-    resolve_device,
+    speedup_stats,
     trimmed_mean,
 )
+from lightformer.gpu import pick_device
 
 
 def encoder_speed(models: dict[str, torch.nn.Module], protocol: str = "latency", device: str = "cpu",
@@ -30,7 +30,7 @@ def encoder_speed(models: dict[str, torch.nn.Module], protocol: str = "latency",
         raise LightformerError(f"dtype={dtype!r} is invalid; allowed: {', '.join(DTYPES)}")
     if runs < 1 or warmup < 0 or seq_len < 2 or batch < 1:
         raise LightformerError("runs >= 1, warmup >= 0, seq_len >= 2 and batch >= 1 are required")
-    dev = resolve_device(device)
+    dev = pick_device(device)
     if threads:
         torch.set_num_threads(threads)
     n = 1 if protocol == "latency" else batch
@@ -49,13 +49,11 @@ def encoder_speed(models: dict[str, torch.nn.Module], protocol: str = "latency",
     base = next(iter(times))
     rows = []
     for name, ts in times.items():
-        ratios = [b / t for b, t in zip(times[base], ts)]
         ms = trimmed_mean(ts) * 1e3
         rows.append({"model": name, "protocol": protocol, "device": dev.type, "device_name": device_name(dev),
                      "dtype": dtype, "threads": torch.get_num_threads() if dev.type == "cpu" else None,
                      "batch": n, "seq_len": seq_len, "params": sum(p.numel() for p in prepared[name].parameters()),
-                     "ms": ms, "sentences_per_s": n / (ms / 1e3), "speedup": trimmed_mean(ratios),
-                     "speedup_p10": percentile(ratios, 0.1), "speedup_p90": percentile(ratios, 0.9), "runs": runs,
+                     "ms": ms, "sentences_per_s": n / (ms / 1e3), "runs": runs,
                      "torch": torch.__version__, "measured": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                     "command": command_line()})
+                     "command": command_line()} | speedup_stats(times[base], ts))
     return rows

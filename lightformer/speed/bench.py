@@ -28,6 +28,7 @@ from lightformer.config import EOS
 from lightformer.data.batching import collate
 from lightformer.decode.beam import SearchConfig, beam_search
 from lightformer.errors import LightformerError
+from lightformer.gpu import pick_device
 from lightformer.io import command_line
 from lightformer.speed.fast import prepare_for_inference
 from lightformer.validate import checks
@@ -106,15 +107,6 @@ class SpeedConfig:
             raise LightformerError("cuda_graph needs warmup >= 1: graphs are captured in the warm-up")
 
 
-def resolve_device(name: str) -> torch.device:
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise LightformerError(f"device {name!r} asked for, but torch {torch.__version__} sees no CUDA device")
-    if device.type not in ("cpu", "cuda"):
-        raise LightformerError(f"device {name!r} is not supported; allowed: cpu, cuda, cuda:N")
-    return device
-
-
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
@@ -134,6 +126,15 @@ def percentile(xs: list[float], q: float) -> float:
     pos = q * (len(xs) - 1)
     lo, hi = int(math.floor(pos)), int(math.ceil(pos))
     return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def speedup_stats(base: list[float], times: list[float]) -> dict:
+    """A model's speedup over the reference from interleaved runs: the ratio is taken run by run
+    (so drift in the machine's speed cancels) and summarised by its median and 10th/90th
+    percentiles; translation and GLUE speed both report it (docs/reference.md §6)."""
+    ratios = [b / t for b, t in zip(base, times, strict=True)]
+    return {"speedup": statistics.median(ratios), "speedup_p10": percentile(ratios, 0.1),
+            "speedup_p90": percentile(ratios, 0.9)}
 
 
 def trimmed_mean(xs: list[float]) -> float:
@@ -250,6 +251,63 @@ def _ct2_runner(m, cfg: SpeedConfig, batches: list[torch.Tensor]):
     return run
 
 
+def _runnable(models: dict, cfg: SpeedConfig, device: torch.device) -> tuple[dict, dict]:
+    """(the models as they will run, their parameter counts): ours through the inference path
+    (or as stored with --no-fast-path), CTranslate2 models loaded on the device."""
+    from lightformer.speed.ct2 import CT2Model
+
+    run_models, params = {}, {}
+    for n, m in models.items():
+        if isinstance(m, CT2Model):  # an export: what it stores
+            params[n] = {"total": m.params or math.nan, "embedding": math.nan, "body": math.nan}
+            m.load(device, cfg.dtype, cfg.threads or torch.get_num_threads())
+            run_models[n] = m
+            continue
+        params[n] = count_parameters(m)  # of the stored model
+        run_models[n] = prepare_for_inference(m, dtype=DTYPES[cfg.dtype], device=device, fused_lowrank=cfg.fused_lowrank,
+                                              int8=cfg.int8) if cfg.fast else m.to(device=device, dtype=DTYPES[cfg.dtype]).eval()
+    return run_models, params
+
+
+def _source_batches(cfg: SpeedConfig, src_vocab: int, sources: list[torch.Tensor] | None,
+                    device: torch.device) -> tuple[list[torch.Tensor], int]:
+    """(batches on the device, sentences per run): latency is one fixed synthetic sentence."""
+    if cfg.protocol == "latency":
+        return [synthetic_sources(src_vocab, 1, cfg.src_len, cfg.seed, exact=True)[0][None].to(device)], 1
+    if sources is None:
+        sources = synthetic_sources(src_vocab, cfg.sentences, cfg.src_len, cfg.seed, exact=False)
+    elif max(int(x.max()) for x in sources) >= src_vocab:
+        raise LightformerError(f"the source sentences use ids up to {max(int(x.max()) for x in sources)}, "
+                               f"beyond the models' source vocabulary of {src_vocab}")
+    return [b.to(device) for b in length_batches(sources, cfg.batch)], len(sources)
+
+
+def _time_interleaved(runners: dict, batches: list[torch.Tensor], cfg: SpeedConfig, device: torch.device,
+                      progress: bool) -> dict:
+    """Per model, per timed run: encoder, decoder and total seconds, generated tokens. Models run
+    A B A B ... so that drift in the machine's speed hits all of them alike."""
+    times = {n: {"enc": [], "dec": [], "total": [], "tokens": []} for n in runners}
+    total_runs = cfg.warmup + cfg.runs
+    bar = tqdm(total=total_runs * len(runners), desc=f"speed {cfg.protocol} {device.type}", disable=not progress or None)
+    try:
+        with torch.inference_mode():
+            for r in range(total_runs):
+                for n, run in runners.items():
+                    sums = [0.0, 0.0, 0.0, 0]
+                    for b in batches:
+                        sums = [x + y for x, y in zip(sums, run(b))]
+                    if r >= cfg.warmup:
+                        for key, value in zip(("enc", "dec", "total", "tokens"), sums):
+                            times[n][key].append(value)
+                    bar.update()
+    except torch.cuda.OutOfMemoryError:
+        raise LightformerError(f"batch {cfg.batch} x beam {cfg.beam} does not fit on {device_name(device)}; "
+                               f"lower --batch") from None
+    finally:
+        bar.close()
+    return times
+
+
 def run_speed(models: dict, cfg: SpeedConfig, progress: bool = True,
               sources: list[torch.Tensor] | None = None, source_name: str = "synthetic") -> list[dict]:
     """One row per model; the first model is the reference for the speedups. A model is one of
@@ -263,96 +321,44 @@ def run_speed(models: dict, cfg: SpeedConfig, progress: bool = True,
     if len(set(vocab_of.values())) > 1:
         raise LightformerError("models with different vocabularies cannot be compared on one input: "
                                + ", ".join(f"{n} {v[0]}/{v[1]}" for n, v in vocab_of.items()))
-    device = resolve_device(cfg.device)
+    device = pick_device(cfg.device)
     if device.type == "cpu" and cfg.threads:
         torch.set_num_threads(cfg.threads)
-    dtype = DTYPES[cfg.dtype]
     names = list(models)
     ours = [n for n in names if not isinstance(models[n], CT2Model)]
-    params = {n: count_parameters(models[n]) if n in ours  # of the stored models; an export: what it stores
-              else {"total": models[n].params or math.nan, "embedding": math.nan, "body": math.nan} for n in names}
-    run_models = {}
-    for n in ours:
-        m = models[n]
-        run_models[n] = prepare_for_inference(m, dtype=dtype, device=device, fused_lowrank=cfg.fused_lowrank,
-                                                  int8=cfg.int8) \
-            if cfg.fast else \
-            m.to(device=device, dtype=dtype).eval()
-    for n in names:
-        if n not in run_models:
-            models[n].load(device, cfg.dtype, cfg.threads or torch.get_num_threads())
-            run_models[n] = models[n]
-    mac = {n: macs(run_models[n], cfg.src_len, cfg.tgt_len, device) for n in ours}
-    rows_per_step = cfg.beam * (1 if cfg.protocol == "latency" else cfg.batch)
-    launches = {n: launches_per_step(run_models[n], rows_per_step, cfg.src_len, cfg.tgt_len, device) for n in ours}
+    run_models, params = _runnable(models, cfg, device)
+    batches, n_sent = _source_batches(cfg, next(iter(vocab_of.values()))[0], sources, device)
     search = SearchConfig(beam=cfg.beam, lenpen=cfg.lenpen, max_len_a=0, max_len_b=cfg.tgt_len,
                           min_len=1, fixed_length=cfg.fixed_length)
-    src_vocab = next(iter(vocab_of.values()))[0]
     timer = Timer(device)
-
-    if cfg.protocol == "latency":
-        batches = [synthetic_sources(src_vocab, 1, cfg.src_len, cfg.seed, exact=True)[0][None].to(device)]
-    else:
-        if sources is None:
-            sources = synthetic_sources(src_vocab, cfg.sentences, cfg.src_len, cfg.seed, exact=False)
-        elif max(int(x.max()) for x in sources) >= src_vocab:
-            raise LightformerError(f"the source sentences use ids up to {max(int(x.max()) for x in sources)}, "
-                                   f"beyond the models' source vocabulary of {src_vocab}")
-        batches = [b.to(device) for b in length_batches(sources, cfg.batch)]
     runners = {n: _torch_runner(run_models[n], search, timer, {}, cfg.cuda_graph) if n in ours
                else _ct2_runner(run_models[n], cfg, batches) for n in names}
-
-    times = {n: {"enc": [], "dec": [], "total": [], "tokens": []} for n in names}
-    total_runs = cfg.warmup + cfg.runs
-    bar = tqdm(total=total_runs * len(names), desc=f"speed {cfg.protocol} {device.type}", disable=not progress or None)
-    try:
-        with torch.inference_mode():
-            for r in range(total_runs):
-                for n in names:  # interleaved: A B A B ...
-                    t_enc = t_dec = t_all = 0.0
-                    tokens = 0
-                    for b in batches:
-                        te, td, ta, tok = runners[n](b)
-                        t_enc, t_dec, t_all, tokens = t_enc + te, t_dec + td, t_all + ta, tokens + tok
-                    if r >= cfg.warmup:
-                        t = times[n]
-                        t["enc"].append(t_enc)
-                        t["dec"].append(t_dec)
-                        t["total"].append(t_all)
-                        t["tokens"].append(tokens)
-                    bar.update()
-    except torch.cuda.OutOfMemoryError:
-        raise LightformerError(f"batch {cfg.batch} x beam {cfg.beam} does not fit on {device_name(device)}; "
-                               f"lower --batch") from None
-    finally:
-        bar.close()
-    base = times[names[0]]["total"]
+    times = _time_interleaved(runners, batches, cfg, device, progress)
     meta = {
         "protocol": cfg.protocol, "device": device.type, "device_name": device_name(device),
         "torch": torch.__version__, "threads": torch.get_num_threads() if device.type == "cpu" else "",
         "dtype": cfg.dtype, "batch": 1 if cfg.protocol == "latency" else cfg.batch, "beam": cfg.beam,
         "lenpen": cfg.lenpen, "src_len": cfg.src_len, "tgt_len": cfg.tgt_len, "fixed_length": cfg.fixed_length,
         "fast_path": cfg.fast, "cuda_graph": cfg.cuda_graph, "fused_lowrank": cfg.fused_lowrank, "int8": cfg.int8,
-        "runs": cfg.runs, "warmup": cfg.warmup,
-        "sentences": 1 if cfg.protocol == "latency" else len(sources),
+        "runs": cfg.runs, "warmup": cfg.warmup, "sentences": n_sent,
         "source": "synthetic" if cfg.protocol == "latency" else source_name,
         "measured": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "command": command_line(),
     }
+    rows_per_step = cfg.beam * meta["batch"]
     rows = []
     for n in names:
-        t = times[n]
-        ratios = [b / x for b, x in zip(base, t["total"])]
-        n_sent = meta["sentences"]
-        ct2 = n not in ours
+        t, ct2 = times[n], n not in ours
+        mac = None if ct2 else macs(run_models[n], cfg.src_len, cfg.tgt_len, device)
         rows.append({
             "model": n, "engine": "ctranslate2" if ct2 else "lightformer",
             "compute_type": run_models[n].compute_type if ct2 else ("int8_float32" if cfg.int8 else cfg.dtype),
             "params": params[n]["total"], "params_embedding": params[n]["embedding"],
             "params_body": params[n]["body"],
             "compression": params[names[0]]["total"] / params[n]["total"],
-            "macs_per_src_token": "" if ct2 else round(mac[n][0]), "macs_per_tgt_token": "" if ct2 else round(mac[n][1]),
-            "launches_per_step": "" if ct2 else launches[n],
+            "macs_per_src_token": "" if ct2 else round(mac[0]), "macs_per_tgt_token": "" if ct2 else round(mac[1]),
+            "launches_per_step": "" if ct2 else launches_per_step(run_models[n], rows_per_step, cfg.src_len,
+                                                                  cfg.tgt_len, device),
             "launches_unit": "" if ct2 else ("cuda kernels" if device.type == "cuda" else "aten ops"),
             "encoder_ms": math.nan if ct2 else 1e3 * trimmed_mean(t["enc"]),
             "decoder_ms": math.nan if ct2 else 1e3 * trimmed_mean(t["dec"]),
@@ -360,7 +366,5 @@ def run_speed(models: dict, cfg: SpeedConfig, progress: bool = True,
             "sentences_per_s": n_sent / statistics.median(t["total"]),
             "tokens_per_s": statistics.median(tok / x for tok, x in zip(t["tokens"], t["total"])),
             "tokens_per_run": statistics.median(t["tokens"]),  # generated, </s> included
-            "speedup": statistics.median(ratios),
-            "speedup_p10": percentile(ratios, 0.1), "speedup_p90": percentile(ratios, 0.9),
-        } | meta)
+        } | speedup_stats(times[names[0]]["total"], t["total"]) | meta)
     return rows

@@ -99,3 +99,13 @@ def test_throughput_on_a_prepared_test_split(tmp_path):
     row = next(csv.DictReader(open(out)))
     assert row["sentences"] == "9" and row["source"].endswith(":test")
     assert main(["speed", str(ckpt), "--data", str(data)]) == 2  # latency has no --data
+
+
+def test_speedups_are_run_by_run_ratios_summarised_by_their_median():
+    from lightformer.speed.bench import speedup_stats
+
+    # the machine slows down in the 4th round for both models: the ratio, taken per round, does not
+    s = speedup_stats([1.0, 2.0, 1.0, 10.0], [0.5, 1.0, 0.5, 1.0])
+    assert s["speedup"] == 2.0 and s["speedup_p10"] == 2.0 and s["speedup_p90"] > 2.0
+    with pytest.raises(ValueError):
+        speedup_stats([1.0, 2.0], [1.0])  # runs must pair up
