@@ -8,7 +8,7 @@ from pathlib import Path
 from lightformer.cli.common import parse_overrides
 from lightformer.errors import LightformerError
 from lightformer.io import command_line, write_text_atomic
-from lightformer.validate import distinct_outputs, load_yaml
+from lightformer.validate import distinct_outputs
 
 
 def format_counts(counts: dict, baseline: dict | None = None) -> str:
@@ -71,48 +71,31 @@ def cmd_params(args) -> None:
 
 
 def cmd_compress(args) -> None:
+    """SVD weight transfer (or random init) of a checkpoint or GLUE classifier (lightformer.compress)."""
     import lightformer as lf
+    from lightformer.compress.spec import load_spec
+    from lightformer.compress.transfer import transfer_report
     from lightformer.io import file_sha256
 
     classifier = (Path(args.checkpoint) / "lightformer.json").is_file()  # a GLUE classifier (BERT) directory
     distinct_outputs([args.checkpoint, args.spec, args.calib_data],
                      [args.report] if classifier else [args.out, args.report])
-    if classifier and (Path(args.out).resolve() == Path(args.checkpoint).resolve()
-                       or (args.report and Path(args.report).resolve().is_relative_to(Path(args.out).resolve()))):
-        raise LightformerError(f"--out {args.out!r} would overwrite the input classifier or the report; write it elsewhere")
-    spec = {}
-    if args.spec:
-        spec = load_yaml(args.spec, "spec file") or {}
-        if not isinstance(spec, dict):
-            raise LightformerError(f"spec file {args.spec!r} must hold a mapping of compression options")
-    flags = {
-        "rank": parse_rank(args.rank) if args.rank is not None else None,
-        "ratio": args.ratio, "roles": args.roles, "share_layers": args.share_layers,
-        "share_side": args.share_side, "share_roles": args.share_roles,
-        "share_qkv": True if args.share_qkv else None, "sigma_split": args.sigma_split,
-        "init": args.init, "seed": args.seed, "rank_alloc": args.rank_alloc, "calib_batches": args.calib_batches,
-        "calib_max_tokens": args.calib_max_tokens, "whiten_eps": args.whiten_eps, "asvd_alpha": args.asvd_alpha,
-    }
-    spec |= {k: v for k, v in flags.items() if v is not None}
+    spec = load_spec(args.spec, {
+        "rank": parse_rank(args.rank) if args.rank is not None else None, "ratio": args.ratio, "roles": args.roles,
+        "share_layers": args.share_layers, "share_side": args.share_side, "share_roles": args.share_roles,
+        "share_qkv": True if args.share_qkv else None, "sigma_split": args.sigma_split, "init": args.init,
+        "seed": args.seed, "rank_alloc": args.rank_alloc, "calib_batches": args.calib_batches,
+        "calib_max_tokens": args.calib_max_tokens, "whiten_eps": args.whiten_eps, "asvd_alpha": args.asvd_alpha})
     if classifier:
         return _compress_classifier(args, spec)
     dense = lf.load_checkpoint(args.checkpoint)
     model = lf.compress(dense, spec, calib=args.calib_data)  # all checks happen here, before anything is written
-    before, after = lf.count_parameters(dense), lf.count_parameters(model)
-    report = {
-        "source": {"path": str(args.checkpoint), "sha256": file_sha256(args.checkpoint)},
-        "spec": model.compression["spec"],
-        "params": {"dense": before, "compressed": after, "ratio": before["total"] / after["total"]},
-        "groups": model.compression["groups"],
-        "matrices": model.compression["report"],
-    }
-    errors = [r["output_rel_error"] for r in report["matrices"] or [] if r.get("output_rel_error") is not None]
-    if args.calib_data:  # mean over matrices of the held-out (valid split) output error
-        report["calibration"] = {"data": str(args.calib_data), "output_rel_error_mean": sum(errors) / len(errors)
-                                 if errors else None}
+    report = transfer_report(dense, model, {"path": str(args.checkpoint), "sha256": file_sha256(args.checkpoint)},
+                             args.calib_data)
     lf.save_checkpoint(model, args.out, provenance={"parent": report["source"]})
     if args.report:
         write_text_atomic(args.report, json.dumps(report, indent=2) + "\n")
+    before, after = report["params"]["dense"], report["params"]["compressed"]
     print(f"{args.out}: {before['total']:,} -> {after['total']:,} parameters "
           f"({report['params']['ratio']:.2f}x fewer)\n{format_counts(after, before)}")
 
@@ -121,6 +104,9 @@ def _compress_classifier(args, spec: dict) -> None:
     from lightformer.classify.model import load_classifier, save_classifier
     from lightformer.compress.bert import compress_bert, dense_params
 
+    if Path(args.out).resolve() == Path(args.checkpoint).resolve() or (
+            args.report and Path(args.report).resolve().is_relative_to(Path(args.out).resolve())):
+        raise LightformerError(f"--out {args.out!r} would overwrite the input classifier or the report; write it elsewhere")
     dense, meta = load_classifier(args.checkpoint)
     spec.setdefault("roles", ["body"])  # BERT: attention and FFN; add src_embed for the embeddings
     model = compress_bert(dense, spec)

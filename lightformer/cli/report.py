@@ -17,47 +17,22 @@ def cmd_report_speed(args) -> None:
 
 
 def cmd_report_tables(args) -> None:
-    import pandas as pd
+    """A task's table, or with --summary the ablations, paper comparison and figures (lightformer.report)."""
+    if args.summary:
+        from lightformer.report.summary import write_summary
 
-    from lightformer.report.figures import (
-        learning_curves,
-        metric_vs_params,
-        sharing_heatmap,
-    )
-    from lightformer.report.tables import (
-        ablations,
-        paper_comparison,
-        task_rows,
-        write_table,
-    )
-
-    out = Path(args.out)
-    if not args.summary:
-        if len(args.tasks) != 1:
-            raise LightformerError("a task table is built for one task at a time (--tasks NAME)")
-        task = args.tasks[0]
-        df = task_rows(task, args.evals, args.params, args.reports, args.speed, args.config_sha256, args.manifest,
-                       args.prepared_meta)
-        write_table(df, out / f"{task}.csv", out / f"{task}.md")
-        print(f"{out}: table for {task} from {len(args.evals)} evaluations")
+        write_summary(args.tasks, args.tables, args.curves, args.paper_size_speed or [], args.out, args.figures)
+        print(f"{args.out}: ablations and paper comparison for {', '.join(args.tasks)}; {args.figures}: figures")
         return
-    if len(args.tables) != len(args.tasks):
-        raise LightformerError("--summary needs one --tables CSV per task, in --tasks order")
-    tables = {t: pd.read_csv(p) for t, p in zip(args.tasks, args.tables)}
-    everything = pd.concat(tables.values(), ignore_index=True)
-    for name, df in ablations(everything).items():
-        write_table(df, out / f"ablation_{name}.csv", out / f"ablation_{name}.md")
-    paper_speed = {}
-    for path in args.paper_size_speed or []:
-        df = pd.read_csv(path)
-        paper_speed[str(df["task"].iloc[0])] = df
-    write_table(paper_comparison(tables, paper_speed), out / "paper_comparison.csv", out / "paper_comparison.md")
-    figures = Path(args.figures)
-    metric_vs_params(everything, figures / "metric_vs_params.png")
-    sharing_heatmap(everything, figures / "sharing_heatmap.png")
-    curves = {f"{Path(p).parent.parent.name} {Path(p).parent.name}": pd.read_csv(p) for p in args.curves}
-    learning_curves(curves, figures / "learning_curves.png")
-    print(f"{out}: ablations and paper comparison for {', '.join(args.tasks)}; {figures}: figures")
+    from lightformer.report.tables import task_rows, write_table
+
+    if len(args.tasks) != 1:
+        raise LightformerError("a task table is built for one task at a time (--tasks NAME)")
+    task, out = args.tasks[0], Path(args.out)
+    df = task_rows(task, args.evals, args.params, args.reports, args.speed, args.config_sha256, args.manifest,
+                   args.prepared_meta)
+    write_table(df, out / f"{task}.csv", out / f"{task}.md")
+    print(f"{out}: table for {task} from {len(args.evals)} evaluations")
 
 
 def cmd_report_ablation_transfer(args) -> None:

@@ -1,7 +1,6 @@
 """Translation speed: checkpoints timed interleaved, speedups against the first."""
 from __future__ import annotations
 
-from pathlib import Path
 
 from lightformer.errors import LightformerError
 from lightformer.io import write_rows
@@ -9,50 +8,37 @@ from lightformer.validate import distinct_outputs
 
 
 def cmd_speed(args) -> None:
-
-    import lightformer as lf
-    from lightformer.speed.bench import SpeedConfig, run_speed
+    """Time checkpoints (or CTranslate2 exports, or the paper-size pair) interleaved (lightformer.speed.bench)."""
+    from lightformer.speed.bench import SpeedConfig, load_speed_entries, paper_size_models, run_speed, split_sources
+    from lightformer.speed.ct2 import is_ct2
 
     cfg = SpeedConfig(protocol=args.protocol, device=args.device, dtype=args.dtype, threads=args.threads,
                       beam=args.beam, lenpen=args.lenpen, src_len=args.src_len, tgt_len=args.tgt_len,
                       batch=args.batch, sentences=args.sentences, runs=args.runs, warmup=args.warmup,
                       fixed_length=not args.free_length, fast=not args.no_fast_path,
                       cuda_graph=args.cuda_graph, fused_lowrank=args.fused_lowrank, int8=args.int8, seed=args.seed)
-    from lightformer.speed.ct2 import CT2Model, is_ct2, parse_entry
-
     if bool(args.checkpoints) == bool(args.paper_size):
         raise LightformerError("give checkpoints to time, or --paper-size TASK (not both)")
+    if args.data and cfg.protocol != "throughput":
+        raise LightformerError("--data applies to --protocol throughput (latency uses a fixed synthetic source)")
     distinct_outputs([p for p in args.checkpoints if not is_ct2(p)] + [args.data], [args.out])
-    entries = [parse_entry(p) if is_ct2(p) else None for p in args.checkpoints]
-    stems = [(f"ct2_{Path(e[0]).name}" + (f"_{e[1]}" if e[1] else "")) if e else Path(p).name.split(".")[0]
-             for p, e in zip(args.checkpoints, entries)]
-    names = stems if len(set(stems)) == len(stems) else list(args.checkpoints)
-    if args.names:
-        if len(args.names) != len(args.checkpoints) or len(set(args.names)) != len(args.names):
-            raise LightformerError(f"--names needs {len(args.checkpoints)} distinct names, one per checkpoint")
-        names = args.names
-    models = {n: CT2Model(*e) if e else lf.load_checkpoint(p) for n, p, e in zip(names, args.checkpoints, entries)}
-    labels = list(args.checkpoints)  # the checkpoint column
     if args.paper_size:
-        from lightformer.speed.bench import paper_size_models
-
         models = paper_size_models(args.paper_size)
         labels = [f"random weights, paper size ({args.paper_size})"] * len(models)
-    sources, source_name = None, "synthetic"
-    if args.data:
-        if cfg.protocol != "throughput":
-            raise LightformerError("--data applies to --protocol throughput (latency uses a fixed synthetic source)")
-        from lightformer.data.indexed import ParallelData
-
-        src, _ = ParallelData(args.data).split(args.split)
-        sources, source_name = [src[i] for i in range(len(src))], f"{args.data}:{args.split}"
-    rows = run_speed(models, cfg, sources=sources, source_name=source_name)
+    else:
+        models, labels = load_speed_entries(args.checkpoints, args.names)
+    sources = split_sources(args.data, args.split) if args.data else None
+    rows = run_speed(models, cfg, sources=sources, source_name=f"{args.data}:{args.split}" if args.data else "synthetic")
     for row, label in zip(rows, labels):
         row["checkpoint"] = str(label)
         if args.task or args.paper_size:
             row["task"] = args.task or args.paper_size
     if args.out:
         write_rows(args.out, rows, append=args.append)
+    print_speed_rows(rows, cfg)
+
+
+def print_speed_rows(rows: list[dict], cfg) -> None:
     r0 = rows[0]
     print(f"{cfg.protocol} on {r0['device_name']} ({r0['dtype']}, threads {r0['threads'] or '-'}, "
           f"batch {r0['batch']}, beam {r0['beam']}, src {cfg.src_len}, tgt {cfg.tgt_len} fixed={cfg.fixed_length}, "

@@ -82,6 +82,10 @@ def cmd_bench_train(args) -> None:
         row["command"] = command_line()
     if args.out:
         write_rows(args.out, rows, append=args.append)
+    print_bench_rows(rows, cfg)
+
+
+def print_bench_rows(rows: list[dict], cfg) -> None:
     print(f"training step on {rows[0]['device_name']} ({cfg.dtype}, max_tokens {cfg.max_tokens}, {cfg.steps} steps)")
     print(f"{'model':<28}{'engine':<14}{'params':>12}{'tok/s':>10}{'GFLOP/tok':>11}{'TFLOP/s':>9}{'MFU':>7}"
           f"{'peak MB':>9}")

@@ -173,3 +173,15 @@ class CompressionSpec:
         if unknown:
             raise LightformerError(f"unknown compression option(s) {unknown}; allowed: {sorted(known)}")
         return cls(**d)
+
+
+def load_spec(path: str | None, overrides: dict) -> dict:
+    """A spec file's options (YAML mapping), then the options given beside it (None = not given)."""
+    from lightformer.validate import load_yaml
+
+    spec = {}
+    if path:
+        spec = load_yaml(path, "spec file") or {}
+        if not isinstance(spec, dict):
+            raise LightformerError(f"spec file {path!r} must hold a mapping of compression options")
+    return spec | {k: v for k, v in overrides.items() if v is not None}

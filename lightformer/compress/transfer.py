@@ -215,3 +215,20 @@ def calibration(model: Transformer, groups: list[Group], spec: CompressionSpec, 
     valid = calibration_batches(data, "valid", spec.calib_batches, spec.calib_max_tokens, spec.seed)
     cal = calibrate(model, train, members, fisher=spec.init == "svd_fisher")
     return cal, calibrate(model, valid, members)
+
+
+def transfer_report(dense: Transformer, model: Transformer, source: dict, calib: str | None = None) -> dict:
+    """What a compression did, for report.json: the source, the resolved spec, parameter counts
+    before and after, the sharing groups, per-matrix transfer errors, and with calibration data the
+    mean held-out (valid split) output error over matrices."""
+    from lightformer.compress.count import count_parameters
+
+    before, after = count_parameters(dense), count_parameters(model)
+    report = {"source": source, "spec": model.compression["spec"],
+              "params": {"dense": before, "compressed": after, "ratio": before["total"] / after["total"]},
+              "groups": model.compression["groups"], "matrices": model.compression["report"]}
+    if calib:
+        errors = [r["output_rel_error"] for r in report["matrices"] or [] if r.get("output_rel_error") is not None]
+        report["calibration"] = {"data": str(calib),
+                                 "output_rel_error_mean": sum(errors) / len(errors) if errors else None}
+    return report

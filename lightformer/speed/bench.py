@@ -19,6 +19,8 @@ import statistics
 import time
 from dataclasses import dataclass
 
+from pathlib import Path
+
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 from tqdm.auto import tqdm
@@ -56,6 +58,33 @@ def paper_size_models(task: str, seed: int = 1) -> dict:
     p = PAPER_SIZES[task]
     dense = lf.build_model(p["arch"], p["src_vocab"], p["tgt_vocab"], seed=seed, **p["overrides"])
     return {f"{task}_paper_size_baseline": dense, f"{task}_paper_size_lf": lf.compress(dense, ratio=p["ratio"], init="random")}
+
+
+def load_speed_entries(entries: list[str], names: list[str] | None = None) -> tuple[dict, list[str]]:
+    """({name: model}, the checkpoint column) for ``lightformer speed``'s entries: checkpoints, or
+    ``ct2:DIR[:PRECISION]`` for CTranslate2 models. Names are the file stems, the entries
+    themselves where stems collide, or ``names``."""
+    import lightformer as lf
+    from lightformer.speed.ct2 import CT2Model, is_ct2, parse_entry
+
+    parsed = [parse_entry(p) if is_ct2(p) else None for p in entries]
+    stems = [(f"ct2_{Path(e[0]).name}" + (f"_{e[1]}" if e[1] else "")) if e else Path(p).name.split(".")[0]
+             for p, e in zip(entries, parsed)]
+    chosen = stems if len(set(stems)) == len(stems) else list(entries)
+    if names:
+        if len(names) != len(entries) or len(set(names)) != len(names):
+            raise LightformerError(f"--names needs {len(entries)} distinct names, one per checkpoint")
+        chosen = names
+    models = {n: CT2Model(*e) if e else lf.load_checkpoint(p) for n, p, e in zip(chosen, entries, parsed)}
+    return models, list(entries)
+
+
+def split_sources(data: str, split: str) -> list[torch.Tensor]:
+    """A prepared split's source sentences (token ids with </s>), as the throughput set."""
+    from lightformer.data.indexed import ParallelData
+
+    src, _ = ParallelData(data).split(split)
+    return [src[i] for i in range(len(src))]
 
 
 @dataclass
