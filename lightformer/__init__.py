@@ -2,8 +2,6 @@
 with parameter sharing, exact parameter accounting, and checkpoints that carry their plan."""
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
 import torch
 
 from lightformer.checkpoint import load_checkpoint, save_checkpoint
@@ -11,6 +9,7 @@ from lightformer.compress import CompressionSpec, compress, count_parameters
 from lightformer.config import PRESETS, ModelConfig, model_config
 from lightformer.errors import LightformerError
 from lightformer.models import Transformer
+from lightformer.version import __version__
 
 
 def build_model(arch: str, src_vocab: int, tgt_vocab: int, seed: int | None = None, **overrides) -> Transformer:

@@ -37,7 +37,7 @@ def _unique_tensors(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def _provenance(extra: dict | None) -> dict:
-    from lightformer import __version__
+    from lightformer.version import __version__
 
     return {
         "lightformer_version": __version__,

@@ -21,7 +21,7 @@ DOMAINS = (model, train, decode, speed, glue, data, report)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from lightformer import __version__
+    from lightformer.version import __version__
 
     p = argparse.ArgumentParser(prog="lightformer", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"lightformer {__version__}")

@@ -30,6 +30,17 @@ COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 
 @dataclass(frozen=True)
+class RemoteFile:
+    """A file to fetch: its URL, the sha256 and size it must have (None: recorded on first use),
+    and who vouches for them when they are not our own pin (the Hub, a mirror's listing)."""
+    name: str
+    url: str
+    sha256: str | None = None
+    size: int | None = None
+    vouched: str | None = None
+
+
+@dataclass(frozen=True)
 class HubSource:
     repo: str  # "abisee/cnn_dailymail"
     revision: str  # a commit sha (pinned) or a branch (resolved on first fetch, then recorded)
@@ -121,8 +132,6 @@ def vouched_by(listing: dict) -> str:
 
 def with_files(ds, listing: dict):
     """The dataset with one RemoteFile per listed file, each carrying who vouches for its sha256."""
-    from lightformer.data.sources import RemoteFile
-
     src = ds.hub
     check_paths(listing, f"the recorded listing of {ds.name}")
     base = f"{endpoint()}/{'datasets/' if src.kind == 'datasets' else ''}{src.repo}/resolve/{listing['commit']}"

@@ -7,17 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from lightformer.data.hub import HubSource
+from lightformer.data.hub import HubSource, RemoteFile
 from lightformer.errors import LightformerError
 
-
-@dataclass(frozen=True)
-class RemoteFile:
-    name: str
-    url: str
-    sha256: str | None = None
-    size: int | None = None
-    vouched: str | None = None  # who gives sha256 when it is not our own pin (the Hub, a mirror's listing)
+__all__ = ["DATASETS", "Dataset", "RemoteFile", "get_dataset"]
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,92 @@ def _ban_repeated_ngrams(lprobs, tokens, step, n):
     lprobs.copy_(spare[:, :-1])
 
 
+def _decoder_state(model, src_tokens, K: int, max_len: int, use_cache: bool, encoder_out, static: bool,
+                   cuda_graph: bool, graph_pool: dict | None):
+    """(encoder output repeated per beam, the decoder cache, a graphed step or None)."""
+    B, device = src_tokens.size(0), src_tokens.device
+    enc = model.encoder(src_tokens) if encoder_out is None else copy.copy(encoder_out)
+    expand = torch.arange(B, device=device).repeat_interleave(K)  # (B*K,) row -> sentence
+    enc.out = enc.out.index_select(0, expand)
+    if enc.padding_mask is not None:
+        enc.padding_mask = enc.padding_mask.index_select(0, expand)
+    key = (id(model), B * K, enc.out.size(1), max_len, enc.padding_mask is not None)
+    if cuda_graph and graph_pool is not None and key in graph_pool:
+        cache, step_fn = graph_pool[key]
+        model.decoder.refill_cache(cache, enc)
+        return enc, cache, step_fn
+    cache = model.decoder.init_cache(enc, capacity=max_len + 1, static=static) if use_cache else None
+    step_fn = None
+    if cuda_graph:
+        from lightformer.decode.cuda_graph import GraphedDecoderStep
+
+        step_fn = GraphedDecoderStep(model.decoder, cache)
+        if graph_pool is not None:
+            graph_pool[key] = (cache, step_fn)
+    return enc, cache, step_fn
+
+
+def _step_lprobs(logits: torch.Tensor, tokens: torch.Tensor, step: int, max_len: int, cfg: SearchConfig) -> torch.Tensor:
+    """Log-probabilities of the next token with fairseq's constraints: no pad, the unk penalty,
+    only </s> once out of room, no </s> before min_len, no repeated n-grams."""
+    lprobs = F.log_softmax(logits.float(), dim=-1)  # (rows, V)
+    lprobs[:, PAD] = -math.inf
+    if cfg.unk_penalty:
+        lprobs[:, UNK] -= cfg.unk_penalty
+    if step >= max_len:  # out of room: only </s>
+        eos_col = lprobs[:, EOS].clone()
+        lprobs.fill_(-math.inf)
+        lprobs[:, EOS] = eos_col
+    elif step < cfg.min_len or cfg.fixed_length:
+        lprobs[:, EOS] = -math.inf
+    if cfg.no_repeat_ngram_size:
+        _ban_repeated_ngrams(lprobs, tokens[:, : step + 1], step, cfg.no_repeat_ngram_size)
+    return lprobs
+
+
+def _top_candidates(scores: torch.Tensor, lprobs: torch.Tensor, n: int, K: int):
+    """(scores, beam, token) of the 2K best continuations per sentence, each (n, 2K), found in two
+    stages (per beam row, then per sentence): the same set as one top-k over K*V columns, at a
+    fraction of its cost on CPU."""
+    k1 = min(2 * K, lprobs.size(1))
+    row_scores, row_tok = (scores.view(-1, 1) + lprobs).topk(k1, dim=1)  # (n*K, k1)
+    top_scores, j = row_scores.view(n, K * k1).topk(min(2 * K, K * k1), dim=1)  # (n, 2K)
+    return top_scores, j // k1, row_tok.view(n, K * k1).gather(1, j)
+
+
+def _finalise(finished, sent, top, tokens, pos_scores, lprobs, step: int, K: int, lenpen: float) -> bool:
+    """Move </s> candidates among each sentence's top K into ``finished`` (best first, at most K
+    per sentence); True when any did."""
+    top_scores, top_beam, top_tok = top
+    is_eos = (top_tok == EOS) & torch.isfinite(top_scores)
+    is_eos[:, K:] = False
+    if not bool(is_eos.any()):
+        return False
+    rows, cols = is_eos.nonzero(as_tuple=True)
+    norm = top_scores[rows, cols] / (step + 1) ** lenpen
+    src_rows = rows * K + top_beam[rows, cols]
+    hyp_tokens = tokens[src_rows, 1: step + 1].tolist()
+    step_scores = torch.cat([pos_scores[src_rows, :step], lprobs[src_rows, EOS].unsqueeze(1)], 1)
+    for r, toks, s, ps in zip(rows.tolist(), hyp_tokens, norm.tolist(), step_scores.tolist()):
+        bucket = finished[sent[r].item()]
+        if len(bucket) < K:
+            bucket.append(Hypothesis(toks, s, ps))
+    return True
+
+
+def _next_beams(top, n: int, K: int):
+    """(scores, token, source row) of the K best candidates per sentence that do not end in </s>;
+    rows without enough of them get -inf."""
+    top_scores, top_beam, top_tok = top
+    device = top_scores.device
+    live = ~((top_tok == EOS) | ~torch.isfinite(top_scores))
+    order = torch.where(live, torch.arange(live.size(1), device=device).expand_as(live), 4 * K)
+    pick = order.sort(dim=1).values[:, :K].clamp(max=top_scores.size(1) - 1)  # (n, K) positions
+    new_scores = torch.where(live.gather(1, pick), top_scores.gather(1, pick), -math.inf)
+    origin = (torch.arange(n, device=device)[:, None] * K + top_beam.gather(1, pick)).view(-1)  # (n*K,)
+    return new_scores, top_tok.gather(1, pick), origin
+
+
 @torch.inference_mode()
 def beam_search(model, src_tokens: torch.Tensor, cfg: SearchConfig | None = None,
                 use_cache: bool = True, encoder_out=None, static: bool = False,
@@ -78,31 +164,11 @@ def beam_search(model, src_tokens: torch.Tensor, cfg: SearchConfig | None = None
     """
     cfg = cfg or SearchConfig()
     model.eval()
-    B, K = src_tokens.size(0), cfg.beam
-    device = src_tokens.device
+    B, K, device = src_tokens.size(0), cfg.beam, src_tokens.device
     max_len = _max_len(model, src_tokens, cfg)
-    V = model.cfg.tgt_vocab
-
-    enc = model.encoder(src_tokens) if encoder_out is None else copy.copy(encoder_out)
-    expand = torch.arange(B, device=device).repeat_interleave(K)  # (B*K,) row -> sentence
-    enc.out = enc.out.index_select(0, expand)
-    if enc.padding_mask is not None:
-        enc.padding_mask = enc.padding_mask.index_select(0, expand)
     static = static or cuda_graph
-    step_fn = None
-    key = (id(model), B * K, enc.out.size(1), max_len, enc.padding_mask is not None)
-    if cuda_graph and graph_pool is not None and key in graph_pool:
-        cache, step_fn = graph_pool[key]
-        model.decoder.refill_cache(cache, enc)
-    else:
-        cache = model.decoder.init_cache(enc, capacity=max_len + 1, static=static) if use_cache else None
-        if cuda_graph:
-            from lightformer.decode.cuda_graph import GraphedDecoderStep
-
-            step_fn = GraphedDecoderStep(model.decoder, cache)
-            if graph_pool is not None:
-                graph_pool[key] = (cache, step_fn)
-
+    enc, cache, step_fn = _decoder_state(model, src_tokens, K, max_len, use_cache, encoder_out, static, cuda_graph,
+                                         graph_pool)
     tokens = torch.full((B * K, max_len + 2), PAD, dtype=torch.long, device=device)
     tokens[:, 0] = EOS  # fairseq starts the decoder from </s>
     pos_scores = torch.zeros(B * K, max_len + 1, device=device)
@@ -119,58 +185,16 @@ def beam_search(model, src_tokens: torch.Tensor, cfg: SearchConfig | None = None
             logits = model.decoder(tokens[:, step: step + 1], None, cache)[:, -1]
         else:
             logits = model.decoder(tokens[:, : step + 1], None if use_cache else enc, cache)[:, -1]
-        lprobs = F.log_softmax(logits.float(), dim=-1)  # (n*K, V)
-        lprobs[:, PAD] = -math.inf
-        if cfg.unk_penalty:
-            lprobs[:, UNK] -= cfg.unk_penalty
-        if step >= max_len:  # out of room: only </s>
-            eos_col = lprobs[:, EOS].clone()
-            lprobs.fill_(-math.inf)
-            lprobs[:, EOS] = eos_col
-        elif step < cfg.min_len or cfg.fixed_length:
-            lprobs[:, EOS] = -math.inf
-        if cfg.no_repeat_ngram_size:
-            _ban_repeated_ngrams(lprobs, tokens[:, : step + 1], step, cfg.no_repeat_ngram_size)
-
-        # the 2K best continuations per sentence, in two stages (per beam row, then per sentence):
-        # the same set as one top-k over K*V columns, at a fraction of its cost on CPU
-        k1 = min(2 * K, V)
-        row_scores, row_tok = (scores.view(-1, 1) + lprobs).topk(k1, dim=1)  # (n*K, k1)
-        top_scores, j = row_scores.view(n, K * k1).topk(min(2 * K, K * k1), dim=1)  # (n, 2K)
-        top_beam, top_tok = j // k1, row_tok.view(n, K * k1).gather(1, j)
-
-        # finalise </s> candidates among the top K (fairseq), best first
-        is_eos = (top_tok == EOS) & torch.isfinite(top_scores)
-        is_eos[:, K:] = False
-        newly_finished = bool(is_eos.any())
-        if newly_finished:
-            rows, cols = is_eos.nonzero(as_tuple=True)
-            norm = top_scores[rows, cols] / (step + 1) ** cfg.lenpen
-            src_rows = rows * K + top_beam[rows, cols]
-            hyp_tokens = tokens[src_rows, 1: step + 1].tolist()
-            step_scores = torch.cat([pos_scores[src_rows, :step], lprobs[src_rows, EOS].unsqueeze(1)], 1)
-            for r, toks, s, ps in zip(rows.tolist(), hyp_tokens, norm.tolist(), step_scores.tolist()):
-                bucket = finished[sent[r].item()]
-                if len(bucket) < K:
-                    bucket.append(Hypothesis(toks, s, ps))
-
+        lprobs = _step_lprobs(logits, tokens, step, max_len, cfg)
+        top = _top_candidates(scores, lprobs, n, K)
+        newly_finished = _finalise(finished, sent, top, tokens, pos_scores, lprobs, step, K, cfg.lenpen)
         if step >= max_len:
             break
         if newly_finished:
             done = torch.tensor([len(finished[i]) >= K for i in sent.tolist()], device=device)
             if bool(done.all()):
                 break
-
-        # continue with the K best candidates that do not end in </s>
-        live = ~((top_tok == EOS) | ~torch.isfinite(top_scores))
-        order = torch.where(live, torch.arange(live.size(1), device=device).expand_as(live), 4 * K)
-        pick = order.sort(dim=1).values[:, :K].clamp(max=top_scores.size(1) - 1)  # (n, K) positions
-        new_scores = top_scores.gather(1, pick)
-        new_scores = torch.where(live.gather(1, pick), new_scores, -math.inf)
-        new_beam = top_beam.gather(1, pick)
-        new_tok = top_tok.gather(1, pick)
-        origin = (torch.arange(n, device=device)[:, None] * K + new_beam).view(-1)  # (n*K,)
-
+        new_scores, new_tok, origin = _next_beams(top, n, K)
         shrink = newly_finished and bool(done.any()) and not static
         if shrink:  # drop sentences that are complete
             keep = (~done).nonzero(as_tuple=True)[0]
@@ -190,6 +214,6 @@ def beam_search(model, src_tokens: torch.Tensor, cfg: SearchConfig | None = None
         pos_scores[:, step] = new_scores.view(-1) - prev_cum
         scores = new_scores
 
-    for i, bucket in enumerate(finished):
+    for bucket in finished:
         bucket.sort(key=lambda h: -h.score)
     return finished
