@@ -9,6 +9,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from lightformer.errors import LightformerError
+from lightformer.options import check_known
 
 # fairseq's Dictionary: <s>=0, <pad>=1, </s>=2, <unk>=3 (docs/reference.md §3).
 BOS, PAD, EOS, UNK = 0, 1, 2, 3
@@ -115,8 +116,5 @@ def model_config(arch: str, src_vocab: int, tgt_vocab: int, **overrides) -> Mode
     if arch not in PRESETS:
         raise LightformerError(f"unknown architecture {arch!r}; allowed: {', '.join(PRESETS)}")
     fields = PRESETS[arch](src_vocab=src_vocab, tgt_vocab=tgt_vocab)
-    known = {f.name for f in dataclasses.fields(ModelConfig)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise LightformerError(f"unknown model option(s) {unknown}; allowed: {sorted(known)}")
+    check_known(ModelConfig, overrides, "model option")
     return ModelConfig(**(fields | overrides))

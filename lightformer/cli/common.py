@@ -2,9 +2,7 @@
 and typed ``key=value`` model options."""
 from __future__ import annotations
 
-import dataclasses
 
-from lightformer.errors import LightformerError
 from lightformer.validate import check
 
 EXIT_USAGE = 2
@@ -31,35 +29,9 @@ def check_options(args) -> None:
             check(f"--{name.replace('_', '-')}", value, rule)
 
 
-def parse_value(text: str, kind) -> object:
-    """Typed value for a ``key=value`` override, by the dataclass field's type name."""
-    kind = str(kind)
-    if "bool" in kind:
-        if text.lower() in ("1", "true", "yes", "on"):
-            return True
-        if text.lower() in ("0", "false", "no", "off"):
-            return False
-        raise LightformerError(f"expected a boolean (true/false), got {text!r}")
-    try:
-        if "int" in kind:
-            return int(text)
-        if "float" in kind:
-            return float(text)
-    except ValueError:
-        raise LightformerError(f"expected {kind}, got {text!r}") from None
-    return text
-
-
 def parse_overrides(pairs: list[str]) -> dict:
+    """``--set key=value`` model options, typed by ModelConfig (lightformer.options)."""
     from lightformer.config import ModelConfig
+    from lightformer.options import parse_pairs
 
-    types = {f.name: f.type for f in dataclasses.fields(ModelConfig)}
-    out = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise LightformerError(f"--set expects key=value, got {pair!r}")
-        if key not in types:
-            raise LightformerError(f"unknown model option {key!r}; allowed: {', '.join(sorted(types))}")
-        out[key] = parse_value(value, types[key])
-    return out
+    return parse_pairs(ModelConfig, pairs, "model option")

@@ -49,15 +49,9 @@ def cmd_glue_train(args) -> None:
     )
     from lightformer.classify.train import GlueConfig, fine_tune
     from lightformer.compress.bert import dense_params
-    from lightformer.train.config import _typed
+    from lightformer.options import build
 
-    overrides = {}
-    for item in args.overrides:
-        key, sep, value = item.partition("=")
-        if not sep or key not in GlueConfig.__dataclass_fields__:
-            raise LightformerError(f"{item!r}: expected KEY=VALUE with KEY one of {', '.join(GlueConfig.__dataclass_fields__)}")
-        overrides[key] = _typed(key, value, getattr(GlueConfig(), key))
-    cfg = GlueConfig(**overrides)
+    cfg = build(GlueConfig, pairs=args.overrides, what="GLUE option")
     if Path(args.out).resolve() == Path(args.checkpoint).resolve():
         raise LightformerError(f"--out {args.out!r} would overwrite the input checkpoint; write it elsewhere")
     model, meta = load_classifier(args.checkpoint)

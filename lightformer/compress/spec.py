@@ -11,6 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from lightformer.errors import LightformerError
+from lightformer.options import check_known
 
 # role -> (stack, module path inside a layer); fairseq module names
 LAYER_ROLES: dict[str, tuple[str, str]] = {
@@ -168,10 +169,7 @@ class CompressionSpec:
         if isinstance(spec, CompressionSpec):
             spec = spec.to_dict()
         d = dict(spec or {}) | overrides
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise LightformerError(f"unknown compression option(s) {unknown}; allowed: {sorted(known)}")
+        check_known(cls, d, "compression option")
         return cls(**d)
 
 

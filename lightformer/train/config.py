@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
 from dataclasses import dataclass, field
 
-import yaml
-
+from lightformer.config import ModelConfig
 from lightformer.errors import LightformerError
-from lightformer.validate import check, checks, load_yaml
+from lightformer.options import build
+from lightformer.validate import check, checks
 
 
 @dataclass
@@ -129,61 +128,12 @@ RECIPES = {"iwslt_de_en": iwslt_de_en, "wmt_en_de_base": wmt_en_de_base, "cnndm_
            "synthetic": synthetic}
 
 
-def _typed(name: str, text: str, current):
-    if isinstance(current, bool):
-        if text.lower() in ("true", "1", "yes"):
-            return True
-        if text.lower() in ("false", "0", "no"):
-            return False
-        raise LightformerError(f"{name} expects true/false, got {text!r}")
-    if isinstance(current, (int, float)) and not isinstance(current, bool):
-        try:  # YAML 1.1 reads "1e-3" as a string; numbers go by the field's type
-            return type(current)(text) if isinstance(current, float) else int(text)
-        except ValueError:
-            raise LightformerError(f"{name} expects {type(current).__name__}, got {text!r}") from None
-    if isinstance(current, str) or current is None:  # strings as typed; none/null unset the option
-        return None if text.lower() in ("none", "null", "") else text
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
-        raise LightformerError(f"{name}: cannot parse {text!r}") from None
-    if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if current is not None and not isinstance(value, type(current)) and not (
-            isinstance(current, (tuple, list)) and isinstance(value, list)):
-        raise LightformerError(f"{name} expects {type(current).__name__}, got {text!r}")
-    return value
-
-
 def load_train_config(recipe: str | None = None, config_file: str | None = None,
                       overrides: list[str] = ()) -> TrainConfig:
-    """recipe preset, then the YAML file, then key=value overrides (later wins)."""
-    values: dict = {}
-    if recipe:
-        if recipe not in RECIPES:
-            raise LightformerError(f"unknown recipe {recipe!r}; allowed: {', '.join(RECIPES)}")
-        values |= RECIPES[recipe]()
-    if config_file:
-        loaded = load_yaml(config_file, "config file") or {}
-        if not isinstance(loaded, dict):
-            raise LightformerError(f"config file {config_file!r} must hold a mapping")
-        values |= loaded
-    defaults = TrainConfig()
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    for item in overrides:
-        key, sep, text = item.partition("=")
-        if not sep:
-            raise LightformerError(f"override {item!r} is not key=value")
-        if key.startswith("model."):
-            values.setdefault("model", {})
-            values["model"] = dict(values["model"]) | {key[6:]: yaml.safe_load(text)}
-            continue
-        if key not in known:
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = f"did you mean {close[0]!r}? " if close else ""
-            raise LightformerError(f"unknown config key {key!r}; {hint}allowed: {', '.join(sorted(known))}")
-        values[key] = _typed(key, text, values.get(key, getattr(defaults, key)))
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise LightformerError(f"unknown config key(s) {unknown}; allowed: {', '.join(sorted(known))}")
-    return TrainConfig(**values)
+    """recipe preset, then the YAML file, then key=value overrides (later wins; ``model.KEY=V``
+    sets one model option), through the one config loader (lightformer.options)."""
+    from lightformer.config import ModelConfig
+    if recipe and recipe not in RECIPES:
+        raise LightformerError(f"unknown recipe {recipe!r}; allowed: {', '.join(RECIPES)}")
+    return build(TrainConfig, RECIPES[recipe]() if recipe else {}, config_file, overrides, what="config key",
+                 nested={"model": ModelConfig})
