@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from lightformer.config import EOS, PAD, UNK
+from lightformer.decode.cache import init_cache, refill_cache
 from lightformer.validate import checks
 
 
@@ -76,9 +77,9 @@ def _decoder_state(model, src_tokens, K: int, max_len: int, use_cache: bool, enc
     key = (id(model), B * K, enc.out.size(1), max_len, enc.padding_mask is not None)
     if cuda_graph and graph_pool is not None and key in graph_pool:
         cache, step_fn = graph_pool[key]
-        model.decoder.refill_cache(cache, enc)
+        refill_cache(model.decoder, cache, enc)
         return enc, cache, step_fn
-    cache = model.decoder.init_cache(enc, capacity=max_len + 1, static=static) if use_cache else None
+    cache = init_cache(model.decoder, enc, capacity=max_len + 1, static=static) if use_cache else None
     step_fn = None
     if cuda_graph:
         from lightformer.decode.cuda_graph import GraphedDecoderStep

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from lightformer.config import EOS
-from lightformer.models.transformer import DecoderCache
+from lightformer.decode.cache import DecoderCache
 
 
 class GraphedDecoderStep:
@@ -14,7 +14,7 @@ class GraphedDecoderStep:
 
     def __init__(self, decoder, cache: DecoderCache, warmup: int = 2):
         if not cache.static:
-            raise ValueError("CUDA-graph decoding needs a static cache (init_cache(..., static=True))")
+            raise ValueError("CUDA-graph decoding needs a static cache (init_cache(decoder, ..., static=True))")
         rows = cache.layers[0].k.size(0)
         device = cache.layers[0].k.device
         self.tokens = torch.full((rows, 1), EOS, dtype=torch.long, device=device)

@@ -94,8 +94,10 @@ def _check_exportable(model) -> None:
     if cfg.encoder_heads != cfg.decoder_heads:
         raise LightformerError(f"CTranslate2's Transformer has one head count; this model has "
                                f"{cfg.encoder_heads} (encoder) and {cfg.decoder_heads} (decoder)")
+    from lightformer.speed.fast import FusedSelfAttention
+
     for m in model.modules():
-        if getattr(m, "fused_qkv", None) is not None:
+        if isinstance(m, FusedSelfAttention):
             raise LightformerError("export the stored model, not one prepared for inference (fused q/k/v)")
 
 

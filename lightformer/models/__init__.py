@@ -1,5 +1,5 @@
 """nn.Modules: the fairseq-faithful Transformer and its low-rank building blocks."""
 from lightformer.models.lowrank import Embedding, FactorizedEmbedding, LowRankLinear
-from lightformer.models.transformer import DecoderCache, EncoderOut, Transformer
+from lightformer.models.transformer import EncoderOut, Transformer
 
-__all__ = ["Embedding", "FactorizedEmbedding", "LowRankLinear", "Transformer", "EncoderOut", "DecoderCache"]
+__all__ = ["Embedding", "FactorizedEmbedding", "LowRankLinear", "Transformer", "EncoderOut"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn as nn
@@ -18,6 +19,9 @@ import torch.nn.functional as F
 
 from lightformer.config import ModelConfig
 from lightformer.models.lowrank import Embedding, shared_input_basis
+
+if TYPE_CHECKING:  # decoding state lives in lightformer.decode; the model only reads and writes it
+    from lightformer.decode.cache import DecoderCache, LayerCache
 
 
 # --- positions --------------------------------------------------------------------------------
@@ -85,7 +89,6 @@ class MultiheadAttention(nn.Module):
             nn.init.xavier_uniform_(proj.weight, gain=1 / math.sqrt(2))
         nn.init.xavier_uniform_(self.out_proj.weight)
         nn.init.constant_(self.out_proj.bias, 0.0)
-        self.fused_qkv = None  # set by lightformer.speed.fast for inference: one projection for q, k, v
 
     def _heads(self, t: torch.Tensor) -> torch.Tensor:
         B, T, _ = t.shape
@@ -93,9 +96,6 @@ class MultiheadAttention(nn.Module):
 
     def qkv(self, x: torch.Tensor):
         """q, k, v for self-attention; a shared low-rank input basis is applied to x once."""
-        if self.fused_qkv is not None:
-            q, k, v = self.fused_qkv(x)
-            return self._heads(q), self._heads(k), self._heads(v)
         basis = shared_input_basis(self.q_proj, self.k_proj, self.v_proj)
         if basis is not None:
             h = F.linear(x, basis)  # (B, T, r)
@@ -166,17 +166,6 @@ class EncoderLayer(nn.Module):
         return sublayer(self, x, self.final_layer_norm, lambda h: feed_forward(self, h))
 
 
-class LayerCache:
-    """One decoder layer's decoding state: self-attention keys/values written in place into
-    preallocated (B, H, capacity, hd) buffers, cross-attention keys/values computed once."""
-
-    __slots__ = ("k", "v", "cross_k", "cross_v", "mask")
-
-    def __init__(self, k, v, cross_k, cross_v):
-        self.k, self.v, self.cross_k, self.cross_v = k, v, cross_k, cross_v
-        self.mask = None  # static caches: the decoder's shared keep-mask over the capacity
-
-
 class DecoderLayer(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -194,22 +183,9 @@ class DecoderLayer(nn.Module):
 
     def _self_attention(self, x, cache: LayerCache | None, start):
         q, k, v = self.self_attn.qkv(x)
-        if isinstance(start, torch.Tensor):  # static shapes: write at the device-side step, mask the rest
-            idx = start.view(1)
-            cache.k.index_copy_(2, idx, k)
-            cache.v.index_copy_(2, idx, v)
-            return self.self_attn.attend(q, cache.k, cache.v, cache.mask)
         if cache is None:  # teacher forcing: right-padded targets need only the causal mask
             return self.self_attn.attend(q, k, v, is_causal=True)
-        end = start + x.size(1)
-        cache.k[:, :, start:end] = k  # in place: no re-allocation per step
-        cache.v[:, :, start:end] = v
-        k, v = cache.k[:, :, :end], cache.v[:, :, :end]
-        mask = None
-        if x.size(1) > 1:  # several new tokens at once: causal with an offset
-            pos_q = torch.arange(start, end, device=x.device)[:, None]
-            mask = torch.arange(end, device=x.device)[None, :] <= pos_q
-        return self.self_attn.attend(q, k, v, mask)
+        return self.self_attn.attend(q, *cache.append(k, v, start))  # decoding: the cache's keys/values
 
     def _cross_attention(self, x, memory, memory_mask, cache: LayerCache | None):
         if cache is not None:
@@ -277,72 +253,6 @@ class Encoder(nn.Module):
 
 # --- decoder ----------------------------------------------------------------------------------
 
-class DecoderCache:
-    """Incremental decoding state for the whole decoder; ``reorder`` follows beam choices.
-
-    ``static=True`` keeps every shape fixed for CUDA-graph capture: the step is a device tensor,
-    self-attention always spans the whole capacity under a keep-mask, and reorders copy in place.
-    """
-
-    def __init__(self, layers: list[LayerCache], memory_mask: torch.Tensor | None, static: bool = False):
-        self.layers = layers
-        self.memory_mask = memory_mask  # (B, 1, 1, S) keep-mask or None
-        self.length = 0  # tokens already decoded (Python side; not advanced by graph replays)
-        self.static = static
-        if static:
-            k = layers[0].k
-            self.step = torch.zeros((), dtype=torch.long, device=k.device)
-            self.self_mask = torch.zeros(1, 1, 1, k.size(2), dtype=torch.bool, device=k.device)
-            for lc in layers:
-                lc.mask = self.self_mask
-
-    def reset(self) -> None:
-        """Back to step 0 (static caches; buffers beyond the step are masked, not cleared)."""
-        self.length = 0
-        if self.static:
-            self.step.zero_()
-            self.self_mask.zero_()
-
-    def reserve(self, end: int) -> None:
-        """Grow the self-attention buffers (doubling) when a step would overflow them."""
-        capacity = self.layers[0].k.size(2)
-        if end <= capacity:
-            return
-        new = max(end, 2 * capacity)
-        for lc in self.layers:
-            for name in ("k", "v"):
-                old = getattr(lc, name)
-                buf = old.new_empty(old.shape[:2] + (new,) + old.shape[3:])
-                buf[:, :, :capacity] = old
-                setattr(lc, name, buf)
-
-    def reorder(self, order: torch.Tensor, cross: bool = True) -> None:
-        """Select/reorder rows of the batch (beam search); ``order``: (B',) indices.
-
-        Only the filled part of the self-attention buffers moves, in place when the batch size
-        stays. ``cross=False`` skips cross-attention keys/values: beams of one sentence share
-        them, so reordering within sentences leaves them unchanged.
-        """
-        L = self.length
-        if self.static:  # same buffers, so a captured graph keeps reading the right memory
-            for lc in self.layers:
-                lc.k.copy_(lc.k.index_select(0, order))
-                lc.v.copy_(lc.v.index_select(0, order))
-            return
-        for lc in self.layers:
-            if order.numel() == lc.k.size(0):
-                lc.k[:, :, :L] = lc.k[:, :, :L].index_select(0, order)
-                lc.v[:, :, :L] = lc.v[:, :, :L].index_select(0, order)
-            else:
-                lc.k = lc.k.index_select(0, order)
-                lc.v = lc.v.index_select(0, order)
-            if cross:
-                lc.cross_k = lc.cross_k.index_select(0, order)
-                lc.cross_v = lc.cross_v.index_select(0, order)
-        if cross and self.memory_mask is not None:
-            self.memory_mask = self.memory_mask.index_select(0, order)
-
-
 class Decoder(nn.Module):
     def __init__(self, cfg: ModelConfig, embed_tokens: nn.Module):
         super().__init__()
@@ -361,32 +271,6 @@ class Decoder(nn.Module):
             self.output_projection = nn.Linear(d, cfg.tgt_vocab, bias=False)
             nn.init.normal_(self.output_projection.weight, mean=0.0, std=d ** -0.5)
 
-    def init_cache(self, encoder_out: EncoderOut, capacity: int = 32, static: bool = False) -> DecoderCache:
-        """Precompute cross-attention keys/values and allocate self-attention buffers."""
-        if static and capacity > self.embed_positions.max_positions:
-            raise ValueError(f"capacity {capacity} exceeds max positions {self.embed_positions.max_positions}")
-        memory = encoder_out.out
-        B = memory.size(0)
-        layers = []
-        for layer in self.layers:
-            ck, cv = layer.encoder_attn.kv(memory)  # (B, H, S, hd)
-            H, hd = ck.shape[1], ck.shape[3]
-            # static caches attend over the whole capacity under a mask: masked slots get weight 0,
-            # and 0 * NaN = NaN, so they must never hold uninitialised memory (seen on an H200)
-            k = (memory.new_zeros if static else memory.new_empty)(B, H, capacity, hd)
-            layers.append(LayerCache(k, torch.zeros_like(k) if static else torch.empty_like(k), ck, cv))
-        return DecoderCache(layers, encoder_out.attn_mask(), static)
-
-    def refill_cache(self, cache: DecoderCache, encoder_out: EncoderOut) -> None:
-        """Reuse a static cache (and any graph captured on it) for a new source of the same shape."""
-        for layer, lc in zip(self.layers, cache.layers):
-            ck, cv = layer.encoder_attn.kv(encoder_out.out)
-            lc.cross_k.copy_(ck)
-            lc.cross_v.copy_(cv)
-        if cache.memory_mask is not None:
-            cache.memory_mask.copy_(encoder_out.attn_mask())
-        cache.reset()
-
     def output_layer(self, x: torch.Tensor) -> torch.Tensor:
         if self.output_projection is None:
             return self.embed_tokens.logits(x)
@@ -400,14 +284,8 @@ class Decoder(nn.Module):
         if cache is None:
             tokens, start = prev_output_tokens, None
             memory, memory_mask = encoder_out.out, encoder_out.attn_mask()
-        elif cache.static:  # one token per row at device-side step cache.step; no host syncs
-            tokens, start = prev_output_tokens[:, -1:], cache.step
-            cache.self_mask.index_fill_(3, start.view(1), True)
-            memory, memory_mask = None, cache.memory_mask
-        else:
-            start = cache.length
-            tokens = prev_output_tokens[:, start:]
-            cache.reserve(start + tokens.size(1))
+        else:  # the cache says which tokens are new and where they start
+            tokens, start = cache.new_tokens(prev_output_tokens)
             memory, memory_mask = None, cache.memory_mask
         x = self.embed_scale * self.embed_tokens(tokens) + self.embed_positions(tokens, start)
         x = dropout(x, self.dropout, self.training)
@@ -417,9 +295,7 @@ class Decoder(nn.Module):
         if self.layer_norm is not None:
             x = self.layer_norm(x)
         if cache is not None:
-            cache.length += tokens.size(1)
-            if cache.static:
-                cache.step.add_(1)
+            cache.advance(tokens.size(1))
         return x if features_only else self.output_layer(x)
 
 

@@ -18,7 +18,6 @@ import platform
 import statistics
 import time
 from dataclasses import dataclass
-
 from pathlib import Path
 
 import torch
@@ -29,6 +28,7 @@ from lightformer.compress.count import count_parameters
 from lightformer.config import EOS
 from lightformer.data.batching import collate
 from lightformer.decode.beam import SearchConfig, beam_search
+from lightformer.decode.cache import init_cache
 from lightformer.errors import LightformerError
 from lightformer.gpu import pick_device
 from lightformer.io import command_line
@@ -224,7 +224,7 @@ def macs(model, src_len: int, tgt_len: int, device) -> tuple[float, float]:
     with torch.inference_mode():
         with FlopCounterMode(display=False) as fc:
             enc = model.encoder(src)
-            cache = model.decoder.init_cache(enc, capacity=tgt_len)
+            cache = init_cache(model.decoder, enc, capacity=tgt_len)
         per_source = fc.get_total_flops()
         model.decoder(prev[:, :mid], None, cache)
         with FlopCounterMode(display=False) as fc:
@@ -243,7 +243,7 @@ def launches_per_step(model, rows: int, src_len: int, tgt_len: int, device: torc
     src = torch.full((rows, src_len), 5, dtype=torch.long, device=device)
     tok = torch.full((rows, 1), 5, dtype=torch.long, device=device)
     with torch.inference_mode():
-        cache = model.decoder.init_cache(model.encoder(src), capacity=tgt_len + 1, static=True)
+        cache = init_cache(model.decoder, model.encoder(src), capacity=tgt_len + 1, static=True)
         for _ in range(max(1, tgt_len // 2)):
             model.decoder(tok, None, cache)
         cuda = device.type == "cuda"

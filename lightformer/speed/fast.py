@@ -80,7 +80,24 @@ def _qkv_cost_factorised(q, k, v) -> int:
     return basis + sum(m.rank * m.out_features for m in (q, k, v))
 
 
-def fuse_self_attention(attn: MultiheadAttention, merge: bool) -> None:
+class FusedSelfAttention(MultiheadAttention):
+    """Self-attention for inference whose q, k, v come from one packed product (``qkv_proj``). It
+    takes the trained module's place, so the model itself keeps no inference switches."""
+
+    def __init__(self, attn: MultiheadAttention, qkv_proj: nn.Module):
+        nn.Module.__init__(self)  # not MultiheadAttention's: no separate q/k/v projections
+        self.num_heads, self.head_dim, self.dropout = attn.num_heads, attn.head_dim, attn.dropout
+        self.qkv_proj = qkv_proj
+        self.out_proj = attn.out_proj
+        self.train(attn.training)
+
+    def qkv(self, x: torch.Tensor):
+        q, k, v = self.qkv_proj(x)
+        return self._heads(q), self._heads(k), self._heads(v)
+
+
+def fuse_self_attention(attn: MultiheadAttention, merge: bool) -> FusedSelfAttention:
+    """The module to put in ``attn``'s place: q, k, v in one product, as cheap as the factors allow."""
     q, k, v = attn.q_proj, attn.k_proj, attn.v_proj
     lowrank = [isinstance(m, LowRankLinear) for m in (q, k, v)]
     if all(lowrank) and merge and _qkv_cost_factorised(q, k, v) >= 3 * q.in_features * q.out_features:
@@ -90,16 +107,14 @@ def fuse_self_attention(attn: MultiheadAttention, merge: bool) -> None:
         q, k, v = (merged(m) if isinstance(m, LowRankLinear) else m for m in (q, k, v))
         lowrank = [False] * 3
     if not any(lowrank):
-        attn.fused_qkv = PackedQKV(linear_from(torch.cat([q.weight, k.weight, v.weight]),
-                                               torch.cat([q.bias, k.bias, v.bias])))
+        packed = PackedQKV(linear_from(torch.cat([q.weight, k.weight, v.weight]), torch.cat([q.bias, k.bias, v.bias])))
     elif shared_input_basis(q, k, v) is not None:  # h = Bx once, then [A_q; A_k; A_v] h
-        attn.fused_qkv = PackedQKV(LowRankLinear(nn.Parameter(torch.cat([q.A, k.A, v.A]).detach()),
-                                                 nn.Parameter(q.B.detach().clone()),
-                                                 nn.Parameter(torch.cat([q.bias, k.bias, v.bias]).detach())))
+        packed = PackedQKV(LowRankLinear(nn.Parameter(torch.cat([q.A, k.A, v.A]).detach()),
+                                         nn.Parameter(q.B.detach().clone()),
+                                         nn.Parameter(torch.cat([q.bias, k.bias, v.bias]).detach())))
     else:
-        attn.fused_qkv = StackedBasisQKV(q, k, v)
-    # the separate projections are not used by self-attention any more
-    attn.q_proj = attn.k_proj = attn.v_proj = None
+        packed = StackedBasisQKV(q, k, v)
+    return FusedSelfAttention(attn, packed)
 
 
 def replace_products(fast: nn.Module, lowrank, dense=None, stacked=None) -> None:
@@ -143,7 +158,7 @@ def prepare_for_inference(model: nn.Module, *, merge: bool = True, fuse_qkv: boo
         fast = fast.to(device=device, dtype=dtype)
     for layer in list(fast.encoder.layers) + list(fast.decoder.layers):
         if fuse_qkv:
-            fuse_self_attention(layer.self_attn, merge)
+            layer.self_attn = fuse_self_attention(layer.self_attn, merge)
         if not merge:
             continue
         for parent in layer.modules():

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 import lightformer as lf
 from lightformer.config import EOS, PAD
 from lightformer.decode import SearchConfig, beam_search
+from lightformer.decode.cache import init_cache, refill_cache
 from tests.conftest import trained_like
 
 
@@ -121,7 +122,7 @@ def test_cuda_graph_needs_a_static_cache():
     from lightformer.decode.cuda_graph import GraphedDecoderStep
 
     m = model(tgt_vocab=30)
-    cache = m.decoder.init_cache(m.encoder(sources()))
+    cache = init_cache(m.decoder, m.encoder(sources()))
     with pytest.raises(ValueError, match="static cache"):
         GraphedDecoderStep(m.decoder, cache)
 
@@ -134,13 +135,13 @@ def test_refilled_static_cache_decodes_a_new_source_like_a_fresh_one():
     enc_a = m.encoder(a)
     enc_a.out = enc_a.out.repeat_interleave(3, 0)
     enc_a.padding_mask = enc_a.padding_mask.repeat_interleave(3, 0)
-    cache = m.decoder.init_cache(enc_a, capacity=9, static=True)
+    cache = init_cache(m.decoder, enc_a, capacity=9, static=True)
     enc_b = m.encoder(b)
     enc_b.out = enc_b.out.repeat_interleave(3, 0)
     enc_b.padding_mask = enc_b.padding_mask.repeat_interleave(3, 0)
     cache.step.fill_(5)
-    m.decoder.refill_cache(cache, enc_b)
-    fresh = m.decoder.init_cache(enc_b, capacity=9, static=True)
+    refill_cache(m.decoder, cache, enc_b)
+    fresh = init_cache(m.decoder, enc_b, capacity=9, static=True)
     assert int(cache.step) == 0 and not cache.self_mask.any()
     for x, y in zip(cache.layers, fresh.layers):
         assert torch.equal(x.cross_k, y.cross_k) and torch.equal(x.cross_v, y.cross_v)
@@ -150,12 +151,12 @@ def test_static_cache_masks_its_unwritten_tail():
     m = model(tgt_vocab=30)
     src = sources(B=2, S=5)
     enc = m.encoder(src)
-    static = m.decoder.init_cache(enc, capacity=8, static=True)
+    static = init_cache(m.decoder, enc, capacity=8, static=True)
     assert all(not lc.k.any() and not lc.v.any() for lc in static.layers)  # zeros, never garbage
     for lc in static.layers:  # a finite but huge tail must not leak through the mask
         lc.k[:, :, 3:] = 1e30
         lc.v[:, :, 3:] = 1e30
-    dynamic = m.decoder.init_cache(enc)
+    dynamic = init_cache(m.decoder, enc)
     prev = torch.full((2, 3), EOS)
     prev[:, 1:] = torch.tensor([[5, 6], [7, 8]])
     for t in range(3):

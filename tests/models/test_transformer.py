@@ -5,6 +5,7 @@ import torch
 
 import lightformer as lf
 from lightformer.config import BOS, EOS, PAD, UNK
+from lightformer.decode.cache import init_cache
 from lightformer.models.transformer import sinusoidal_table
 from tests.conftest import batch, tiny
 
@@ -93,7 +94,7 @@ def test_incremental_decoding_matches_teacher_forcing(pre_ln):
     src, prev = batch(pad_rows=False)
     src[0, :2] = 1  # padded source, unpadded decoder prefix (as in beam search)
     full = m(src, prev)
-    cache = m.decoder.init_cache(m.encoder(src), capacity=2)  # forces buffer growth
+    cache = init_cache(m.decoder, m.encoder(src), capacity=2)  # forces buffer growth
     steps = [m.decoder(prev[:, : t + 1], None, cache) for t in range(prev.size(1))]
     torch.testing.assert_close(torch.cat(steps, 1), full, atol=1e-5, rtol=1e-5)
     assert cache.length == prev.size(1)
@@ -103,7 +104,7 @@ def test_incremental_chunk_then_steps_and_reorder():
     m = tiny()
     src, prev = batch(pad_rows=False)
     src[2, :3] = 1
-    cache = m.decoder.init_cache(m.encoder(src))
+    cache = init_cache(m.decoder, m.encoder(src))
     first = m.decoder(prev[:, :3], None, cache)  # three tokens at once: causal with offset
     order = torch.tensor([2, 0, 1])
     cache.reorder(order)

@@ -36,14 +36,14 @@ def test_merge_follows_break_even_and_keeps_factors_below_it():
     layer = fast.encoder.layers[0]
     assert isinstance(layer.fc1, nn.Linear)  # 30 >= 64*32/96 = 21.3: merged
     assert isinstance(layer.self_attn.out_proj, LowRankLinear)  # 4 < 16: kept
-    assert isinstance(layer.self_attn.fused_qkv, StackedBasisQKV)
+    assert isinstance(layer.self_attn.qkv_proj, StackedBasisQKV)
 
 
 def test_qkv_fusion_kinds():
     m = tiny()
-    dense = prepare_for_inference(m).encoder.layers[0].self_attn.fused_qkv
+    dense = prepare_for_inference(m).encoder.layers[0].self_attn.qkv_proj
     assert isinstance(dense, PackedQKV) and type(dense.proj) is nn.Linear and dense.proj.out_features == 3 * 32
-    shared = prepare_for_inference(lf.compress(m, rank=6, share_qkv=True).eval()).decoder.layers[1].self_attn.fused_qkv
+    shared = prepare_for_inference(lf.compress(m, rank=6, share_qkv=True).eval()).decoder.layers[1].self_attn.qkv_proj
     assert isinstance(shared, PackedQKV) and type(shared.proj) is LowRankLinear and shared.proj.rank == 6
 
 
@@ -51,5 +51,5 @@ def test_original_model_is_untouched():
     c = lf.compress(tiny(), rank=6).eval()
     before = {k: v.clone() for k, v in c.state_dict().items()}
     prepare_for_inference(c, dtype=torch.float64)
-    assert c.encoder.layers[0].self_attn.fused_qkv is None
+    assert c.encoder.layers[0].self_attn.q_proj is not None and not hasattr(c.encoder.layers[0].self_attn, "qkv_proj")
     assert all(torch.equal(before[k], v) for k, v in c.state_dict().items())

@@ -22,7 +22,7 @@ def test_int8_model_keeps_the_function_to_rounding(opts):
             or (isinstance(m, LowRankLinear) and not n.endswith(("k_proj", "v_proj")))]
     assert not left, left  # every product is int8 (cross-attention k/v of a shared basis stay: once per source)
     assert isinstance(q.decoder.output_projection, (Int8Linear, Int8LowRank))  # the tied logits too
-    qkv = q.encoder.layers[0].self_attn.fused_qkv
+    qkv = q.encoder.layers[0].self_attn.qkv_proj
     if isinstance(qkv, StackedBasisQKV):  # separate bases: three small int8 products, not one block-diagonal
         assert [h.in_features for h in qkv.heads] == qkv.ranks and all(isinstance(h, Int8Linear) for h in qkv.heads)
     src, prev = batch(40, 40)
