@@ -23,7 +23,14 @@ import re
 import sys
 from pathlib import Path
 
-from lightformer.data.download import fetch_file, forget_recorded, mirror_to, read_manifest, verify, write_manifest
+from lightformer.data.download import (
+    fetch_file,
+    forget_recorded,
+    mirror_to,
+    read_manifest,
+    verify,
+    write_manifest,
+)
 from lightformer.data.sources import DATASETS, Dataset, RemoteFile
 from lightformer.errors import LightformerError
 from lightformer.io import file_sha256
@@ -359,7 +366,7 @@ def spec_of(corpus: Corpus) -> dict:
 # -- prepare ------------------------------------------------------------------------------------------
 
 def _tokenize(lines: list[str], lang: str, opts: Options, workers: int) -> list[str]:
-    from lightformer.data.wmt14 import tokenize
+    from lightformer.data.text import tokenize
 
     if opts.tokenizer == "moses":
         lines = tokenize(lines, lang, normalize=False, workers=workers, aggressive=False, escape=True)
@@ -371,7 +378,7 @@ def _tokenize(lines: list[str], lang: str, opts: Options, workers: int) -> list[
 def prepare_translation(corpus: Corpus, splits: dict, out: Path, bpe_merges: int, workers: int) -> dict:
     from lightformer.data.dictionary import Dictionary
     from lightformer.data.indexed import write_joined, write_parallel
-    from lightformer.data.iwslt14 import clean, learn_and_apply_bpe
+    from lightformer.data.text import clean, learn_and_apply_bpe
 
     opts = corpus.options
     text = {}

@@ -266,7 +266,7 @@ def prepare_ddtp(raw: Path, out: Path, pair: tuple[str, str], bpe_merges: int = 
     """Aligned, tokenised (Moses, lowercased, as the IWSLT recipe), length-cleaned, BPE'd splits."""
     from lightformer.data.dictionary import Dictionary
     from lightformer.data.indexed import write_parallel
-    from lightformer.data.iwslt14 import clean, learn_and_apply_bpe, tokenize
+    from lightformer.data.text import clean, learn_and_apply_bpe, tokenize_lowercase
 
     manifest = verify_ddtp(raw)
     by_lang = {rec["lang"]: Path(raw) / name for name, rec in manifest["files"].items()}
@@ -278,7 +278,7 @@ def prepare_ddtp(raw: Path, out: Path, pair: tuple[str, str], bpe_merges: int = 
         raise LightformerError(f"no aligned {src_lang}-{tgt_lang} descriptions in {raw}")
     splits = {}
     for name, (s, t) in split_pairs(pairs, english).items():
-        s, t = clean(tokenize(s, src_lang, progress), tokenize(t, tgt_lang, progress))
+        s, t = clean(tokenize_lowercase(s, src_lang, progress), tokenize_lowercase(t, tgt_lang, progress))
         if not s:
             raise LightformerError(f"DDTP split {name!r} is empty after cleaning")
         splits[name] = (s, t)

@@ -8,18 +8,14 @@ not cleaned. Joint BPE with 10,000 merges (subword-nmt), separate dictionaries p
 """
 from __future__ import annotations
 
-import io
 import re
-import sys
 from pathlib import Path
-
-from sacremoses import MosesTokenizer
 
 from lightformer.data.archives import read_tar_text, seg_lines
 from lightformer.data.dictionary import Dictionary
 from lightformer.data.indexed import write_parallel
+from lightformer.data.text import clean, learn_and_apply_bpe, tokenize_lowercase
 from lightformer.errors import LightformerError
-from lightformer.progress import track
 
 SRC, TGT = "de", "en"
 TEST_SETS = ["IWSLT14.TED.dev2010", "IWSLT14.TEDX.dev2012", "IWSLT14.TED.tst2010", "IWSLT14.TED.tst2011",
@@ -39,47 +35,6 @@ def train_lines(raw: list[str]) -> list[str]:
     return [_TAGS.sub("", line) for line in raw if not any(tag in line for tag in _DROP)]
 
 
-def tokenize(lines: list[str], lang: str, progress: bool = False) -> list[str]:
-    """Moses tokenizer.perl -l LANG (escape on, no -a), then lowercase, as the fairseq recipe."""
-    tok = MosesTokenizer(lang=lang)
-    return [tok.tokenize(line.strip(), return_str=True, escape=True).lower()
-            for line in track(lines, f"tokenize {lang}", unit="line", enabled=progress)]
-
-
-def clean(src: list[str], tgt: list[str], min_len: int = 1, max_len: int = 175, ratio: float = 1.5):
-    """clean-corpus-n.perl: keep pairs with min..max tokens per side and length ratio <= ratio."""
-    keep_s, keep_t = [], []
-    for s, t in zip(src, tgt):
-        s, t = " ".join(s.split()), " ".join(t.split())
-        ns, nt = len(s.split()), len(t.split())
-        if min_len <= ns <= max_len and min_len <= nt <= max_len and ns / nt <= ratio and nt / ns <= ratio:
-            keep_s.append(s)
-            keep_t.append(t)
-    return keep_s, keep_t
-
-
-def learn_and_apply_bpe(train_src, train_tgt, others: dict[str, tuple[list[str], list[str]]], merges: int,
-                        work: Path, glossaries: tuple[str, ...] = ()) -> tuple[dict, Path]:
-    """Joint BPE (subword-nmt learn_bpe on train.de + train.en), applied to every split;
-    ``glossaries`` are never split (e.g. a sentence separator token)."""
-    from subword_nmt.apply_bpe import BPE
-    from subword_nmt.learn_bpe import learn_bpe
-
-    codes = work / "code"
-    print(f"learn BPE: {merges:,} merges on {len(train_src):,} training pairs", file=sys.stderr, flush=True)
-    with open(codes, "w") as out:
-        learn_bpe(io.StringIO("\n".join(train_src + train_tgt) + "\n"), out, merges)
-    with open(codes) as f:
-        bpe = BPE(f, glossaries=list(glossaries) or None)
-    splits = {"train": (train_src, train_tgt)} | others
-    out = {}
-    for name, (s, t) in splits.items():
-        pairs = track(zip(s, t), f"apply BPE to {name}", total=len(s), unit="pair")
-        done = [(bpe.process_line(x), bpe.process_line(y)) for x, y in pairs]
-        out[name] = ([x for x, _ in done], [y for _, y in done])
-    return out, codes
-
-
 def prepare_iwslt14(tgz: Path, out: Path, bpe_merges: int = 10_000, expected: dict | None = None,
                     progress: bool = True) -> dict:
     files = read_archive(tgz)
@@ -88,7 +43,7 @@ def prepare_iwslt14(tgz: Path, out: Path, bpe_merges: int = 10_000, expected: di
     if len(src_raw) != len(tgt_raw):
         raise LightformerError(f"{tgz}: train has {len(src_raw)} German and {len(tgt_raw)} English lines after "
                                f"dropping tag lines; the archive is not IWSLT'14 de-en")
-    src, tgt = clean(tokenize(src_raw, SRC, progress), tokenize(tgt_raw, TGT, progress))
+    src, tgt = clean(tokenize_lowercase(src_raw, SRC, progress), tokenize_lowercase(tgt_raw, TGT, progress))
     # every 23rd line (1-based) to valid, the rest to train (awk 'NR%23==0')
     valid = ([s for i, s in enumerate(src, 1) if i % 23 == 0], [t for i, t in enumerate(tgt, 1) if i % 23 == 0])
     train = ([s for i, s in enumerate(src, 1) if i % 23], [t for i, t in enumerate(tgt, 1) if i % 23])
@@ -96,7 +51,7 @@ def prepare_iwslt14(tgz: Path, out: Path, bpe_merges: int = 10_000, expected: di
     test_tgt = [x for t in TEST_SETS for x in seg_lines(files[f"{t}.de-en.{TGT}.xml"])]
     if len(test_src) != len(test_tgt):
         raise LightformerError(f"{tgz}: test XML has {len(test_src)} German and {len(test_tgt)} English segments")
-    test = (tokenize(test_src, SRC, progress), tokenize(test_tgt, TGT, progress))
+    test = (tokenize_lowercase(test_src, SRC, progress), tokenize_lowercase(test_tgt, TGT, progress))
     for name, (s, _) in (("train", train), ("valid", valid), ("test", test)):
         if not s:
             raise LightformerError(f"{tgz}: split {name!r} is empty after preparation")

@@ -9,20 +9,14 @@ tokenized, never cleaned. Valid defaults to newstest2013 (3,000 lines, processed
 """
 from __future__ import annotations
 
-import unicodedata
-from multiprocessing import Pool
 from pathlib import Path
-
-from sacremoses import MosesPunctNormalizer, MosesTokenizer
 
 from lightformer.data.archives import read_tar_text, seg_lines
 from lightformer.data.indexed import write_joined
-from lightformer.data.iwslt14 import clean, learn_and_apply_bpe
+from lightformer.data.text import clean, learn_and_apply_bpe, tokenize
 from lightformer.errors import LightformerError
-from lightformer.progress import track
 
 SRC, TGT = "en", "de"
-CHUNK_LINES = 5_000  # tokenizer work unit: small enough for steady progress lines, large enough to amortise IPC
 CORPORA = {  # archive -> member prefix (fairseq CORPORA with --icml17)
     "training-parallel-europarl-v7.tgz": "training/europarl-v7.de-en",
     "training-parallel-commoncrawl.tgz": "commoncrawl.de-en",
@@ -31,38 +25,6 @@ CORPORA = {  # archive -> member prefix (fairseq CORPORA with --icml17)
 DEV = "dev.tgz"
 DEV_MEMBERS = {"valid": "dev/newstest2013", "test_src": "dev/newstest2014-deen-src.en.sgm",
                "test_ref": "dev/newstest2014-deen-ref.de.sgm"}
-
-
-def remove_non_printing(line: str) -> str:
-    """remove-non-printing-char.perl: every Unicode 'Other' character (\\p{C}) becomes a space."""
-    return "".join(" " if unicodedata.category(ch)[0] == "C" else ch for ch in line)
-
-
-def _process_chunk(args):
-    lines, lang, normalize, aggressive, escape = args
-    norm = MosesPunctNormalizer(lang=lang)
-    tok = MosesTokenizer(lang=lang)
-    out = []
-    for line in lines:
-        if normalize:
-            line = remove_non_printing(norm.normalize(line))
-        out.append(tok.tokenize(line.strip(), return_str=True, escape=escape, aggressive_dash_splits=aggressive))
-    return out
-
-
-def tokenize(lines: list[str], lang: str, normalize: bool = True, workers: int = 1, aggressive: bool = True,
-             escape: bool = True) -> list[str]:
-    """normalize-punctuation + remove-non-printing-char (train/valid) and tokenizer -a, in
-    ``workers`` processes for large inputs."""
-    size = min(CHUNK_LINES, max(1, (len(lines) + workers - 1) // workers))
-    chunks = [(lines[i: i + size], lang, normalize, aggressive, escape) for i in range(0, len(lines), size)]
-    label = f"tokenize {lang} ({size:,}-line chunks)"
-    if workers <= 1 or len(lines) < 20_000:
-        parts = [_process_chunk(c) for c in track(chunks, label, unit="chunk")]
-    else:
-        with Pool(workers) as pool:
-            parts = list(track(pool.imap(_process_chunk, chunks), label, total=len(chunks), unit="chunk"))
-    return [x for p in parts for x in p]
 
 
 def read_statmt(raw: Path) -> dict[str, tuple[list[str], list[str]]]:

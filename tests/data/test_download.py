@@ -11,11 +11,13 @@ import pytest
 import lightformer as lf
 from lightformer.cli import main
 from lightformer.data import download
+from lightformer.data.archives import seg_lines
 from lightformer.data.fixtures import iwslt14_archive
 from lightformer.data.indexed import ParallelData
-from lightformer.data.archives import seg_lines
-from lightformer.data.iwslt14 import clean, prepare_iwslt14, tokenize
+from lightformer.data.iwslt14 import prepare_iwslt14
 from lightformer.data.sources import IWSLT14, Dataset, RemoteFile
+from lightformer.data.text import clean
+from lightformer.data.text import tokenize_lowercase as tokenize
 
 
 class Handler(http.server.BaseHTTPRequestHandler):

@@ -4,10 +4,10 @@ import pytest
 
 import lightformer as lf
 from lightformer.cli import main
+from lightformer.data.archives import seg_lines
 from lightformer.data.indexed import ParallelData
 from lightformer.data.sources import WMT14
-from lightformer.data.archives import seg_lines
-from lightformer.data.wmt14 import remove_non_printing, tokenize
+from lightformer.data.text import remove_non_printing, tokenize
 
 
 def test_embedded_wmt14_fetch_verify_prepare(tmp_path):
