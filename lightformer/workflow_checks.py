@@ -113,7 +113,7 @@ def check_config(config: dict, data_root: str = "results/data") -> list[str]:
         except LightformerError as e:
             problems.append(f"glue.grid.roles: {e}")
         for stage in ("train", "finetune"):
-            from lightformer.classify.train import GlueConfig
+            from lightformer.glue.train import GlueConfig
 
             items = glue.get(stage, {}) or {}
             unknown = sorted(set(items) - set(GlueConfig.__dataclass_fields__))

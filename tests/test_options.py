@@ -3,9 +3,9 @@ named with their closest match; the same loader behind training, model, compress
 options."""
 import pytest
 
-from lightformer.classify.train import GlueConfig
 from lightformer.config import ModelConfig
 from lightformer.errors import LightformerError
+from lightformer.glue.train import GlueConfig
 from lightformer.options import build, parse_pairs, parse_typed
 from lightformer.train.config import TrainConfig, load_train_config
 

@@ -2,7 +2,6 @@
 and typed ``key=value`` model options."""
 from __future__ import annotations
 
-
 from lightformer.validate import check
 
 EXIT_USAGE = 2

@@ -12,20 +12,15 @@ from lightformer.provenance import provenance
 def cmd_glue_init(args) -> None:
     import tempfile
 
-    from lightformer.classify.model import (
-        build_vocab,
-        load_tokenizer,
-        pretrained_bert,
-        save_classifier,
-        tiny_bert,
-    )
-    from lightformer.classify.train import read_rows
-    from lightformer.data.glue import GLUE_COLUMNS, NUM_LABELS, check_task
+    from lightformer.glue.data import check_task
+    from lightformer.glue.model import build_vocab, load_tokenizer, pretrained_bert, save_classifier, tiny_bert
+    from lightformer.glue.tasks import TASKS
+    from lightformer.glue.train import read_rows
 
     task = check_task(args.task)
     with tempfile.TemporaryDirectory() as tmp:
         if args.pretrained:
-            model = pretrained_bert(Path(args.pretrained), NUM_LABELS[task])
+            model = pretrained_bert(Path(args.pretrained), TASKS[task].num_labels)
             vocab_dir = Path(args.pretrained)
             load_tokenizer(vocab_dir)  # fail now, not after training
         else:  # a tiny BERT from scratch, its vocabulary from the task's training text (smoke runs)
@@ -33,8 +28,8 @@ def cmd_glue_init(args) -> None:
                 raise LightformerError("a tiny BERT needs --data (its vocabulary comes from the task); or --pretrained")
             rows = read_rows(Path(args.data), task, "train")
             vocab_dir = Path(tmp)
-            build_vocab([r[c] for r in rows for c in GLUE_COLUMNS[task][0]], vocab_dir)
-            model = tiny_bert(vocab_dir, NUM_LABELS[task], hidden=args.hidden, layers=args.layers, heads=args.heads,
+            build_vocab([r[c] for r in rows for c in TASKS[task].columns], vocab_dir)
+            model = tiny_bert(vocab_dir, TASKS[task].num_labels, hidden=args.hidden, layers=args.layers, heads=args.heads,
                               ffn=args.ffn, max_len=args.max_len, seed=args.seed)
         save_classifier(model, args.out, vocab_dir, {"task": task, "source": args.pretrained or "tiny (random init)"})
     print(f"{args.out}: {'pretrained ' + args.pretrained if args.pretrained else 'tiny BERT'} for {task}, "
@@ -42,13 +37,9 @@ def cmd_glue_init(args) -> None:
 
 
 def cmd_glue_train(args) -> None:
-    from lightformer.classify.model import (
-        load_classifier,
-        load_tokenizer,
-        save_classifier,
-    )
-    from lightformer.classify.train import GlueConfig, fine_tune
     from lightformer.compress.bert import dense_params
+    from lightformer.glue.model import load_classifier, load_tokenizer, save_classifier
+    from lightformer.glue.train import GlueConfig, fine_tune
     from lightformer.options import build
 
     cfg = build(GlueConfig, pairs=args.overrides, what="GLUE option")
@@ -69,8 +60,8 @@ def cmd_glue_train(args) -> None:
 def cmd_glue_speed(args) -> None:
     import pandas as pd
 
-    from lightformer.classify.model import load_classifier
-    from lightformer.classify.speed import encoder_speed
+    from lightformer.glue.model import load_classifier
+    from lightformer.glue.speed import encoder_speed
 
     names = args.names or [Path(p).name for p in args.checkpoints]
     if len(names) != len(args.checkpoints) or len(set(names)) != len(names):

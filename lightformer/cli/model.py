@@ -101,8 +101,8 @@ def cmd_compress(args) -> None:
 
 
 def _compress_classifier(args, spec: dict) -> None:
-    from lightformer.classify.model import load_classifier, save_classifier
     from lightformer.compress.bert import compress_bert, dense_params
+    from lightformer.glue.model import load_classifier, save_classifier
 
     if Path(args.out).resolve() == Path(args.checkpoint).resolve() or (
             args.report and Path(args.report).resolve().is_relative_to(Path(args.out).resolve())):

@@ -227,12 +227,12 @@ def _glue_example(task: str, rng: random.Random) -> tuple[list[str], float]:
 def glue_parquet(train: int = 400, valid: int = 100, test: int = 50, seed: int = 5) -> dict[str, bytes]:
     """nyu-mll/glue's files per task (<task>/<split>-00000-of-00001.parquet; columns as the Hub's,
     plus idx); test labels are -1 as on the Hub; MNLI has matched and mismatched dev/test."""
-    from lightformer.data.glue import GLUE_COLUMNS
+    from lightformer.glue.tasks import TASKS
 
     out = {}
-    for t, task in enumerate(GLUE_COLUMNS):
+    for t, task in enumerate(TASKS):
         rng = random.Random(seed * 100 + t)
-        names, label_type = GLUE_COLUMNS[task]
+        names, label_type = list(TASKS[task].columns), TASKS[task].label_type
         splits = {"train": train, "validation": valid, "test": test}
         if task == "mnli":
             splits = {"train": train, "validation_matched": valid, "validation_mismatched": valid,

@@ -192,7 +192,7 @@ def _prepare_published(ds, o: DataOptions) -> list[str]:
         counts = prepare_cnndm(raw, out, bpe_merges=o.merges(ds.name), src_max_tokens=o.src_max_tokens,
                                tgt_max_tokens=o.tgt_max_tokens, workers=o.workers, expected=expected)
     elif ds.name == "glue":
-        from lightformer.data.glue import prepare_glue
+        from lightformer.glue.data import prepare_glue
 
         counts = prepare_glue(raw, out, expected=expected)
     else:

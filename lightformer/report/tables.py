@@ -218,7 +218,7 @@ def glue_rows(runs: list[Path], speed_csvs: list[Path] = (), config_sha256: str 
     over tasks; the heads differ), each task's dev metrics as mean ± sd over seeds, the task
     score (mean of its metrics) and the GLUE average with and without WNLI. ``runs`` are
     ``.../<task>/<model>/seed<n>/metrics.json`` files."""
-    from lightformer.metrics.glue import glue_average
+    from lightformer.glue.metrics import glue_average
 
     runs = [Path(p) for p in runs]
     if not runs:

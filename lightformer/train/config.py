@@ -132,7 +132,6 @@ def load_train_config(recipe: str | None = None, config_file: str | None = None,
                       overrides: list[str] = ()) -> TrainConfig:
     """recipe preset, then the YAML file, then key=value overrides (later wins; ``model.KEY=V``
     sets one model option), through the one config loader (lightformer.options)."""
-    from lightformer.config import ModelConfig
     if recipe and recipe not in RECIPES:
         raise LightformerError(f"unknown recipe {recipe!r}; allowed: {', '.join(RECIPES)}")
     return build(TrainConfig, RECIPES[recipe]() if recipe else {}, config_file, overrides, what="config key",

@@ -7,8 +7,13 @@ from pathlib import Path
 import pytest
 
 import lightformer as lf
-from lightformer.metrics.bleu import compound_split, compound_split_bleu, sacre_bleu, tokenized_bleu
-from lightformer.metrics.glue import glue_metrics
+from lightformer.glue.metrics import glue_metrics
+from lightformer.metrics.bleu import (
+    compound_split,
+    compound_split_bleu,
+    sacre_bleu,
+    tokenized_bleu,
+)
 from lightformer.metrics.rouge import rouge
 
 HYPS = ["the cat is on the mat .", "hello there kenobi", "a well-known state-of-the-art model runs fast",

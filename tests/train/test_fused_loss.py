@@ -6,8 +6,12 @@ import torch
 
 import lightformer as lf
 from lightformer.config import PAD
-from lightformer.train.losses import (fused_label_smoothed_nll_loss, label_smoothed_nll_loss, seq2seq_loss,
-                                      vocab_projection)
+from lightformer.train.losses import (
+    fused_label_smoothed_nll_loss,
+    label_smoothed_nll_loss,
+    seq2seq_loss,
+    vocab_projection,
+)
 
 
 def tiny(**kw):

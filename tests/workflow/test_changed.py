@@ -6,8 +6,8 @@ import csv
 
 import yaml
 
-from lightformer.data.indexed import ParallelData
 from lightformer.checkpoint import read_metadata
+from lightformer.data.indexed import ParallelData
 from tests.workflow.changed import config
 from tests.workflow.test_dag import snakemake
 

@@ -38,7 +38,7 @@ SEEDS = config.get("seeds", [1])
 
 wildcard_constraints:
     task="|".join(config["tasks"]) or "^$",  # so results/tables/speed.csv is never read as a task table
-    gtask="cola|sst2|mrpc|qqp|stsb|mnli|qnli|rte|wnli",
+    gtask="|".join(config.get("glue", {}).get("tasks", [])) or "^$",  # the schema's enum lists the GLUE tasks
     dataset="[a-z0-9_]+",
     model="[A-Za-z0-9_.]+",
     variant="r[0-9.]+_k[0-9]+_(svd|random|random_full|svd_whiten|svd_fisher|asvd)(_energy|_whitened_energy)?",

@@ -13,11 +13,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from lightformer.data.glue import DEV_SPLITS, GLUE_COLUMNS, NUM_LABELS, check_task
 from lightformer.errors import LightformerError
-from lightformer.validate import checks
+from lightformer.glue.data import DEV_SPLITS, check_task
+from lightformer.glue.metrics import glue_metrics
+from lightformer.glue.tasks import TASKS, dev_split_name
 from lightformer.gpu import pick_device
-from lightformer.metrics.glue import glue_metrics
+from lightformer.validate import checks
 
 
 @dataclass
@@ -48,7 +49,7 @@ def read_rows(data: Path, task: str, split: str) -> list[dict]:
 
 
 def encode(tokenizer, task: str, rows: list[dict], max_len: int) -> dict:
-    cols = GLUE_COLUMNS[task][0]
+    cols = list(TASKS[task].columns)
     texts = [[r[c] for r in rows] for c in cols]
     enc = tokenizer(*texts, truncation=True, max_length=max_len)
     labels = [r["label"] for r in rows]
@@ -85,13 +86,13 @@ def predict(model, enc: dict, regression: bool, device, batch_size: int = 128, a
 
 def evaluate(model, tokenizer, task: str, data: Path, cfg: GlueConfig, device, autocast) -> dict:
     """Dev metrics per dev split (MNLI: matched and mismatched)."""
-    regression = NUM_LABELS[task] == 1
+    regression = TASKS[task].num_labels == 1
     out = {}
     for split in DEV_SPLITS[task]:
         rows = read_rows(data, task, split)
         enc = encode(tokenizer, task, rows, cfg.max_len)
         pred = predict(model, enc, regression, device, autocast=autocast)
-        name = task if split == "validation" else f"{task}_{split.removeprefix('validation_')}"
+        name = dev_split_name(task, split)
         out[name] = glue_metrics(name, pred, np.asarray(enc["labels"]))
     return out
 
@@ -101,8 +102,8 @@ def fine_tune(model, tokenizer, task: str, data: Path, cfg: GlueConfig, progress
     from transformers import get_linear_schedule_with_warmup
 
     check_task(task)
-    if model.config.num_labels != NUM_LABELS[task]:
-        raise LightformerError(f"the model has {model.config.num_labels} outputs but {task} needs {NUM_LABELS[task]}")
+    if model.config.num_labels != TASKS[task].num_labels:
+        raise LightformerError(f"the model has {model.config.num_labels} outputs but {task} needs {TASKS[task].num_labels}")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = pick_device(cfg.device)
@@ -112,7 +113,7 @@ def fine_tune(model, tokenizer, task: str, data: Path, cfg: GlueConfig, progress
         return torch.autocast("cuda", dtype=torch.bfloat16, enabled=use_bf16) if device.type == "cuda" \
             else torch.autocast("cpu", enabled=False)
 
-    regression = NUM_LABELS[task] == 1
+    regression = TASKS[task].num_labels == 1
     enc = encode(tokenizer, task, read_rows(data, task, "train"), cfg.max_len)
     n = len(enc["labels"])
     model.to(device)

@@ -5,12 +5,7 @@ import numpy as np
 from scipy import stats
 
 from lightformer.errors import LightformerError
-
-TASK_METRICS = {
-    "cola": ("matthews",), "sst2": ("accuracy",), "mrpc": ("accuracy", "f1"), "qqp": ("accuracy", "f1"),
-    "stsb": ("pearson", "spearman"), "mnli": ("accuracy",), "mnli_matched": ("accuracy",),
-    "mnli_mismatched": ("accuracy",), "qnli": ("accuracy",), "rte": ("accuracy",), "wnli": ("accuracy",),
-}
+from lightformer.glue.tasks import SCORED
 
 
 def _binary_f1(pred: np.ndarray, gold: np.ndarray) -> float:
@@ -30,15 +25,15 @@ def _matthews(pred: np.ndarray, gold: np.ndarray) -> float:
 
 
 def glue_metrics(task: str, predictions, labels) -> dict:
-    if task not in TASK_METRICS:
-        raise LightformerError(f"GLUE task {task!r} is unknown; allowed: {', '.join(TASK_METRICS)}")
+    if task not in SCORED:
+        raise LightformerError(f"GLUE task {task!r} is unknown; allowed: {', '.join(SCORED)}")
     pred, gold = np.asarray(predictions), np.asarray(labels)
     if pred.shape != gold.shape or pred.size == 0:
         raise LightformerError(f"need as many predictions as labels, got {pred.size} and {gold.size}")
     if task != "stsb" and (gold < 0).any():
         raise LightformerError("labels contain -1: GLUE test labels are hidden; score the dev split")
     out = {}
-    for m in TASK_METRICS[task]:
+    for m in SCORED[task]:
         if m == "accuracy":
             out[m] = 100 * float((pred == gold).mean())
         elif m == "f1":
@@ -49,7 +44,7 @@ def glue_metrics(task: str, predictions, labels) -> dict:
             out[m] = 100 * float(stats.pearsonr(pred, gold)[0])
         elif m == "spearman":
             out[m] = 100 * float(stats.spearmanr(pred, gold)[0])
-    return {"metric": f"glue_{task}", "scores": out, "label": f"GLUE {task} dev: {', '.join(TASK_METRICS[task])} x100"}
+    return {"metric": f"glue_{task}", "scores": out, "label": f"GLUE {task} dev: {', '.join(SCORED[task])} x100"}
 
 
 def task_score(task: str, scores: dict) -> float:

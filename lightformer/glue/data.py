@@ -8,17 +8,9 @@ import json
 from pathlib import Path
 
 from lightformer.errors import LightformerError
+from lightformer.glue.tasks import TASKS
 
-# (text columns in the Hub's order, label type) per task; labels as the Hub's ClassLabels
-GLUE_COLUMNS = {
-    "cola": (["sentence"], "int64"), "sst2": (["sentence"], "int64"), "mrpc": (["sentence1", "sentence2"], "int64"),
-    "qqp": (["question1", "question2"], "int64"), "stsb": (["sentence1", "sentence2"], "float32"),
-    "mnli": (["premise", "hypothesis"], "int64"), "qnli": (["question", "sentence"], "int64"),
-    "rte": (["sentence1", "sentence2"], "int64"), "wnli": (["sentence1", "sentence2"], "int64"),
-}
-TASKS = tuple(GLUE_COLUMNS)
-NUM_LABELS = {"cola": 2, "sst2": 2, "mrpc": 2, "qqp": 2, "stsb": 1, "mnli": 3, "qnli": 2, "rte": 2, "wnli": 2}
-DEV_SPLITS = {t: ("validation",) for t in TASKS} | {"mnli": ("validation_matched", "validation_mismatched")}
+DEV_SPLITS = {t: tuple(task.dev) for t, task in TASKS.items()}
 
 
 def check_task(task: str) -> str:
@@ -35,7 +27,7 @@ def read_split(raw: Path, task: str, split: str) -> dict[str, list]:
     shards = sorted((Path(raw) / task).glob(f"{split}-*.parquet"))
     if not shards:
         raise LightformerError(f"{raw}/{task}: no {split}-*.parquet; fetch glue first")
-    names = GLUE_COLUMNS[task][0] + ["label"]
+    names = [*TASKS[task].columns, "label"]
     cols = {c: [] for c in names}
     for path in shards:
         try:
@@ -48,12 +40,12 @@ def read_split(raw: Path, task: str, split: str) -> dict[str, list]:
         for c in names:
             cols[c] += table.column(c).to_pylist()
     labels = cols["label"]
-    if NUM_LABELS[task] == 1:
+    if TASKS[task].num_labels == 1:
         bad = sorted({x for x in labels if x is None or not 0.0 <= x <= 5.0})
         allowed = "scores in [0, 5]"
     else:
-        bad = sorted({x for x in labels if x not in range(NUM_LABELS[task])}, key=str)
-        allowed = f"class ids 0..{NUM_LABELS[task] - 1}"
+        bad = sorted({x for x in labels if x not in range(TASKS[task].num_labels)}, key=str)
+        allowed = f"class ids 0..{TASKS[task].num_labels - 1}"
     if bad:
         raise LightformerError(f"{task} {split}: unexpected labels {bad[:5]} (expected {allowed}); test splits "
                                f"have hidden labels (-1) and cannot be used for training or scoring")
@@ -62,7 +54,7 @@ def read_split(raw: Path, task: str, split: str) -> dict[str, list]:
     return cols
 
 
-def prepare_glue(raw: Path, out: Path, tasks: tuple[str, ...] = TASKS, expected: dict | None = None) -> dict:
+def prepare_glue(raw: Path, out: Path, tasks: tuple[str, ...] = tuple(TASKS), expected: dict | None = None) -> dict:
     counts = {}
     for task in map(check_task, tasks):
         (out / task).mkdir(parents=True, exist_ok=True)
@@ -74,7 +66,7 @@ def prepare_glue(raw: Path, out: Path, tasks: tuple[str, ...] = TASKS, expected:
                     f.write(json.dumps(dict(zip(keys, row))) + "\n")
             counts[f"{task}/{split}"] = len(cols["label"])
     meta = {"dataset": "glue", "tasks": list(tasks), "sentences": counts,
-            "columns": {t: GLUE_COLUMNS[t][0] for t in tasks}, "num_labels": {t: NUM_LABELS[t] for t in tasks}}
+            "columns": {t: list(TASKS[t].columns) for t in tasks}, "num_labels": {t: TASKS[t].num_labels for t in tasks}}
     if expected:  # published dev sizes
         meta["expected"] = expected
         meta["drift"] = {k: counts[k] - v for k, v in expected.items() if k in counts}

@@ -10,6 +10,7 @@ import torch
 from tqdm.auto import tqdm
 
 from lightformer.errors import LightformerError
+from lightformer.gpu import pick_device
 from lightformer.io import command_line
 from lightformer.speed.bench import (
     DTYPES,
@@ -18,7 +19,6 @@ from lightformer.speed.bench import (
     speedup_stats,
     trimmed_mean,
 )
-from lightformer.gpu import pick_device
 
 
 def encoder_speed(models: dict[str, torch.nn.Module], protocol: str = "latency", device: str = "cpu",

@@ -10,13 +10,13 @@ from scipy import stats
 from sklearn.metrics import accuracy_score, f1_score, matthews_corrcoef
 from transformers import BertConfig, BertForMaskedLM, BertForSequenceClassification
 
-from lightformer.classify.model import load_classifier, save_classifier
 from lightformer.cli import main
 from lightformer.compress.bert import compress_bert, dense_params
 from lightformer.data.fixtures import hub_listing
 from lightformer.data.sources import BERT_BASE_UNCASED
 from lightformer.errors import LightformerError
-from lightformer.metrics.glue import glue_average, glue_metrics
+from lightformer.glue.metrics import glue_average, glue_metrics
+from lightformer.glue.model import load_classifier, save_classifier
 from tests.data.test_download import server  # noqa: F401
 
 
@@ -121,3 +121,17 @@ def test_bert_is_fetched_like_a_dataset_and_becomes_a_classifier(server, tmp_pat
     assert main(["glue", "init", "--task", "mnli", "--pretrained", str(tmp_path / "nowhere"),
                  "--out", str(tmp_path / "y")]) == 2
     assert "fetch it with `lightformer data fetch bert_base_uncased`" in capsys.readouterr().err
+
+
+def test_the_glue_task_list_is_kept_once_and_the_workflow_schema_agrees():
+    import yaml
+
+    from lightformer.data.sources import GLUE
+    from lightformer.glue.metrics import SCORED
+    from lightformer.glue.tasks import TASKS
+
+    schema = yaml.safe_load(open("workflow/schemas/config.schema.yaml"))
+    enum = schema["properties"]["glue"]["properties"]["tasks"]["items"]["enum"]
+    assert enum == list(TASKS)
+    assert {k.split("/")[0] for k in GLUE.expected} == set(TASKS) == set(GLUE.hub.folders)
+    assert {"mnli_matched", "mnli_mismatched"} <= set(SCORED)
