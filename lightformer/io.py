@@ -1,10 +1,11 @@
-"""Atomic file writes: a crash never leaves a half-written file under its final name."""
+"""Atomic writes of files and directories: a crash never leaves a half-written one under its final name."""
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import os
 import shlex
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -22,6 +23,23 @@ def atomic_path(path: str | os.PathLike):
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike):
+    """Yield a fresh temporary directory beside ``path``; on success it takes ``path``'s place
+    (an old directory there is removed first), on error it is removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
+    try:
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 

@@ -68,3 +68,19 @@ def test_tensor_set_must_match_the_architecture(tmp_path):
     save_file(tensors, str(path), metadata=meta)
     with pytest.raises(lf.LightformerError, match="does not match its own architecture"):
         lf.load_checkpoint(path)
+
+
+def test_atomic_dir_replaces_on_success_and_leaves_nothing_on_a_crash(tmp_path):
+    from lightformer.io import atomic_dir
+
+    out = tmp_path / "ckpt"
+    with atomic_dir(out) as d:
+        (d / "a").write_text("1")
+    with pytest.raises(RuntimeError):
+        with atomic_dir(out) as d:
+            (d / "a").write_text("half")
+            raise RuntimeError("killed")
+    assert (out / "a").read_text() == "1" and sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
+    with atomic_dir(out) as d:
+        (d / "b").write_text("2")
+    assert sorted(p.name for p in out.iterdir()) == ["b"]  # the old directory is replaced, not merged

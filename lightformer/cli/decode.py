@@ -14,13 +14,16 @@ from lightformer.validate import distinct_outputs
 
 
 def add_decoding_args(s: argparse.ArgumentParser, batch_size: int) -> None:
-    """Beam-search and post-processing options shared by generate and translate (fairseq names)."""
-    s.add_argument("--beam", type=int, default=5)
-    s.add_argument("--lenpen", type=float, default=1.0)
-    s.add_argument("--max-len-a", type=float, default=0.0)
-    s.add_argument("--max-len-b", type=int, default=200)
-    s.add_argument("--min-len", type=int, default=1)
-    s.add_argument("--no-repeat-ngram-size", type=int, default=0)
+    """Beam-search and post-processing options shared by generate and translate (fairseq names;
+    the defaults are SearchConfig's)."""
+    from lightformer.decode.beam import SearchConfig
+
+    s.add_argument("--beam", type=int, default=SearchConfig.beam)
+    s.add_argument("--lenpen", type=float, default=SearchConfig.lenpen)
+    s.add_argument("--max-len-a", type=float, default=SearchConfig.max_len_a)
+    s.add_argument("--max-len-b", type=int, default=SearchConfig.max_len_b)
+    s.add_argument("--min-len", type=int, default=SearchConfig.min_len)
+    s.add_argument("--no-repeat-ngram-size", type=int, default=SearchConfig.no_repeat_ngram_size)
     s.add_argument("--batch-size", type=int, default=batch_size, help="sentences per batch")
     s.add_argument("--remove-bpe", nargs="?", const="@@ ", default=None, help="BPE continuation marker")
     s.add_argument("--detok", metavar="LANG", help="Moses-detokenize the output (and references)")

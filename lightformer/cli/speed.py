@@ -52,6 +52,8 @@ def print_speed_rows(rows: list[dict], cfg) -> None:
 
 
 def register(sub) -> None:
+    from lightformer.speed.bench import SpeedConfig
+
     s = sub.add_parser("speed", help="time checkpoints interleaved; speedups relative to the first")
     s.add_argument("checkpoints", nargs="*", help="checkpoints, or ct2:DIR[:fp32|fp16|bf16|int8] for a CTranslate2 "
                                                   "export (lightformer export ct2) timed the same way")
@@ -61,9 +63,9 @@ def register(sub) -> None:
     s.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
     s.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32")
     s.add_argument("--threads", type=int, help="CPU threads (default: torch's current setting)")
-    s.add_argument("--beam", type=int, default=5)
-    s.add_argument("--lenpen", type=float, default=1.0)
-    s.add_argument("--src-len", type=int, default=23, help="source tokens: 23 IWSLT, 30 WMT (HAT)")
+    s.add_argument("--beam", type=int, default=SpeedConfig.beam)
+    s.add_argument("--lenpen", type=float, default=SpeedConfig.lenpen)
+    s.add_argument("--src-len", type=int, default=SpeedConfig.src_len, help="source tokens: 23 IWSLT, 30 WMT (HAT)")
     s.add_argument("--tgt-len", type=int, help="decoder steps in fixed-length mode (default: src-len)")
     s.add_argument("--batch", type=int, default=128, help="throughput: sentences per batch")
     s.add_argument("--sentences", type=int, default=512, help="throughput: synthetic set size")

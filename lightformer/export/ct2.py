@@ -12,14 +12,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from lightformer.errors import LightformerError
+from lightformer.io import atomic_dir
 from lightformer.models.lowrank import FactorizedEmbedding, LowRankLinear
 
 MARKER = "lightformer_export.json"
@@ -186,17 +185,9 @@ def export_ct2(model, out_dir: str | os.PathLike, *, src_symbols: list[str] | No
         "src_vocab": cfg.src_vocab, "tgt_vocab": cfg.tgt_vocab,
         "vocabulary": vocabulary,
     } | (source or {})
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp"))
-    try:  # written beside, then moved into place: a crash leaves no half export under the name
+    with atomic_dir(out) as tmp:  # a crash leaves no half export under the name
         spec.save(str(tmp))
         (tmp / MARKER).write_text(json.dumps(report, indent=2) + "\n")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return report
 
 

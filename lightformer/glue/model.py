@@ -60,21 +60,15 @@ def save_classifier(model, out: Path, tokenizer_dir: Path, meta: dict) -> Path:
     """Write a checkpoint directory atomically (a crash leaves the old one or none)."""
     from safetensors.torch import save_model
 
+    from lightformer.io import atomic_dir
+
     out = Path(out)
-    tmp = out.parent / f".{out.name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    with atomic_dir(out) as tmp:
         save_model(model, str(tmp / "model.safetensors"))  # shared factors stored once
         shutil.copyfile(Path(tokenizer_dir) / "vocab.txt", tmp / "vocab.txt")
         record = {"kind": "bert-classifier", "hf_config": model.config.to_dict(),
                   "compression": getattr(model, "compression", None)} | meta
         (tmp / META).write_text(json.dumps(record, indent=2) + "\n")
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
     return out
 
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import pandas as pd
 
 
-def _plt():
+def pyplot():
+    """matplotlib (headless) and seaborn, imported when a figure is drawn."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -17,7 +18,8 @@ def _plt():
     return plt, sns
 
 
-def _save(fig, path: Path) -> None:
+def save_figure(fig, path: Path) -> None:
+    """PNG at 150 dpi and a PDF beside it, the folder made if needed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
@@ -26,7 +28,7 @@ def _save(fig, path: Path) -> None:
 
 
 def metric_vs_params(df: pd.DataFrame, path: Path) -> None:
-    plt, sns = _plt()
+    plt, sns = pyplot()
     tasks = sorted(df["task"].unique())
     fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4.2), squeeze=False)
     for ax, task in zip(axes[0], tasks):
@@ -38,14 +40,14 @@ def metric_vs_params(df: pd.DataFrame, path: Path) -> None:
         ax.errorbar(sub["params_total"], sub["metric_mean"], yerr=sub["metric_sd"], fmt="none", ecolor="grey", lw=0.8)
         ax.set(xscale="log", title=task, xlabel="parameters", ylabel=sub["metric_label"].iloc[0])
         ax.legend(fontsize=7, title="init / share_layers", title_fontsize=7)
-    _save(fig, path)
+    save_figure(fig, path)
     plt.close(fig)
 
 
 def learning_curves(curves: dict[str, pd.DataFrame], path: Path, metric: str = "valid_bleu") -> None:
     """One line per run (label -> curve.csv rows); the paper's claim is that SVD transfer
     converges faster than random initialisation of the same shapes."""
-    plt, sns = _plt()
+    plt, sns = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for label, df in sorted(curves.items()):
         if metric in df and df[metric].notna().any():
@@ -53,12 +55,12 @@ def learning_curves(curves: dict[str, pd.DataFrame], path: Path, metric: str = "
             ax.plot(df["update"], df[metric], style, marker="o", ms=3, label=label)
     ax.set(xlabel="fine-tuning updates", ylabel=metric.replace("_", " "), title="learning curves: SVD vs random init")
     ax.legend(fontsize=7)
-    _save(fig, path)
+    save_figure(fig, path)
     plt.close(fig)
 
 
 def sharing_heatmap(df: pd.DataFrame, path: Path) -> None:
-    plt, sns = _plt()
+    plt, sns = pyplot()
     sub = df[(df["model"] != "baseline") & (df.get("init") == "svd")]
     tasks = sorted(sub["task"].unique()) or ["(none)"]
     fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.8), squeeze=False)
@@ -69,14 +71,14 @@ def sharing_heatmap(df: pd.DataFrame, path: Path) -> None:
         grid = t.pivot_table(index="ratio_target", columns="share_layers", values="metric_mean", aggfunc="mean")
         sns.heatmap(grid, annot=True, fmt=".1f", cmap="viridis", ax=ax)
         ax.set(title=f"{task}: metric by ratio x sharing", xlabel="share_layers (k)", ylabel="target ratio")
-    _save(fig, path)
+    save_figure(fig, path)
     plt.close(fig)
 
 
 def ablation_transfer_figure(df: pd.DataFrame, path: Path) -> None:
     """Quality right after transfer and after fine-tuning, per initialiser (bars: rank allocation),
     one row of panels per task and ratio; error bars: sd over seeds."""
-    plt, sns = _plt()
+    plt, sns = pyplot()
     cases = df[["task", "ratio_target", "share_layers"]].drop_duplicates().values.tolist()
     fig, axes = plt.subplots(len(cases), 2, figsize=(11, 3.6 * len(cases)), squeeze=False)
     for (task, ratio, k), row_axes in zip(cases, axes):
@@ -96,5 +98,5 @@ def ablation_transfer_figure(df: pd.DataFrame, path: Path) -> None:
             ax.set(title=f"{task}, ratio {ratio:g}, k {k}: {'after transfer' if stage == 'transfer' else 'after fine-tuning'}",
                    xlabel="initialiser", ylabel=sub["metric_label"].iloc[0] if len(sub) else "")
             ax.legend(fontsize=7, title="rank allocation", title_fontsize=7)
-    _save(fig, path)
+    save_figure(fig, path)
     plt.close(fig)

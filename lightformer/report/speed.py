@@ -87,11 +87,9 @@ def markdown_table(df: pd.DataFrame) -> str:
 def speed_figure(df: pd.DataFrame, png_path: str | Path) -> None:
     """Speedup vs parameter reduction from ``load_speed``'s table, one panel per protocol, colour =
     engine/device/dtype/graph; the abstract's two claims marked for reference. Writes PNG and PDF."""
-    import matplotlib
+    from lightformer.report.figures import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import seaborn as sns
+    plt, sns = pyplot()
 
     df = df.copy()
     df["setting"] = (df["engine"].map(lambda e: "ct2 " if e == "ctranslate2" else "")
@@ -109,9 +107,5 @@ def speed_figure(df: pd.DataFrame, png_path: str | Path) -> None:
         ax.axhline(1.0, color="grey", lw=0.8, ls="--")
         ax.set(title=f"{protocol}", xlabel="parameter reduction (x fewer)", ylabel="speedup vs baseline (x)")
         ax.legend(fontsize=7)
-    fig.tight_layout()
-    png_path = Path(png_path)
-    png_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(png_path, dpi=150)
-    fig.savefig(png_path.with_suffix(".pdf"))
+    save_figure(fig, png_path)
     plt.close(fig)

@@ -93,8 +93,8 @@ class SpeedConfig:
     device: str = "cpu"
     dtype: str = "fp32"
     threads: int | None = None  # CPU threads, fixed for the whole run (default: torch's current)
-    beam: int = 5
-    lenpen: float = 1.0
+    beam: int = SearchConfig.beam
+    lenpen: float = SearchConfig.lenpen
     src_len: int = 23  # latency: source tokens incl. </s>; throughput: mean source length
     tgt_len: int | None = None  # decoder steps under fixed_length (default: src_len)
     batch: int = 128  # throughput: sentences per batch

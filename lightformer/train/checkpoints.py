@@ -23,22 +23,16 @@ import torch
 
 from lightformer.checkpoint import load_checkpoint, read_metadata, save_checkpoint
 from lightformer.errors import LightformerError
-from lightformer.io import write_text_atomic
+from lightformer.io import atomic_dir, write_text_atomic
 
 
 def save_train_checkpoint(run_dir: Path, name: str, model, state: dict, provenance: dict | None = None) -> Path:
     root = Path(run_dir) / "checkpoints"
-    root.mkdir(parents=True, exist_ok=True)
-    final, tmp = root / name, root / f".{name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    save_checkpoint(model, tmp / "model.safetensors", provenance=provenance)
-    torch.save(state, tmp / "state.pt")
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+    with atomic_dir(root / name) as tmp:
+        save_checkpoint(model, tmp / "model.safetensors", provenance=provenance)
+        torch.save(state, tmp / "state.pt")
     write_text_atomic(root / "last", name + "\n")
-    return final
+    return root / name
 
 
 def mark_best(run_dir: Path, name: str) -> None:
@@ -68,11 +62,15 @@ def update_dirs(run_dir: Path) -> list[Path]:
 
 
 def prune(run_dir: Path, keep_last: int) -> None:
+    """Keep the newest ``keep_last`` update checkpoints besides last and best; drop the temporary
+    directories of saves a crash interrupted."""
     protected = {p.name for p in (pointed(run_dir, "last"), pointed(run_dir, "best")) if p}
     updates = update_dirs(run_dir)
     for p in updates[:-keep_last] if keep_last > 0 else updates:
         if p.name not in protected:
             shutil.rmtree(p)
+    for stale in (Path(run_dir) / "checkpoints").glob(".update_*.tmp"):
+        shutil.rmtree(stale, ignore_errors=True)
 
 
 def load_state(ckpt_dir: Path) -> dict:

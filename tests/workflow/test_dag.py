@@ -101,6 +101,7 @@ def test_one_table_builds_only_what_it_needs(tmp_path):
     (lambda c: c["tasks"]["iwslt14"].update(dataset="text"), "corpus"),  # your own corpus needs its spec
     (lambda c: c["tasks"].update({"X-Sum": c["tasks"]["iwslt14"]}), "X-Sum"),
     (lambda c: c.update(colour="red"), "colour"),
+    (lambda c: c.update(resources={"finetune_models": {"gpu": 1}}), "did you mean 'finetune_model'"),
 ])
 def test_bad_config_is_refused_before_any_job(tmp_path, edit, needle):
     config = yaml.safe_load(TINY.read_text())

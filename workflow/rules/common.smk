@@ -76,6 +76,21 @@ RULE_RESOURCES = {
 }
 
 
+def check_resource_rules():
+    """`resources:` names rules (or `default`) that RULE_RESOURCES lists; a typo is refused with the closest name."""
+    import difflib
+
+    known = ["default", *RULE_RESOURCES]
+    for name in config.get("resources", {}):
+        if name not in known:
+            close = difflib.get_close_matches(name, known, n=1)
+            raise WorkflowError(f"resources: unknown rule {name!r}" + (f"; did you mean {close[0]!r}?" if close else "")
+                                + f" Allowed: {', '.join(known)}")
+
+
+check_resource_rules()
+
+
 def flags(*pairs):
     """`--name value ...`, every value shell-quoted (config values never reach the shell raw)."""
     return " ".join(f"{name} {shlex.quote(str(value))}" for name, value in pairs)
