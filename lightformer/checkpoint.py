@@ -19,7 +19,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
-from lightformer.compress.factorize import factorize
+from lightformer.compress.swap import swap_in_factors
 from lightformer.compress.plan import Group, plan_from_json
 from lightformer.config import ModelConfig
 from lightformer.errors import LightformerError
@@ -179,7 +179,7 @@ def _build(cfg: ModelConfig, groups: list[Group] | None, where: str) -> Transfor
                         raise LightformerError(f"{where}: compression group {g.name!r} says {member} is "
                                                f"{g.out_features}x{g.in_features}, the architecture makes it "
                                                f"{shape[0]}x{shape[1]}")
-            factorize(model, groups)
+            swap_in_factors(model, groups)
         except (AttributeError, KeyError, RuntimeError) as e:
             raise LightformerError(f"{where}: its compression plan does not fit its architecture ({e})") from None
     return model

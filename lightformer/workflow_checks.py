@@ -11,7 +11,7 @@ from lightformer.compress.plan import make_plan
 from lightformer.compress.spec import CompressionSpec
 from lightformer.config import model_config
 from lightformer.errors import LightformerError
-from lightformer.train.config import load_train_config
+from lightformer.train.recipes import load_train_config
 
 
 def _vocab_sizes(prepared: Path, bpe_merges: int) -> list[int]:

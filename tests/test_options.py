@@ -7,7 +7,7 @@ from lightformer.config import ModelConfig
 from lightformer.errors import LightformerError
 from lightformer.glue.train import GlueConfig
 from lightformer.options import build, parse_pairs, parse_typed
-from lightformer.train.config import TrainConfig, load_train_config
+from lightformer.train.recipes import TrainConfig, load_train_config
 
 
 @pytest.mark.parametrize("annotation, text, value", [

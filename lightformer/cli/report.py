@@ -7,7 +7,7 @@ from lightformer.errors import LightformerError
 
 
 def cmd_report_speed(args) -> None:
-    from lightformer.report.speed import load_speed, speed_figure, write_speed_table
+    from lightformer.report.speed_table import load_speed, speed_figure, write_speed_table
 
     df = load_speed(args.csvs)
     write_speed_table(df, args.table, args.markdown)

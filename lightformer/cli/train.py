@@ -12,7 +12,7 @@ from lightformer.validate import distinct_outputs
 
 
 def cmd_train(args) -> int:
-    from lightformer.train.config import load_train_config
+    from lightformer.train.recipes import load_train_config
     from lightformer.train.loop import EXIT_PREEMPTED, Preempted, train
 
     cfg = load_train_config(args.recipe, args.config, args.overrides)
@@ -51,7 +51,7 @@ def _relaunch_under_torchrun(nproc: int, update_freq: int) -> int:
 
 def cmd_average(args) -> None:
     import lightformer as lf
-    from lightformer.train.checkpoints import average_checkpoints
+    from lightformer.train.run_dir import average_checkpoints
 
     distinct_outputs(args.checkpoints, [args.out])
     model = average_checkpoints(args.checkpoints)

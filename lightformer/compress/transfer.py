@@ -10,7 +10,7 @@ import torch
 from tqdm.auto import tqdm
 
 from lightformer.compress.calibrate import Calibration, group_statistics, output_errors
-from lightformer.compress.factorize import Factors, factor_counts, factorize
+from lightformer.compress.swap import Factors, factor_counts, swap_in_factors
 from lightformer.compress.plan import (
     Group,
     dense_total,
@@ -162,7 +162,7 @@ def transfer(model: torch.nn.Module, groups: list[Group], spec: CompressionSpec,
                 weights = [_member_weight(model.get_submodule(p)) for p in g.members]
                 As, Bs = factors[g.name]
                 report += _report_rows(g, weights, As, Bs, None, heldout)
-    factorize(new, groups, factors)
+    swap_in_factors(new, groups, factors)
     return new, report
 
 

@@ -77,7 +77,7 @@ def load_classifier(path: Path):
     from safetensors.torch import load_model
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
-    from lightformer.compress.factorize import factorize
+    from lightformer.compress.swap import swap_in_factors
     from lightformer.compress.plan import plan_from_json
 
     path = Path(path)
@@ -88,7 +88,7 @@ def load_classifier(path: Path):
     config = AutoConfig.for_model(cfg.pop("model_type"), **cfg)
     model = AutoModelForSequenceClassification.from_config(config)
     if meta.get("compression"):
-        factorize(model, plan_from_json(meta["compression"]["groups"]))
+        swap_in_factors(model, plan_from_json(meta["compression"]["groups"]))
         model.compression = meta["compression"]
     load_model(model, str(path / "model.safetensors"))
     return model, meta

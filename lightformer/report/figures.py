@@ -1,5 +1,5 @@
 """The paper-style figures (PNG + PDF): metric vs parameters, learning curves SVD vs random
-initialisation, and the sharing-level heat map. The speed figure lives in report/speed.py."""
+initialisation, and the sharing-level heat map. The speed figure lives in report/speed_table.py."""
 from __future__ import annotations
 
 from pathlib import Path

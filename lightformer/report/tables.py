@@ -16,7 +16,7 @@ import pandas as pd
 
 from lightformer.errors import LightformerError
 from lightformer.io import file_sha256
-from lightformer.report.speed import PAPER_CLAIMS, markdown_table
+from lightformer.report.speed_table import PAPER_CLAIMS, markdown_table
 
 
 def _read_json(path: Path) -> dict:

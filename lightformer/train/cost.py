@@ -14,7 +14,7 @@ import itertools
 
 from lightformer.config import PRESETS, model_config
 from lightformer.errors import LightformerError
-from lightformer.train.config import load_train_config
+from lightformer.train.recipes import load_train_config
 
 NOT_COUNTED = "training steps only: validation, compression, decoding, speed and GLUE not counted"
 

@@ -38,7 +38,7 @@ from lightformer.io import file_sha256
 from lightformer.metrics.bleu import tokenized_bleu
 from lightformer.models.transformer import set_dropout
 from lightformer.train.bench import peak_flops
-from lightformer.train.checkpoints import (
+from lightformer.train.run_dir import (
     Resume,
     discard_run,
     find_resume,
@@ -48,7 +48,7 @@ from lightformer.train.checkpoints import (
     save_train_checkpoint,
     set_aside,
 )
-from lightformer.train.config import TrainConfig
+from lightformer.train.recipes import TrainConfig
 from lightformer.train.flops import Throughput, step_macs
 from lightformer.train.losses import label_smoothed_nll_loss, seq2seq_loss
 from lightformer.train.schedule import inverse_sqrt_lr

@@ -7,7 +7,7 @@ from pathlib import Path
 from rouge_score import rouge_scorer
 
 from lightformer.cli import main
-from lightformer.train.checkpoints import pointed
+from lightformer.train.run_dir import pointed
 
 
 def test_embedded_cnndm_learns_and_scores_rouge(tmp_path):

@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 from lightformer.cli import main
-from lightformer.train.checkpoints import pointed
+from lightformer.train.run_dir import pointed
 
 
 def test_embedded_iwslt_end_to_end(tmp_path):

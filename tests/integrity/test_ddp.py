@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from lightformer.data.synthetic import write_synthetic
-from lightformer.train.checkpoints import pointed
+from lightformer.train.run_dir import pointed
 
 PROBE = Path(__file__).parent / "collective_probe"
 

@@ -2,7 +2,7 @@
 stay apart in speed.csv and the figure."""
 import pandas as pd
 
-from lightformer.report.speed import load_speed
+from lightformer.report.speed_table import load_speed
 
 
 def test_speed_rows_carry_the_task(tmp_path):

@@ -9,7 +9,7 @@ import torch
 
 from lightformer.cli import main
 from lightformer.data.synthetic import write_synthetic
-from lightformer.train.checkpoints import pointed, update_dirs
+from lightformer.train.run_dir import pointed, update_dirs
 from tests.integrity.helpers import refused, tree_hashes
 
 ARGS = ["--recipe", "synthetic", "save_interval_updates=40", "validate_interval_updates=40", "eval_bleu=false",

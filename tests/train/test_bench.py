@@ -175,7 +175,7 @@ def test_padding_to_a_multiple_of_8_leaves_the_loss_unchanged():
 
 
 def test_update_tokens_keeps_the_recipes_batch_when_max_tokens_grows():
-    from lightformer.train.config import load_train_config
+    from lightformer.train.recipes import load_train_config
 
     base = load_train_config("wmt_en_de_base", None, [])
     assert base.effective_update_freq() == 8  # 8 x 4,096 tokens per update

@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file
 
 from lightformer.data.synthetic import write_synthetic
-from lightformer.train.checkpoints import pointed
+from lightformer.train.run_dir import pointed
 
 
 @pytest.mark.parametrize("loss", ["off", "on"])  # on: the output layer is applied outside DDP's forward

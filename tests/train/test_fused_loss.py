@@ -89,7 +89,7 @@ def test_the_smoothed_part_matches_its_definition_when_every_token_is_padding():
 
 def test_a_run_with_the_fused_loss_follows_the_dense_run(tmp_path):
     from lightformer.data.synthetic import write_synthetic
-    from lightformer.train.config import load_train_config
+    from lightformer.train.recipes import load_train_config
     from lightformer.train.loop import train
 
     data = write_synthetic(tmp_path / "syn", "copy", train=400, valid=40, test=40)

@@ -45,7 +45,7 @@ def test_inverse_sqrt_schedule():
 
 
 def test_string_overrides_are_taken_as_typed():
-    from lightformer.train.config import load_train_config
+    from lightformer.train.recipes import load_train_config
 
     cfg = load_train_config("synthetic", overrides=["eval_remove_bpe=@@ ", "init_from=a b.safetensors"])
     assert cfg.eval_remove_bpe == "@@ " and cfg.init_from == "a b.safetensors"

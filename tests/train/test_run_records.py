@@ -6,7 +6,7 @@ import sys
 
 import lightformer as lf
 from lightformer.data.synthetic import write_synthetic
-from lightformer.train.checkpoints import pointed
+from lightformer.train.run_dir import pointed
 
 
 def test_config_json_dimensions_dropout_overrides_and_plain_progress(tmp_path):

@@ -15,8 +15,8 @@ from safetensors.torch import load_file
 import lightformer as lf
 from lightformer.cli import main
 from lightformer.data.synthetic import write_synthetic
-from lightformer.train.checkpoints import average_checkpoints, pointed
-from lightformer.train.config import load_train_config
+from lightformer.train.run_dir import average_checkpoints, pointed
+from lightformer.train.recipes import load_train_config
 from lightformer.train.loop import EXIT_PREEMPTED, train
 
 

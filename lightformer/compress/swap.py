@@ -34,7 +34,7 @@ def replace_module(model: nn.Module, old: nn.Module, new: nn.Module) -> None:
         setattr(model.get_submodule(parent) if parent else model, attr, new)
 
 
-def factorize(model: nn.Module, groups: list[Group], factors: dict[str, Factors] | None = None) -> nn.Module:
+def swap_in_factors(model: nn.Module, groups: list[Group], factors: dict[str, Factors] | None = None) -> nn.Module:
     """Swap the planned matrices for low-rank modules, in place. Biases are kept as they are;
     without ``factors`` the factors are left uninitialised (for loading a checkpoint)."""
     for g in groups:
