@@ -10,6 +10,7 @@ from pathlib import Path
 from lightformer.compress.plan import make_plan
 from lightformer.compress.spec import CompressionSpec
 from lightformer.config import model_config
+from lightformer.data import prepared_dir
 from lightformer.errors import LightformerError
 from lightformer.train.recipes import load_train_config
 
@@ -45,7 +46,7 @@ def _grid_problems(name: str, task: dict, data_root: str, problems: list[str]) -
     if cfg is None:
         return
     folder = task["corpus"]["name"] if task.get("dataset") == "text" else task["dataset"]
-    vocabs = _vocab_sizes(Path(data_root) / folder / "prepared", int(task.get("bpe_merges", 10000)))
+    vocabs = _vocab_sizes(prepared_dir(data_root, folder), int(task.get("bpe_merges", 10000)))
     seen = set()
     for block in ("grid", "ablation"):
         if task.get(block):

@@ -23,6 +23,7 @@ import re
 import sys
 from pathlib import Path
 
+from lightformer.data import prepared_dir, raw_dir
 from lightformer.data.download import (
     fetch_file,
     forget_recorded,
@@ -331,7 +332,7 @@ def fetch_corpus(corpus: Corpus, root: Path, mirror: str | None = None, retrust:
                  progress: bool = True) -> list[Path]:
     """Copy or download every file into ``<root>/<name>/raw`` (checksums pinned by the spec, else
     recorded on first use), then read them all so a bad file is refused here, not mid-training."""
-    raw = Path(root) / corpus.name / "raw"
+    raw = raw_dir(root, corpus.name)
     raw.mkdir(parents=True, exist_ok=True)
     ds = corpus.dataset()
     if retrust:
@@ -404,7 +405,7 @@ def prepare_translation(corpus: Corpus, splits: dict, out: Path, bpe_merges: int
 def prepare_corpus(corpus: Corpus, root: Path, bpe_merges: int = 10_000, workers: int = 1) -> dict:
     """Verified raw files -> checked texts -> the recipe -> ``<root>/<name>/prepared``."""
     verify_corpus(corpus, root)
-    raw, out = Path(root) / corpus.name / "raw", Path(root) / corpus.name / "prepared"
+    raw, out = raw_dir(root, corpus.name), prepared_dir(root, corpus.name)
     splits = read_corpus(corpus, raw)
     out.mkdir(parents=True, exist_ok=True)
     if corpus.kind == "translation":

@@ -19,7 +19,7 @@ from pathlib import Path
 import requests
 from tqdm.auto import tqdm
 
-from lightformer.data import hub
+from lightformer.data import hub, raw_dir
 from lightformer.data.sources import Dataset, RemoteFile
 from lightformer.errors import LightformerError
 from lightformer.io import escapes, file_sha256, write_text_atomic
@@ -250,7 +250,7 @@ def forget_recorded(ds: Dataset, dest: Path) -> list[str]:
 
 def fetch(ds: Dataset, root: Path, mirror: str | None = None, progress: bool = True,
           embedded: bool = False, retrust: bool = False) -> list[Path]:
-    dest = Path(root) / ds.name / "raw"
+    dest = raw_dir(root, ds.name)
     dest.mkdir(parents=True, exist_ok=True)
     if retrust:
         for name in forget_recorded(ds, dest):
@@ -264,7 +264,7 @@ def fetch(ds: Dataset, root: Path, mirror: str | None = None, progress: bool = T
 def verify(ds: Dataset, root: Path) -> list[str]:
     """Re-check every fetched file against its pinned or recorded checksum (for files fetched
     with --embedded, the pins recorded in the manifest at fetch time)."""
-    dest = Path(root) / ds.name / "raw"
+    dest = raw_dir(root, ds.name)
     manifest = read_manifest(dest)
     embedded = bool(manifest.get("embedded"))
     if ds.hub is not None:
@@ -294,7 +294,7 @@ def mirror_to(ds: Dataset, root: Path, target: Path) -> list[Path]:
     verify(ds, root)
     out = []
     if ds.hub is not None:  # the listing, so offline fetches from this mirror need no Hub
-        manifest = read_manifest(Path(root) / ds.name / "raw")
+        manifest = read_manifest(raw_dir(root, ds.name))
         ds = hub.recorded(ds, manifest)
         out.append(Path(target) / ds.name / "hub.json")
         out[-1].parent.mkdir(parents=True, exist_ok=True)
@@ -302,6 +302,6 @@ def mirror_to(ds: Dataset, root: Path, target: Path) -> list[Path]:
     for f in ds.files:
         dst = contained(Path(target) / ds.name, f.name, f"the file list of {ds.name}")
         dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(Path(root) / ds.name / "raw" / f.name, dst)
+        shutil.copyfile(raw_dir(root, ds.name) / f.name, dst)
         out.append(dst)
     return out

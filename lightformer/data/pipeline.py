@@ -9,6 +9,7 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from lightformer.data import prepared_dir, raw_dir
 from lightformer.errors import LightformerError
 
 APT_LISTS = "/var/lib/apt/lists"
@@ -78,7 +79,7 @@ def fetch(name: str, o: DataOptions) -> list[str]:
     if name == "ddtp":
         from lightformer.data import ddtp
 
-        raw, pair = root / "ddtp" / "raw", _ddtp_pair(o)
+        raw, pair = raw_dir(root, "ddtp"), _ddtp_pair(o)
         source = o.source or (f"{o.mirror.rstrip('/')}/ddtp" if o.mirror else APT_LISTS)
         if source.startswith(("http://", "https://")):  # a Debian archive root, e.g. https://deb.debian.org/debian
             manifest = ddtp.fetch_ddtp_http(source, raw, pair, o.suite)
@@ -111,7 +112,7 @@ def _fetch_published(ds, o: DataOptions) -> list[str]:
             ds = download.embedded_pins(ds, mirror)
     lines = [f"{p}: verified" for p in download.fetch(ds, root, o.mirror, embedded=o.embedded, retrust=o.retrust)]
     if o.embedded:  # later verifies use the recorded (fixture) checksums, not the published ones
-        raw = root / ds.name / "raw"
+        raw = raw_dir(root, ds.name)
         download.write_manifest(raw, download.read_manifest(raw) | {"embedded": True})
     return lines
 
@@ -122,7 +123,7 @@ def verify(name: str, o: DataOptions) -> list[str]:
     if name == "ddtp":
         from lightformer.data import ddtp
 
-        return [f"{root / 'ddtp' / 'raw' / n}: verified" for n in ddtp.verify_ddtp(root / "ddtp" / "raw")["files"]]
+        return [f"{raw_dir(root, 'ddtp') / n}: verified" for n in ddtp.verify_ddtp(raw_dir(root, "ddtp"))["files"]]
     if name == "text":
         from lightformer.data import corpus
 
@@ -138,7 +139,7 @@ def mirror(name: str, o: DataOptions, to: str | Path) -> list[str]:
     if name == "ddtp":
         from lightformer.data import ddtp
 
-        target, raw = to / "ddtp", root / "ddtp" / "raw"
+        target, raw = to / "ddtp", raw_dir(root, "ddtp")
         target.mkdir(parents=True, exist_ok=True)
         names = ddtp.verify_ddtp(raw)["files"]
         for n in names:
@@ -159,14 +160,14 @@ def prepare(name: str, o: DataOptions) -> list[str]:
     if name == "ddtp":
         from lightformer.data import ddtp
 
-        out = root / "ddtp" / "prepared"
-        return _counts(out, ddtp.prepare_ddtp(root / "ddtp" / "raw", out, _ddtp_pair(o), bpe_merges=o.merges(name)))
+        out = prepared_dir(root, "ddtp")
+        return _counts(out, ddtp.prepare_ddtp(raw_dir(root, "ddtp"), out, _ddtp_pair(o), bpe_merges=o.merges(name)))
     if name == "text":
         from lightformer.data import corpus
 
         spec = _corpus(o)
         counts = corpus.prepare_corpus(spec, root, bpe_merges=o.merges(name), workers=o.workers)
-        return _counts(root / spec.name / "prepared", counts)
+        return _counts(prepared_dir(root, spec.name), counts)
     return _prepare_published(_published(name, o), o)
 
 
@@ -174,7 +175,7 @@ def _prepare_published(ds, o: DataOptions) -> list[str]:
     from lightformer.data import download
 
     root = Path(o.root)
-    raw, out = root / ds.name / "raw", root / ds.name / "prepared"
+    raw, out = raw_dir(root, ds.name), prepared_dir(root, ds.name)
     download.verify(ds, root)
     expected = ds.expected if o.expected and not download.read_manifest(raw).get("embedded") else None
     if ds.name == "iwslt14":

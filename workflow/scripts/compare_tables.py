@@ -1,0 +1,35 @@
+"""Are two runs' tables the same, apart from timings and provenance? For refactors: run the smoke
+config at the old and the new commit, then
+
+    python workflow/scripts/compare_tables.py OLD/results/tables NEW/results/tables
+
+Every column both tables have is compared as text, except measured times, speedups and the
+provenance columns (commit, hashes, versions, the command); new and dropped columns are listed.
+Exit status 1 when a compared value differs."""
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+old, new = Path(sys.argv[1]), Path(sys.argv[2])
+VOLATILE = ("commit", "config_sha256", "data_manifest_sha256", "torch", "cuda", "measured", "command", "device_name",
+            "_ms", "speedup", "per_s", "seconds", "wall", "sent_s", "tok_s", "provenance", "threads", "tokens_per_run")
+ok = True
+for a in sorted(old.glob("*.csv")):
+    b = new / a.name
+    if not b.exists():
+        print(f"{a.name}: missing after"); ok = False; continue
+    x, y = pd.read_csv(a), pd.read_csv(b)
+    added = sorted(set(y.columns) - set(x.columns))
+    dropped = sorted(set(x.columns) - set(y.columns))
+    keep = [c for c in x.columns if c in y.columns and not any(v in c for v in VOLATILE)]
+    x, y = x[keep].reset_index(drop=True), y[keep].reset_index(drop=True)
+    same = x.shape == y.shape and x.astype(str).equals(y.astype(str))
+    print(f"{a.name}: {'identical' if same else 'DIFFERENT'} over {len(keep)} columns x {len(x)} rows"
+          + (f"; new columns {added}" if added else "") + (f"; dropped {dropped}" if dropped else ""))
+    if not same:
+        ok = False
+        diff = (x.astype(str) != y.astype(str))
+        for c in diff.columns[diff.any()]:
+            print("   ", c, list(x[c][diff[c]])[:3], "->", list(y[c][diff[c]])[:3])
+sys.exit(0 if ok else 1)
