@@ -27,7 +27,7 @@ def cmd_data_synthetic(args) -> None:
     from lightformer.data.synthetic import write_synthetic
 
     root = write_synthetic(args.out, args.task, train=args.train, valid=args.valid, test=args.test,
-                           vocab=args.vocab, seed=args.seed)
+                           vocab=args.vocab, min_len=args.min_len, max_len=args.max_len, seed=args.seed)
     print(f"{root}: synthetic {args.task} task")
 
 
@@ -42,6 +42,8 @@ def register(sub) -> None:
     d.add_argument("--valid", type=int, default=200)
     d.add_argument("--test", type=int, default=200)
     d.add_argument("--vocab", type=int, default=24)
+    d.add_argument("--min-len", type=int, default=3, help="shortest sentence, tokens")
+    d.add_argument("--max-len", type=int, default=12, help="longest sentence, tokens")
     d.add_argument("--seed", type=int, default=1)
     d.add_argument("--out", required=True)
     d.set_defaults(func=cmd_data_synthetic)

@@ -27,6 +27,8 @@ def write_synthetic(root: str | Path, task: str = "copy", train: int = 4000, val
                     vocab: int = 24, min_len: int = 3, max_len: int = 12, seed: int = 1) -> Path:
     if task not in TASKS:
         raise LightformerError(f"synthetic task {task!r} is unknown; allowed: {', '.join(TASKS)}")
+    if not 1 <= min_len <= max_len:
+        raise LightformerError(f"sentence lengths {min_len}..{max_len}: need 1 <= min_len <= max_len")
     splits = {name: make_pairs(task, n, vocab, min_len, max_len, seed + k)
               for k, (name, n) in enumerate((("train", train), ("valid", valid), ("test", test)))}
     src_dict = Dictionary.build(splits["train"][0])

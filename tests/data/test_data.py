@@ -76,3 +76,14 @@ def test_synthetic_task_is_a_prepared_directory(tmp_path):
     assert data.tgt_dict.decode(tgt[0].tolist()) == " ".join(reversed(data.src_dict.decode(src[0].tolist()).split()))
     with pytest.raises(lf.LightformerError, match="not a prepared data directory"):
         ParallelData(tmp_path)
+
+
+def test_synthetic_sentence_lengths_are_as_asked_and_impossible_ones_refused(tmp_path):
+    from lightformer.data.indexed import ParallelData
+    from lightformer.data.synthetic import write_synthetic
+
+    root = write_synthetic(tmp_path / "s", train=200, valid=5, test=5, vocab=50, min_len=20, max_len=30)
+    src, _ = ParallelData(root).split("train")
+    assert 21 <= src.sizes.min() and src.sizes.max() <= 31  # with </s>
+    with pytest.raises(lf.LightformerError, match="min_len <= max_len"):
+        write_synthetic(tmp_path / "t", min_len=9, max_len=3)

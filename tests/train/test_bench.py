@@ -155,6 +155,10 @@ def test_the_gpu_check_script_runs_reduced_on_cpu_and_prices_the_paper_grid(tmp_
     cost = list(csv.DictReader(open(tmp_path / "plan_cost.csv")))
     assert cost[-1]["task"] == "total" and float(cost[-1]["device_hours"]) > 0
     assert "torch" in (tmp_path / "train.log").read_text()
+    assert {r["loss"] for r in rows} == {"dense", "fused"}  # the fused loss and its before
+    loop = list(csv.DictReader(open(tmp_path / "loop.csv")))  # the loop itself, both losses, same updates
+    assert [r["fused_loss"] for r in loop] == ["on", "off"] and all(r["num_updates"] == "4" for r in loop)
+    assert all(float(r["train_tokens_per_s"]) > 0 and r["tokens_seen"] == loop[0]["tokens_seen"] for r in loop)
 
 
 def test_padding_to_a_multiple_of_8_leaves_the_loss_unchanged():
