@@ -36,7 +36,7 @@ def check_known(cls, keys, what: str) -> None:
 def parse_typed(name: str, text: str, annotation: str):
     """The value of ``name=text`` as its field's annotation says: bool, int, float, str (``none``
     unsets an optional field), else YAML (lists, mappings, ``int | dict``)."""
-    kinds = {k.strip() for k in annotation.split("|")}
+    kinds = {k.strip().split("[")[0] for k in annotation.split("|")}  # list[str] -> list
     optional = "None" in kinds
     kinds.discard("None")
     if optional and text.strip().lower() in ("none", "null", ""):
@@ -58,7 +58,8 @@ def parse_typed(name: str, text: str, annotation: str):
         value = yaml.safe_load(text)
     except yaml.YAMLError:
         raise LightformerError(f"{name}: cannot parse {text!r}") from None
-    if kinds & {"tuple", "list"} and not isinstance(value, list) or kinds == {"dict"} and not isinstance(value, dict):
+    wrong_list = kinds & {"tuple", "list"} and not isinstance(value, list)
+    if wrong_list or (kinds == {"dict"} and not isinstance(value, dict)):
         raise LightformerError(f"{name} expects {annotation}, got {text!r}")
     return value
 
@@ -86,16 +87,15 @@ def build(cls, preset: dict | None = None, config_file: str | None = None, pairs
           nested: dict | None = None):
     """``cls`` from a preset, then a YAML mapping, then key=value pairs (later wins; a nested dict
     field is merged key by key)."""
-    values = dict(preset or {})
-    layers = []
+    values, layers = dict(preset or {}), []
     if config_file:
         loaded = load_yaml(config_file, "config file") or {}
         if not isinstance(loaded, dict):
             raise LightformerError(f"config file {config_file!r} must hold a mapping")
+        check_known(cls, loaded, what)
         layers.append(loaded)
-    layers.append(parse_pairs(cls, pairs, what, nested))
+    layers.append(parse_pairs(cls, pairs, what, nested))  # checked key by key as it parses
     for layer in layers:
-        check_known(cls, layer, what)
         for key, value in layer.items():
             if nested and key in nested and isinstance(value, dict):
                 check_known(nested[key], value, f"{key} option")

@@ -13,9 +13,6 @@ from lightformer.data import prepared_dir, raw_dir
 from lightformer.errors import LightformerError
 
 APT_LISTS = "/var/lib/apt/lists"
-# joint BPE merges when none is given: fairseq's recipes (docs/reference.md §3); ddtp is small
-DEFAULT_MERGES = {"iwslt14": 10_000, "wmt14": 40_000, "wmt14_hub": 40_000, "cnndm": 20_000, "ddtp": 8_000,
-                  "text": 10_000}
 
 
 @dataclass
@@ -29,15 +26,16 @@ class DataOptions:
     pair: str = "de-en"  # ddtp
     suite: str = "bookworm"  # ddtp
     source: str | None = None  # ddtp: apt's lists directory, a mirror directory or an archive URL
-    bpe_merges: int | None = None  # prepare: None = DEFAULT_MERGES
+    bpe_merges: int | None = None  # prepare: None = the recipe's own default (each prepare_* function's)
     expected: bool = True  # prepare: compare split sizes with the published ones
     valid_from: str = "newstest2013"  # prepare, WMT'14
     workers: int = 1  # prepare: tokenizer processes
     src_max_tokens: int = 400  # prepare, CNN/DailyMail (See et al.)
     tgt_max_tokens: int = 100
 
-    def merges(self, name: str) -> int:
-        return self.bpe_merges or DEFAULT_MERGES[name]
+    def merges(self) -> dict:
+        """``bpe_merges=`` for a prepare function when given; else nothing, so its default applies."""
+        return {"bpe_merges": self.bpe_merges} if self.bpe_merges else {}
 
 
 def _ddtp_pair(o: DataOptions) -> tuple[str, str]:
@@ -161,12 +159,12 @@ def prepare(name: str, o: DataOptions) -> list[str]:
         from lightformer.data import ddtp
 
         out = prepared_dir(root, "ddtp")
-        return _counts(out, ddtp.prepare_ddtp(raw_dir(root, "ddtp"), out, _ddtp_pair(o), bpe_merges=o.merges(name)))
+        return _counts(out, ddtp.prepare_ddtp(raw_dir(root, "ddtp"), out, _ddtp_pair(o), **o.merges()))
     if name == "text":
         from lightformer.data import corpus
 
         spec = _corpus(o)
-        counts = corpus.prepare_corpus(spec, root, bpe_merges=o.merges(name), workers=o.workers)
+        counts = corpus.prepare_corpus(spec, root, **o.merges(), workers=o.workers)
         return _counts(prepared_dir(root, spec.name), counts)
     return _prepare_published(_published(name, o), o)
 
@@ -181,16 +179,16 @@ def _prepare_published(ds, o: DataOptions) -> list[str]:
     if ds.name == "iwslt14":
         from lightformer.data.iwslt14 import prepare_iwslt14
 
-        counts = prepare_iwslt14(raw / ds.files[0].name, out, bpe_merges=o.merges(ds.name), expected=expected)
+        counts = prepare_iwslt14(raw / ds.files[0].name, out, **o.merges(), expected=expected)
     elif ds.name in ("wmt14", "wmt14_hub"):
         from lightformer.data.wmt14 import prepare_wmt14
 
-        counts = prepare_wmt14(raw, out, bpe_merges=o.merges(ds.name), valid_from=o.valid_from, workers=o.workers,
+        counts = prepare_wmt14(raw, out, **o.merges(), valid_from=o.valid_from, workers=o.workers,
                                expected=expected, source="hub" if ds.name == "wmt14_hub" else "statmt")
     elif ds.name == "cnndm":
         from lightformer.data.cnndm import prepare_cnndm
 
-        counts = prepare_cnndm(raw, out, bpe_merges=o.merges(ds.name), src_max_tokens=o.src_max_tokens,
+        counts = prepare_cnndm(raw, out, **o.merges(), src_max_tokens=o.src_max_tokens,
                                tgt_max_tokens=o.tgt_max_tokens, workers=o.workers, expected=expected)
     elif ds.name == "glue":
         from lightformer.glue.data import prepare_glue

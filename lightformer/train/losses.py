@@ -17,10 +17,9 @@ def label_smoothed_nll_loss(logits: torch.Tensor, target: torch.Tensor, epsilon:
     """
     lprobs = F.log_softmax(logits.float(), dim=-1).view(-1, logits.size(-1))  # (N, V)
     target = target.reshape(-1)
-    mask = target.ne(ignore_index)
-    nll = -lprobs.gather(1, target.clamp(min=0).unsqueeze(1)).squeeze(1)
-    smooth = -lprobs.sum(dim=-1)
-    nll, smooth = nll[mask], smooth[mask]
+    pad = target.eq(ignore_index)  # masked, not indexed: a boolean index is a host sync on GPU
+    nll = -lprobs.gather(1, target.clamp(min=0).unsqueeze(1)).squeeze(1).masked_fill(pad, 0.0)
+    smooth = -lprobs.sum(dim=-1).masked_fill(pad, 0.0)
     eps_i = epsilon / (lprobs.size(-1) - 1)
     loss = (1.0 - epsilon - eps_i) * nll + eps_i * smooth
     return loss.sum(), nll.sum()
@@ -53,17 +52,17 @@ class _LinearLabelSmoothedCE(torch.autograd.Function):
         with torch.autocast(h.device.type, enabled=False):
             for s in range(0, h.size(0), chunk):
                 hc, tc = h[s: s + chunk], target[s: s + chunk]
-                keep = tc.ne(ignore_index).unsqueeze(1)
+                keep, idx = tc.ne(ignore_index).unsqueeze(1), tc.clamp(min=0).unsqueeze(1)
                 logits = (hc @ weight.t()).float()
                 lse = logits.logsumexp(dim=-1, keepdim=True)
-                true = logits.gather(1, tc.clamp(min=0).unsqueeze(1))
+                true = logits.gather(1, idx)
                 nll_c = (lse - true).masked_fill(~keep, 0.0)
                 smooth_c = (vocab * lse - logits.sum(dim=-1, keepdim=True)).masked_fill(~keep, 0.0)
                 loss += ((1.0 - epsilon - eps_i) * nll_c + eps_i * smooth_c).sum()
                 nll += nll_c.sum()
                 # d loss / d logits = softmax - ε_i - (1 - ε - ε_i)·onehot (the softmax's weight is 1)
                 g = (logits - lse).exp_().sub_(eps_i)
-                g.scatter_add_(1, tc.clamp(min=0).unsqueeze(1), torch.full_like(true, -(1.0 - epsilon - eps_i)))
+                g.scatter_add_(1, idx, torch.full_like(true, -(1.0 - epsilon - eps_i)))
                 g = g.masked_fill_(~keep, 0.0).to(h.dtype)
                 if grad_h is not None:
                     grad_h[s: s + chunk] = g @ weight

@@ -77,7 +77,7 @@ def test_an_output_layer_with_bias_is_refused():
         vocab_projection(model.decoder, torch.zeros(1, 1, 32))
 
 
-def test_the_smoothed_part_matches_its_definition_when_every_token_is_padding():
+def test_a_batch_of_padding_only_gives_zero_loss_and_zero_gradients():
     h, w = torch.randn(4, 8, requires_grad=True), torch.randn(9, 8, requires_grad=True)
     target = torch.full((4,), PAD)
     loss, nll = fused_label_smoothed_nll_loss(h, w, target, 0.1)
@@ -103,3 +103,20 @@ def test_a_run_with_the_fused_loss_follows_the_dense_run(tmp_path):
         ra, rb = dict(zip(cols, a.split(","))), dict(zip(cols, b.split(",")))
         for key in ("train_loss", "valid_loss", "valid_nll"):
             assert float(rb[key]) == pytest.approx(float(ra[key]), rel=1e-4), key
+
+
+def test_the_dense_loss_masks_padding_instead_of_indexing_it():
+    """A boolean index (``nll[mask]``) makes the GPU wait for the host once per batch; masking does not."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Ops(TorchDispatchMode):
+        seen: list = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.seen.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    _, _, target = batch()
+    with Ops() as ops:
+        label_smoothed_nll_loss(torch.randn(*target.shape, 50), target, 0.1)
+    assert ops.seen and not [op for op in ops.seen if "index" in op or "nonzero" in op]
