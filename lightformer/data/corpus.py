@@ -27,6 +27,7 @@ from lightformer.data import prepared_dir, raw_dir
 from lightformer.data.download import (
     fetch_file,
     forget_recorded,
+    mirror_listing,
     mirror_to,
     read_manifest,
     verify,
@@ -340,11 +341,13 @@ def fetch_corpus(corpus: Corpus, root: Path, mirror: str | None = None, retrust:
             print(f"{corpus.name}/{name}: recorded checksum and local copy dropped (--retrust)", file=sys.stderr)
     if not mirror:
         _refuse_changed_sources(corpus, raw)
-    paths = [fetch_file(corpus.name, f, raw, mirror, progress) for f in ds.files]
+    before = set(read_manifest(raw)["files"])
+    listed = mirror_listing(corpus.name, mirror)
+    paths = [fetch_file(corpus.name, f, raw, mirror, progress, listed=listed) for f in ds.files]
     try:
         read_corpus(corpus, raw)
-    except LightformerError as e:  # a refused file must not stay recorded as the truth
-        forget_recorded(ds, raw)
+    except LightformerError as e:  # a refused file must not stay recorded as the truth; earlier records stay
+        forget_recorded(ds, raw, only=set(read_manifest(raw)["files"]) - before)
         raise LightformerError(f"{e}\nNothing was recorded: fix the files and fetch again") from None
     write_manifest(raw, read_manifest(raw) | {"dataset": corpus.name, "custom_corpus": spec_of(corpus)})
     return paths

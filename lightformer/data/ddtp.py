@@ -45,8 +45,8 @@ def find_translation(source: Path, suite: str, lang: str) -> Path:
     return found[0]
 
 
-def read_text(path: Path) -> str:
-    """A Translation file, decompressed by its suffix (lz4 frames, xz, bz2, or plain)."""
+def read_bytes(path: Path) -> bytes:
+    """A Translation file's content, decompressed by its suffix (lz4 frames, xz, bz2, or plain)."""
     data = Path(path).read_bytes()
     try:
         if path.name.endswith(".lz4"):
@@ -59,6 +59,11 @@ def read_text(path: Path) -> str:
             data = bz2.decompress(data)
     except (OSError, RuntimeError, EOFError, lzma.LZMAError, ValueError) as e:
         raise LightformerError(f"{path}: cannot decompress ({e}); fetch it again") from None
+    return data
+
+
+def read_text(path: Path) -> str:
+    data = read_bytes(path)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -143,6 +148,35 @@ def release_date(source: Path, suite: str) -> str | None:
     return None
 
 
+def release_beside(source: Path, suite: str) -> dict[str, tuple[str, int]]:
+    """The SHA256 section of the suite's (In)Release file in an apt lists directory, or {}."""
+    for p in sorted(Path(source).glob(f"*_dists_{suite}_*Release")):
+        if p.name.endswith(("_InRelease", "_Release")):
+            return release_sha256(p.read_text(errors="replace"))
+    return {}
+
+
+def check_translation(path: Path, lang: str, listed: dict[str, tuple[str, int]]) -> str:
+    """Refuse a Translation file that does not read to its end with its format's checksums, or whose
+    content differs from what the suite's Release lists for the uncompressed file (apt recompresses
+    its lists as lz4 frames without a content checksum, so only this sees an altered byte).
+    Returns what vouches for it."""
+    from lightformer.data.integrity import check_complete
+
+    check_complete(path)
+    rel = f"main/i18n/Translation-{lang}"
+    if rel not in listed:
+        return "trust on first use: apt verified it against the suite's Release file"
+    content = read_bytes(path)
+    sha, size = listed[rel]
+    got = hashlib.sha256(content).hexdigest()
+    if got != sha or len(content) != size:
+        raise LightformerError(f"{path}: its content has sha256 {got[:12]}... ({len(content):,} bytes), the suite's "
+                               f"Release file lists {sha[:12]}... ({size:,} bytes) for {rel}: the file is corrupt "
+                               f"or from another suite; run `apt-get update` (or fetch it again), nothing was recorded")
+    return "content checked against the suite's Release file beside it"
+
+
 def fetch_ddtp(source: Path, raw: Path, pair: tuple[str, str], suite: str) -> dict:
     """Copy the pair's Translation files from ``source`` into ``raw`` and record their sha256 in
     ``raw/manifest.json`` on first use; later fetches must find the same bytes."""
@@ -151,23 +185,26 @@ def fetch_ddtp(source: Path, raw: Path, pair: tuple[str, str], suite: str) -> di
     source, raw = Path(source), Path(raw)
     if not source.is_dir():
         raise LightformerError(f"DDTP source {str(source)!r} is not a directory (apt's lists directory or a mirror)")
+    listed = release_beside(source, suite)
+    found = {lang: find_translation(source, suite, lang) for lang in pair}
+    basis = {lang: check_translation(src, lang, listed) for lang, src in found.items()}  # before anything is written
     raw.mkdir(parents=True, exist_ok=True)
     manifest = read_manifest(raw)
     files = manifest.setdefault("files", {})
-    for lang in pair:
-        src = find_translation(source, suite, lang)
-        sha = file_sha256(src)
+    shas = {lang: file_sha256(src) for lang, src in found.items()}
+    for lang, src in found.items():  # every refusal before the first write
         known = files.get(src.name, {}).get("sha256")
-        if known and known != sha:
-            raise LightformerError(f"{src} has sha256 {sha[:12]}..., but {raw / 'manifest.json'} recorded "
+        if known and known != shas[lang]:
+            raise LightformerError(f"{src} has sha256 {shas[lang][:12]}..., but {raw / 'manifest.json'} recorded "
                                    f"{known[:12]}... on first use: the suite moved on; prepare into a new root, or "
                                    f"delete the record to trust the new file")
+    for lang, src in found.items():
+        sha = shas[lang]
         dest = raw / src.name
         if not dest.exists() or file_sha256(dest) != sha:
             shutil.copyfile(src, dest.with_name(dest.name + ".part"))
             dest.with_name(dest.name + ".part").replace(dest)
-        files[src.name] = {"sha256": sha, "size": src.stat().st_size, "lang": lang,
-                           "basis": "trust on first use: apt verified it against the suite's Release file"}
+        files[src.name] = {"sha256": sha, "size": src.stat().st_size, "lang": lang, "basis": basis[lang]}
     manifest |= {"dataset": "ddtp", "suite": suite, "pair": "-".join(pair), "source": str(source),
                  "release_date": release_date(source, suite) or manifest.get("release_date")}
     write_manifest(raw, manifest)
@@ -223,12 +260,15 @@ def fetch_ddtp_http(base_url: str, raw: Path, pair: tuple[str, str], suite: str)
     manifest = read_manifest(raw)
     prefix = archive_prefix(base)
     release = raw / f"{prefix}_dists_{suite}_Release"
-    digest = _download_checked(f"{base}/dists/{suite}/Release", release, None, None, f"{suite}/Release")
+    fresh = release.with_name(release.name + ".new")  # the recorded Release stays until the new one agrees
+    digest = _download_checked(f"{base}/dists/{suite}/Release", fresh, None, None, f"{suite}/Release")
     known = manifest.get("release", {}).get("sha256")
     if known and known != digest:
+        fresh.unlink()
         raise LightformerError(f"{base}/dists/{suite}/Release has sha256 {digest[:12]}..., but {raw / 'manifest.json'} "
                                f"recorded {known[:12]}... on first use: the suite moved on; prepare into a new root, or "
                                f"delete the record to trust the new file")
+    fresh.replace(release)
     listed = release_sha256(release.read_text(errors="replace"))
     files = manifest.setdefault("files", {})
     for lang in pair:

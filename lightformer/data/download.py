@@ -12,14 +12,14 @@ import errno
 import json
 import os
 import platform
+import re
 import shutil
-import tarfile
 from pathlib import Path
 
 import requests
 from tqdm.auto import tqdm
 
-from lightformer.data import hub, raw_dir
+from lightformer.data import hub, integrity, raw_dir
 from lightformer.data.sources import Dataset, RemoteFile
 from lightformer.errors import LightformerError
 from lightformer.io import escapes, file_sha256, write_text_atomic
@@ -27,6 +27,7 @@ from lightformer.io import escapes, file_sha256, write_text_atomic
 CHUNK = 1 << 20
 NET_CHUNK = 1 << 16  # a connection cut mid-chunk loses that chunk, so keep network chunks small
 MIRROR_ENV = "LIGHTFORMER_MIRROR"
+SUMS = "SHA256SUMS"  # a mirror's own listing, as sha256sum writes it
 
 
 def read_manifest(dest: Path) -> dict:
@@ -56,14 +57,56 @@ def contained(dest: Path, name: str, where: str) -> Path:
 RETRUST = "lightformer data fetch {dataset} --retrust"
 
 
-def _expected(f: RemoteFile, manifest: dict) -> tuple[str | None, int | None, str]:
-    """(sha256, size, where the expectation comes from)."""
+def _expected(f: RemoteFile, manifest: dict, listed: dict | None = None) -> tuple[str | None, int | None, str]:
+    """(sha256, size, where the expectation comes from): a pin, then a record made on first use,
+    then the mirror's own SHA256SUMS (``listed``), else nothing yet."""
     if f.sha256:
         return f.sha256, f.size, f.vouched or "pinned"
     rec = manifest["files"].get(f.name)
     if rec:
         return rec["sha256"], f.size or rec["bytes"], "recorded on first use"
+    if listed and f.name in listed["files"]:
+        return listed["files"][f.name], f.size, f"the mirror's listing {listed['where']} (not a pin)"
     return None, f.size, "pinned size only" if f.size else "none yet (trust on first use)"
+
+
+def parse_sums(text: str, where: str) -> dict[str, str]:
+    """name -> sha256 from a ``sha256sum``-style listing; a malformed line is refused with its number."""
+    out = {}
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split(None, 1)
+        if len(parts) != 2 or not re.fullmatch(r"[0-9a-f]{64}", parts[0]):
+            raise LightformerError(f"{where}:{n}: not a sha256sum line (\"<64 hex digits>  <name>\"): {line[:80]!r}")
+        out[parts[1].strip().removeprefix("*")] = parts[0]
+    return out
+
+
+def mirror_listing(dataset: str, mirror: str | None, timeout: float = 60.0) -> dict | None:
+    """The mirror's own ``<dataset>/SHA256SUMS`` (``lightformer data mirror`` writes it), if it has
+    one: what its files are checked against when nothing pins or records them."""
+    mirror = mirror or os.environ.get(MIRROR_ENV)
+    if not mirror:
+        return None
+    if mirror.startswith(("http://", "https://")):
+        where = f"{mirror.rstrip('/')}/{dataset}/{SUMS}"
+        try:
+            r = requests.get(where, timeout=timeout)
+        except requests.RequestException:
+            return None  # the file's own download then says what is wrong with the mirror
+        if r.status_code != 200:
+            return None
+        text = r.text
+    else:
+        path = Path(mirror) / dataset / SUMS
+        if not path.is_file():
+            return None
+        where, text = str(path), path.read_text(encoding="utf-8", errors="replace")
+    files = parse_sums(text, where)
+    for name in files:
+        contained(Path("/") / dataset, name, where)
+    return {"where": where, "files": files}
 
 
 def _fix(dataset: str, path: Path, basis: str) -> str:
@@ -88,40 +131,12 @@ def _verify(path: Path, f: RemoteFile, sha: str | None, size: int | None, basis:
 
 
 def check_complete(path: Path, name: str) -> None:
-    """Before a checksum is trusted on first use: the file must read to its end in its format
-    (gzip/tar streams to the end-of-stream marker, a parquet footer, a safetensors header, text
-    that decodes), so a cut download is never recorded as the truth."""
+    """Before a checksum is trusted on first use (or on a mirror's word): the file reads to its end
+    in its format with every checksum the format carries (data/integrity.py)."""
     try:
-        if name.endswith((".tgz", ".tar.gz", ".tar")):
-            with tarfile.open(path) as tar:
-                for member in tar:
-                    if member.isfile():
-                        with tar.extractfile(member) as fh:  # read, never extracted to disk
-                            while fh.read(CHUNK):
-                                pass
-        elif name.endswith(".gz"):
-            import gzip
-
-            with gzip.open(path) as fh:
-                while fh.read(CHUNK):
-                    pass
-        elif name.endswith(".parquet"):
-            import pyarrow.parquet as pq
-
-            pq.ParquetFile(path).metadata
-        elif name.endswith(".safetensors"):
-            from safetensors import safe_open
-
-            with safe_open(str(path), framework="pt") as fh:
-                fh.keys()
-        elif name.endswith((".json", ".jsonl", ".txt", ".xml", ".sgm", ".tsv", ".csv")):
-            text = path.read_text(encoding="utf-8")
-            if name.endswith(".json"):
-                json.loads(text)
-    except Exception as e:  # each format library has its own errors for a cut or foreign file
-        raise LightformerError(f"{name} is incomplete or not a valid {name.rsplit('.', 1)[-1]} file "
-                               f"({type(e).__name__}: {str(e)[:120]}); its checksum was not recorded. The download "
-                               f"was deleted: fetch again") from None
+        integrity.check_complete(path, name)
+    except LightformerError as e:
+        raise LightformerError(f"{e}. The download was deleted: fetch again") from None
 
 
 def resolve_source(dataset: str, f: RemoteFile, mirror: str | None) -> str:
@@ -168,11 +183,29 @@ def _download(url: str, part: Path, label: str, progress: bool, timeout: float) 
         raise
 
 
+def _pinned(f: RemoteFile) -> bool:
+    """An official pin (or the Hub's own sha256): nothing but a mirror's or our own word otherwise."""
+    return bool(f.sha256) and not (f.vouched or "").startswith("trust on first use")
+
+
+def _trust_note(dataset: str, f: RemoteFile, digest: str, sha: str | None, basis: str) -> str | None:
+    if sha is None:
+        return (f"{dataset}/{f.name}: no official checksum; recorded sha256 {digest} (trust on first use), "
+                f"later fetches verify against it")
+    if basis.startswith("the mirror's listing"):
+        return f"{dataset}/{f.name}: sha256 {digest[:16]}... matches {basis}; only that mirror vouches for it"
+    if f.vouched and f.vouched.startswith("trust on first use"):
+        return (f"{dataset}/{f.name}: sha256 {digest[:16]}... checked against {f.vouched}; nothing but that "
+                f"listing vouches for it")
+    return None
+
+
 def fetch_file(dataset: str, f: RemoteFile, dest: Path, mirror: str | None = None, progress: bool = True,
-               timeout: float = 60.0) -> Path:
-    """The verified file at ``dest/f.name``, downloading or copying it if needed."""
+               timeout: float = 60.0, listed: dict | None = None) -> Path:
+    """The verified file at ``dest/f.name``, downloading or copying it if needed. ``listed``: the
+    mirror's own SHA256SUMS (``mirror_listing``), used when nothing pins or records the file."""
     manifest = read_manifest(dest)
-    sha, size, basis = _expected(f, manifest)
+    sha, size, basis = _expected(f, manifest, listed)
     final = contained(dest, f.name, f"the file list of {dataset}")
     part = final.with_name(final.name + ".part")
     final.parent.mkdir(parents=True, exist_ok=True)  # Hub files sit in folders (3.0.0/train-...)
@@ -189,7 +222,7 @@ def fetch_file(dataset: str, f: RemoteFile, dest: Path, mirror: str | None = Non
             shutil.copyfile(source, part)
         try:
             digest = _verify(part, f, sha, size, basis, dataset)
-            if sha is None:
+            if not _pinned(f):
                 check_complete(part, f.name)
         except LightformerError:
             part.unlink(missing_ok=True)  # a wrong file cannot be resumed into a right one
@@ -197,15 +230,12 @@ def fetch_file(dataset: str, f: RemoteFile, dest: Path, mirror: str | None = Non
         os.replace(part, final)
     else:
         digest = _verify(final, f, sha, size, basis, dataset)
-        if sha is None:
+        if not _pinned(f):
             check_complete(final, f.name)
     rec = manifest["files"].get(f.name, {})
-    if sha is None:
-        print(f"{dataset}/{f.name}: no official checksum; recorded sha256 {digest} (trust on first use), "
-              f"later fetches verify against it")
-    elif f.vouched and f.vouched.startswith("trust on first use"):
-        print(f"{dataset}/{f.name}: sha256 {digest[:16]}... checked against {f.vouched}; nothing but that "
-              f"listing vouches for it")
+    note = _trust_note(dataset, f, digest, sha, basis)
+    if note:
+        print(note)
     manifest["files"][f.name] = rec | {
         "url": f.url, "source": source, "bytes": final.stat().st_size, "sha256": digest,
         "verified_against": basis if sha else "recorded now (trust on first use)",
@@ -222,23 +252,24 @@ def embedded_pins(ds: Dataset, mirror: str) -> Dataset:
     sums = Path(mirror) / ds.name / "SHA256SUMS"
     if not sums.is_file():
         raise LightformerError(f"{sums} is missing; write the embedded data with `lightformer data fixtures --out {mirror}`")
-    pins = dict(reversed(line.split(None, 1)) for line in sums.read_text().splitlines() if line.strip())
+    pins = parse_sums(sums.read_text(encoding="utf-8", errors="replace"), str(sums))
     for name in pins:
-        contained(Path(mirror) / ds.name, name.strip(), str(sums))
+        contained(Path(mirror) / ds.name, name, str(sums))
     files = []
     for f in ds.files:
         if f.name not in pins:
             raise LightformerError(f"{sums} has no entry for {f.name}")
-        files.append(RemoteFile(f.name, f.url, pins[f.name].strip(), (Path(mirror) / ds.name / f.name).stat().st_size))
+        files.append(RemoteFile(f.name, f.url, pins[f.name], (Path(mirror) / ds.name / f.name).stat().st_size))
     return Dataset(ds.name, tuple(files), notes="embedded fixture", expected={})
 
 
-def forget_recorded(ds: Dataset, dest: Path) -> list[str]:
+def forget_recorded(ds: Dataset, dest: Path, only: set[str] | None = None) -> list[str]:
     """``--retrust``: drop the checksums recorded on first use (never a pinned one) and the local
-    copies they vouched for, so the next fetch downloads, checks and records them anew."""
+    copies they vouched for, so the next fetch downloads, checks and records them anew; ``only``
+    limits it to those names (a refused fetch forgets what it recorded, nothing earlier)."""
     manifest, dropped = read_manifest(dest), []
     pinned = {f.name for f in ds.files if f.sha256}
-    for name in [n for n in manifest["files"] if n not in pinned]:
+    for name in [n for n in manifest["files"] if n not in pinned and (only is None or n in only)]:
         contained(dest, name, str(dest / "manifest.json")).unlink(missing_ok=True)
         del manifest["files"][name]
         dropped.append(name)
@@ -258,7 +289,8 @@ def fetch(ds: Dataset, root: Path, mirror: str | None = None, progress: bool = T
     if ds.hub is not None:  # list the files at the pinned (or now recorded) commit first
         ds, listing = hub.resolve(ds, read_manifest(dest), mirror, embedded)
         write_manifest(dest, read_manifest(dest) | {"dataset": ds.name, "hub": listing})
-    return [fetch_file(ds.name, f, dest, mirror, progress) for f in ds.files]
+    listed = None if embedded or ds.hub is not None else mirror_listing(ds.name, mirror)
+    return [fetch_file(ds.name, f, dest, mirror, progress, listed=listed) for f in ds.files]
 
 
 def verify(ds: Dataset, root: Path) -> list[str]:
@@ -304,4 +336,8 @@ def mirror_to(ds: Dataset, root: Path, target: Path) -> list[Path]:
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(raw_dir(root, ds.name) / f.name, dst)
         out.append(dst)
+    if ds.hub is None:  # the mirror's own listing: fetches from it are checked against it
+        sums = Path(target) / ds.name / SUMS
+        write_text_atomic(sums, "".join(f"{file_sha256(p)}  {p.relative_to(sums.parent).as_posix()}\n" for p in out))
+        out.append(sums)
     return out

@@ -132,7 +132,9 @@ def test_http_and_directory_mirrors_replace_every_url(server, tmp_path):
     ds = Dataset("iwslt14", (RemoteFile("de-en.tgz", "http://unreachable.invalid/de-en.tgz", SHA),))
     path = download.fetch(ds, tmp_path / "a", mirror=f"http://127.0.0.1:{server.server_port}/mirror", progress=False)[0]
     assert path.read_bytes() == ARCHIVE
-    assert download.mirror_to(ds, tmp_path / "a", tmp_path / "m") == [tmp_path / "m/iwslt14/de-en.tgz"]
+    assert download.mirror_to(ds, tmp_path / "a", tmp_path / "m") == [tmp_path / "m/iwslt14/de-en.tgz",
+                                                                        tmp_path / "m/iwslt14/SHA256SUMS"]
+    assert (tmp_path / "m/iwslt14/SHA256SUMS").read_text() == f"{SHA}  de-en.tgz\n"
     again = download.fetch(ds, tmp_path / "b", mirror=str(tmp_path / "m"), progress=False)[0]
     assert again.read_bytes() == ARCHIVE
 
