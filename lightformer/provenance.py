@@ -13,7 +13,7 @@ from pathlib import Path
 def code_version() -> dict:
     """lightformer's version and, when it runs from a git checkout, the commit and whether
     tracked files differ from it (None where git or the checkout is not there)."""
-    from lightformer import __version__
+    from lightformer.version import __version__
 
     root = Path(__file__).resolve().parent
 

@@ -11,6 +11,7 @@ from lightformer.compress.plan import make_plan
 from lightformer.compress.spec import CompressionSpec
 from lightformer.config import model_config
 from lightformer.data import prepared_dir
+from lightformer.data.pipeline import recipe_default
 from lightformer.errors import LightformerError
 from lightformer.train.recipes import load_train_config
 
@@ -46,7 +47,8 @@ def _grid_problems(name: str, task: dict, data_root: str, problems: list[str]) -
     if cfg is None:
         return
     folder = task["corpus"]["name"] if task.get("dataset") == "text" else task["dataset"]
-    vocabs = _vocab_sizes(prepared_dir(data_root, folder), int(task.get("bpe_merges", 10000)))
+    merges = task.get("bpe_merges") or recipe_default(task["dataset"], "bpe_merges") or 10_000
+    vocabs = _vocab_sizes(prepared_dir(data_root, folder), int(merges))
     seen = set()
     for block in ("grid", "ablation"):
         if task.get(block):

@@ -59,3 +59,56 @@ def test_modules_do_not_import_each_other_in_a_cycle():
     for module in graph:
         visit(module, [module])
     assert sorted(set(cycles)) == []
+
+
+# The package's layers, lowest first; a module may import its own layer (no cycles, above) and
+# the layers below it, never one above. Folders and top-level modules are named alike.
+LAYERS = [
+    {"errors", "version"},
+    {"io", "validate", "options", "progress", "gpu", "provenance"},
+    {"config"},
+    {"metrics", "data"},  # data: the readers training needs, and acquisition and preparation
+    {"decode"},
+    {"models"},
+    {"compress"},
+    {"checkpoint", "grid"},
+    {"export"},
+    {"speed"},
+    {"train", "glue"},
+    {"report", "workflow_checks"},
+    {"cli", "__main__"},
+]
+
+
+def _unit_imports():
+    """(importing file, its unit, the imported unit or '__init__' for the package itself)."""
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(PACKAGE).with_suffix("").parts
+        unit = parts[0]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "lightformer":
+                names = node.module.split(".")[1:2] or [a.name for a in node.names]
+            elif isinstance(node, ast.Import):
+                names = [a.name.split(".")[1] if "." in a.name else "__init__" for a in node.names
+                         if a.name.split(".")[0] == "lightformer"]
+            else:
+                continue
+            for name in names:
+                is_unit = (PACKAGE / name).is_dir() or (PACKAGE / f"{name}.py").is_file()
+                yield path.relative_to(PACKAGE.parent), unit, name if is_unit else "__init__"
+
+
+def test_no_module_imports_the_package_itself():
+    """`import lightformer` or a name from its __init__ runs the whole public API's imports: modules
+    import what they use from where it lives."""
+    assert [str(p) for p, unit, dep in _unit_imports() if dep == "__init__" and unit != "__init__.py"] == []
+
+
+def test_every_unit_has_a_layer_and_no_import_points_up():
+    level = {unit: i for i, layer in enumerate(LAYERS) for unit in layer}
+    units = {p.stem if p.is_file() else p.name for p in PACKAGE.iterdir()
+             if (p.is_dir() and (p / "__init__.py").exists()) or (p.suffix == ".py" and p.stem != "__init__")}
+    assert units - set(level) == set(), "give each new folder or module its place in LAYERS"
+    up = sorted({f"{p}: {unit} -> {dep}" for p, unit, dep in _unit_imports()
+                 if unit in level and dep in level and level[dep] > level[unit]})
+    assert up == []

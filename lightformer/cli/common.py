@@ -20,6 +20,19 @@ OPTION_RULES = {
 }
 
 
+def json_object(text: str) -> dict:
+    """An argparse type: a JSON object (anything else is a usage error naming what it was)."""
+    import argparse
+    import json
+
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"not JSON ({e.msg}, column {e.colno})") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"a JSON {type(value).__name__}, expected an object")
+    return value
+
 
 def check_options(args) -> None:
     for name, rule in OPTION_RULES.items():

@@ -54,7 +54,7 @@ def read_lines(path: str | None) -> list[str]:
 
 
 def cmd_generate(args) -> None:
-    import lightformer as lf
+    from lightformer.checkpoint import load_checkpoint
     from lightformer.data.indexed import ParallelData
     from lightformer.decode.generate import generate
     from lightformer.gpu import pick_device
@@ -63,7 +63,7 @@ def cmd_generate(args) -> None:
     distinct_outputs([args.checkpoint, args.data], [args.out, f"{args.out}.json"])
     device = pick_device(args.device)
     search = search_config(args)
-    model = lf.load_checkpoint(args.checkpoint)
+    model = load_checkpoint(args.checkpoint)
     res = generate(model, ParallelData(args.data), args.split, search, device, max_tokens=args.max_tokens,
                    batch_size=args.batch_size, remove_bpe=args.remove_bpe, detok_lang=args.detok,
                    bleu=None if args.bleu == "none" else args.bleu)
@@ -83,12 +83,12 @@ def cmd_generate(args) -> None:
 
 def cmd_translate(args) -> None:
     """Lines in (tokenised, BPE applied as in training), hypotheses out, in input order."""
-    import lightformer as lf
+    from lightformer.checkpoint import load_checkpoint
     from lightformer.data.indexed import ParallelData
     from lightformer.decode.generate import decode_sources, detokenizer, encode_lines
     from lightformer.gpu import pick_device
 
-    data, model, lines = ParallelData(args.data), lf.load_checkpoint(args.checkpoint), read_lines(args.input)
+    data, model, lines = ParallelData(args.data), load_checkpoint(args.checkpoint), read_lines(args.input)
     sources = encode_lines(lines, model, data, args.truncate, args.input or "stdin")
     max_tokens = max(len(s) for s in sources) * args.batch_size  # --batch-size sentences per batch
     hyps, _, seconds = decode_sources(sources, model, data, search_config(args), pick_device(args.device), max_tokens,

@@ -12,9 +12,9 @@ from lightformer.provenance import provenance
 def cmd_glue_init(args) -> None:
     import tempfile
 
-    from lightformer.glue.data import check_task
+    from lightformer.data.glue import check_task
+    from lightformer.data.glue_tasks import TASKS
     from lightformer.glue.model import build_vocab, load_tokenizer, pretrained_bert, save_classifier, tiny_bert
-    from lightformer.glue.tasks import TASKS
     from lightformer.glue.train import read_rows
 
     task = check_task(args.task)

@@ -5,7 +5,7 @@ import json
 import sys
 from pathlib import Path
 
-from lightformer.cli.common import parse_overrides
+from lightformer.cli.common import json_object, parse_overrides
 from lightformer.errors import LightformerError
 from lightformer.io import command_line, write_text_atomic
 from lightformer.validate import distinct_outputs
@@ -36,7 +36,9 @@ def parse_rank(text: str) -> int | dict:
 
 
 def cmd_init(args) -> None:
-    import lightformer as lf
+    from lightformer.checkpoint import save_checkpoint
+    from lightformer.compress.count import count_parameters
+    from lightformer.models.build import build_model
 
     distinct_outputs([], [args.out])
     overrides = parse_overrides(args.set)
@@ -44,15 +46,16 @@ def cmd_init(args) -> None:
         overrides["share_decoder_input_output_embed"] = True
     if args.share_all_embeddings:
         overrides["share_all_embeddings"] = True
-    model = lf.build_model(args.arch, args.src_vocab, args.tgt_vocab, seed=args.seed, **overrides)
-    lf.save_checkpoint(model, args.out, provenance={"arch": args.arch, "seed": args.seed, "init": "random"})
-    print(f"{args.out}: {args.arch}, {lf.count_parameters(model)['total']:,} parameters", file=sys.stderr)
+    model = build_model(args.arch, args.src_vocab, args.tgt_vocab, seed=args.seed, **overrides)
+    save_checkpoint(model, args.out, provenance={"arch": args.arch, "seed": args.seed, "init": "random"})
+    print(f"{args.out}: {args.arch}, {count_parameters(model)['total']:,} parameters", file=sys.stderr)
 
 
 def cmd_params(args) -> None:
-    import lightformer as lf
+    from lightformer.checkpoint import load_checkpoint
+    from lightformer.compress.count import count_parameters
 
-    counts = [lf.count_parameters(lf.load_checkpoint(path, verify=args.verify)) for path in args.checkpoints]
+    counts = [count_parameters(load_checkpoint(path, verify=args.verify)) for path in args.checkpoints]
     if args.verify:
         print("\n".join(f"{p}: content digest OK" for p in args.checkpoints), file=sys.stderr)
     if args.json:
@@ -72,9 +75,9 @@ def cmd_params(args) -> None:
 
 def cmd_compress(args) -> None:
     """SVD weight transfer (or random init) of a checkpoint or GLUE classifier (lightformer.compress)."""
-    import lightformer as lf
+    from lightformer.checkpoint import load_checkpoint, save_checkpoint
     from lightformer.compress.spec import load_spec
-    from lightformer.compress.transfer import transfer_report
+    from lightformer.compress.transfer import compress, transfer_report
     from lightformer.io import file_sha256
 
     classifier = (Path(args.checkpoint) / "lightformer.json").is_file()  # a GLUE classifier (BERT) directory
@@ -88,11 +91,11 @@ def cmd_compress(args) -> None:
         "calib_max_tokens": args.calib_max_tokens, "whiten_eps": args.whiten_eps, "asvd_alpha": args.asvd_alpha})
     if classifier:
         return _compress_classifier(args, spec)
-    dense = lf.load_checkpoint(args.checkpoint)
-    model = lf.compress(dense, spec, calib=args.calib_data)  # all checks happen here, before anything is written
+    dense = load_checkpoint(args.checkpoint)
+    model = compress(dense, spec, calib=args.calib_data)  # all checks happen here, before anything is written
     report = transfer_report(dense, model, {"path": str(args.checkpoint), "sha256": file_sha256(args.checkpoint)},
-                             args.calib_data)
-    lf.save_checkpoint(model, args.out, provenance={"parent": report["source"]})
+                             args.calib_data) | ({"record": args.record} if args.record else {})
+    save_checkpoint(model, args.out, provenance={"parent": report["source"]})
     if args.report:
         write_text_atomic(args.report, json.dumps(report, indent=2) + "\n")
     before, after = report["params"]["dense"], report["params"]["compressed"]
@@ -122,11 +125,11 @@ def _compress_classifier(args, spec: dict) -> None:
 
 
 def cmd_export_ct2(args) -> None:
-    import lightformer as lf
+    from lightformer.checkpoint import load_checkpoint
     from lightformer.export.ct2 import export_ct2, read_symbols
     from lightformer.io import file_sha256
 
-    model = lf.load_checkpoint(args.checkpoint)
+    model = load_checkpoint(args.checkpoint)
     src_symbols = tgt_symbols = None
     if args.data:  # token strings from the prepared directory's dictionaries
         from lightformer.data.indexed import ParallelData
@@ -189,6 +192,8 @@ def register(sub) -> None:
     s.add_argument("--seed", type=int)
     s.add_argument("--out", required=True)
     s.add_argument("--report", help="JSON report: per-matrix rank, error and energy kept")
+    s.add_argument("--record", type=json_object, help="a JSON object stored as the report's 'record': the run's "
+                                                      "identity (task, variant, seed, budget) that reports group by")
     s.set_defaults(func=cmd_compress)
 
     s = sub.add_parser("export", help="convert a checkpoint for another inference engine")

@@ -12,8 +12,8 @@ from lightformer.validate import distinct_outputs
 
 
 def cmd_train(args) -> int:
-    from lightformer.train.recipes import load_train_config
     from lightformer.train.loop import EXIT_PREEMPTED, Preempted, train
+    from lightformer.train.recipes import load_train_config
 
     cfg = load_train_config(args.recipe, args.config, args.overrides)
     if args.nproc_per_node > 1 and "LOCAL_RANK" not in os.environ:
@@ -50,18 +50,18 @@ def _relaunch_under_torchrun(nproc: int, update_freq: int) -> int:
 
 
 def cmd_average(args) -> None:
-    import lightformer as lf
+    from lightformer.checkpoint import save_checkpoint
     from lightformer.train.run_dir import average_checkpoints
 
     distinct_outputs(args.checkpoints, [args.out])
     model = average_checkpoints(args.checkpoints)
-    lf.save_checkpoint(model, args.out, provenance={"averaged": [str(p) for p in args.checkpoints]})
+    save_checkpoint(model, args.out, provenance={"averaged": [str(p) for p in args.checkpoints]})
     print(f"{args.out}: mean of {len(args.checkpoints)} checkpoints")
 
 
 def cmd_bench_train(args) -> None:
     """Training throughput and MFU, ours and Hugging Face's on the same batches (lightformer.train.bench)."""
-    import lightformer as lf
+    from lightformer.checkpoint import load_checkpoint
     from lightformer.gpu import pick_device
     from lightformer.train.bench import TrainBenchConfig, bench_train
 
@@ -76,7 +76,7 @@ def cmd_bench_train(args) -> None:
 
         models = paper_size_models(args.paper_size)
     else:
-        models = {Path(p).name.split(".")[0]: lf.load_checkpoint(p) for p in args.checkpoints}
+        models = {Path(p).name.split(".")[0]: load_checkpoint(p) for p in args.checkpoints}
     rows = bench_train(models, cfg, pick_device(args.device))
     for row in rows:
         row["command"] = command_line()

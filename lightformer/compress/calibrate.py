@@ -20,7 +20,7 @@ import torch
 from lightformer.data.batching import collate, epoch_order, length_buckets
 from lightformer.data.indexed import ParallelData
 from lightformer.errors import LightformerError
-from lightformer.train.losses import label_smoothed_nll_loss
+from lightformer.models.losses import label_smoothed_nll_loss
 
 OUT_PROJ = "decoder.output_layer"  # key of the output projection's input statistics
 

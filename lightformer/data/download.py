@@ -40,7 +40,7 @@ def write_manifest(dest: Path, manifest: dict) -> None:
 
 
 def _tool_versions() -> dict:
-    from lightformer import __version__
+    from lightformer.version import __version__
 
     return {"lightformer": __version__, "requests": requests.__version__, "python": platform.python_version()}
 

@@ -227,7 +227,7 @@ def _glue_example(task: str, rng: random.Random) -> tuple[list[str], float]:
 def glue_parquet(train: int = 400, valid: int = 100, test: int = 50, seed: int = 5) -> dict[str, bytes]:
     """nyu-mll/glue's files per task (<task>/<split>-00000-of-00001.parquet; columns as the Hub's,
     plus idx); test labels are -1 as on the Hub; MNLI has matched and mismatched dev/test."""
-    from lightformer.glue.tasks import TASKS
+    from lightformer.data.glue_tasks import TASKS
 
     out = {}
     for t, task in enumerate(TASKS):

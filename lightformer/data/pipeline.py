@@ -38,6 +38,25 @@ class DataOptions:
         return {"bpe_merges": self.bpe_merges} if self.bpe_merges else {}
 
 
+# dataset kind -> its prepare function; each function's keyword defaults are the recipe's (BPE merges,
+# lengths), kept there once: the workflow passes only what a config sets
+PREPARERS = {"iwslt14": "lightformer.data.iwslt14:prepare_iwslt14", "wmt14": "lightformer.data.wmt14:prepare_wmt14",
+             "wmt14_hub": "lightformer.data.wmt14:prepare_wmt14", "cnndm": "lightformer.data.cnndm:prepare_cnndm",
+             "ddtp": "lightformer.data.ddtp:prepare_ddtp", "text": "lightformer.data.corpus:prepare_corpus"}
+
+
+def recipe_default(kind: str, option: str):
+    """A dataset kind's own default for a prepare option (e.g. bpe_merges: 40,000 for wmt14), or None."""
+    import importlib
+    import inspect
+
+    if kind not in PREPARERS:
+        return None
+    module, func = PREPARERS[kind].split(":")
+    param = inspect.signature(getattr(importlib.import_module(module), func)).parameters.get(option)
+    return None if param is None or param.default is inspect.Parameter.empty else param.default
+
+
 def _ddtp_pair(o: DataOptions) -> tuple[str, str]:
     pair = tuple(o.pair.split("-"))
     if len(pair) != 2 or not all(pair) or "en" not in pair or pair[0] == pair[1]:
@@ -191,7 +210,7 @@ def _prepare_published(ds, o: DataOptions) -> list[str]:
         counts = prepare_cnndm(raw, out, **o.merges(), src_max_tokens=o.src_max_tokens,
                                tgt_max_tokens=o.tgt_max_tokens, workers=o.workers, expected=expected)
     elif ds.name == "glue":
-        from lightformer.glue.data import prepare_glue
+        from lightformer.data.glue import prepare_glue
 
         counts = prepare_glue(raw, out, expected=expected)
     else:

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from lightformer.data.glue_tasks import TASKS as GLUE_TASK_TABLE
 from lightformer.data.hub import HubSource, RemoteFile
 from lightformer.errors import LightformerError
-from lightformer.glue.tasks import TASKS as GLUE_TASK_TABLE
 
 __all__ = ["DATASETS", "Dataset", "RemoteFile", "get_dataset"]
 

@@ -93,10 +93,8 @@ def _check_exportable(model) -> None:
     if cfg.encoder_heads != cfg.decoder_heads:
         raise LightformerError(f"CTranslate2's Transformer has one head count; this model has "
                                f"{cfg.encoder_heads} (encoder) and {cfg.decoder_heads} (decoder)")
-    from lightformer.speed.fast import FusedSelfAttention
-
     for m in model.modules():
-        if isinstance(m, FusedSelfAttention):
+        if getattr(m, "inference_only", False):  # speed.fast's rewritten modules
             raise LightformerError("export the stored model, not one prepared for inference (fused q/k/v)")
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
+from lightformer.data.glue_tasks import SCORED
 from lightformer.errors import LightformerError
-from lightformer.glue.tasks import SCORED
 
 
 def _binary_f1(pred: np.ndarray, gold: np.ndarray) -> float:

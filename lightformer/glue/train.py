@@ -13,10 +13,10 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from lightformer.data.glue import DEV_SPLITS, check_task
+from lightformer.data.glue_tasks import TASKS, dev_split_name
 from lightformer.errors import LightformerError
-from lightformer.glue.data import DEV_SPLITS, check_task
 from lightformer.glue.metrics import glue_metrics
-from lightformer.glue.tasks import TASKS, dev_split_name
 from lightformer.gpu import pick_device
 from lightformer.validate import checks
 

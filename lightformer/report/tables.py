@@ -9,7 +9,6 @@ and passes (never a glob of ``results/``, so nothing left over from an earlier g
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pandas as pd
@@ -59,10 +58,11 @@ def solved_ranks(report: dict) -> str:
     return " ".join(f"{role}={'/'.join(map(str, sorted(rs)))}" for role, rs in sorted(by_role.items()))
 
 
-def init_label(model: str, spec: dict) -> str:
-    """The initialiser a row shows: the compress spec's, except the workflow's random_full
-    variants (random factors trained for the baseline's budget, named ..._random_full)."""
-    return "random_full" if re.search(r"_k\d+_random_full(_|$)", model) else spec["init"]
+def init_label(report: dict) -> str:
+    """The initialiser a row shows: the grid's label recorded by the workflow (``random_full`` for
+    random factors trained on the baseline's budget, lightformer/grid.py), else the compress spec's."""
+    return report.get("record", {}).get("init_label") or report["spec"]["init"]
+
 
 
 def data_columns(prepared_meta: Path | None) -> dict:
@@ -123,7 +123,7 @@ def task_rows(task: str, evals: list[Path], params: list[Path], reports: list[Pa
         if spec_path:
             report = _read_json(spec_path)
             spec = report["spec"]
-            row |= {"init": init_label(model, spec), "ratio_target": spec["ratio"], "rank": solved_ranks(report),
+            row |= {"init": init_label(report), "ratio_target": spec["ratio"], "rank": solved_ranks(report),
                     "rank_alloc": spec.get("rank_alloc", "uniform"), "share_layers": spec["share_layers"],
                     "share_side": spec["share_side"], "share_qkv": spec["share_qkv"]}
         if speed is not None:
@@ -293,7 +293,7 @@ def ablation_transfer_rows(transfer: list[Path], finetuned: list[Path], reports:
     for p in reports:
         rep = _read_json(p)
         entry = collected.setdefault(key(p), {})
-        entry["spec"] = rep["spec"]
+        entry["spec"], entry["label"] = rep["spec"], init_label(rep)
         entry.setdefault("error", []).append((rep.get("calibration") or {}).get("output_rel_error_mean"))
         entry["params"] = rep["params"]["compressed"]["total"]
         entry["ratio"] = rep["params"]["ratio"]
@@ -305,7 +305,7 @@ def ablation_transfer_rows(transfer: list[Path], finetuned: list[Path], reports:
         if "spec" not in e:
             raise LightformerError(f"{task}/{model}: no compress report given")
         spec = e["spec"]
-        row = {"task": task, "model": model, "init": init_label(model, spec),
+        row = {"task": task, "model": model, "init": e["label"],
                "rank_alloc": spec.get("rank_alloc", "uniform"),
                "ratio_target": spec["ratio"], "share_layers": spec["share_layers"], "params": e["params"],
                "compression": e["ratio"], "metric_label": label.get(task, "")}

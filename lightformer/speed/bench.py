@@ -51,20 +51,21 @@ def paper_size_models(task: str, seed: int = 1) -> dict:
     """A random-weight dense model of ``task``'s paper size and a LightFormer of the shapes SVD
     transfer gives at the abstract's ratio: speed depends on shapes, not weights, so the factors
     are drawn at random (init 'random') rather than paying for the SVDs."""
-    import lightformer as lf
+    from lightformer.compress.transfer import compress
+    from lightformer.models.build import build_model
 
     if task not in PAPER_SIZES:
         raise LightformerError(f"no paper size is known for task {task!r}; known: {', '.join(PAPER_SIZES)}")
     p = PAPER_SIZES[task]
-    dense = lf.build_model(p["arch"], p["src_vocab"], p["tgt_vocab"], seed=seed, **p["overrides"])
-    return {f"{task}_paper_size_baseline": dense, f"{task}_paper_size_lf": lf.compress(dense, ratio=p["ratio"], init="random")}
+    dense = build_model(p["arch"], p["src_vocab"], p["tgt_vocab"], seed=seed, **p["overrides"])
+    return {f"{task}_paper_size_baseline": dense, f"{task}_paper_size_lf": compress(dense, ratio=p["ratio"], init="random")}
 
 
 def load_speed_entries(entries: list[str], names: list[str] | None = None) -> tuple[dict, list[str]]:
     """({name: model}, the checkpoint column) for ``lightformer speed``'s entries: checkpoints, or
     ``ct2:DIR[:PRECISION]`` for CTranslate2 models. Names are the file stems, the entries
     themselves where stems collide, or ``names``."""
-    import lightformer as lf
+    from lightformer.checkpoint import load_checkpoint
     from lightformer.speed.ct2 import CT2Model, is_ct2, parse_entry
 
     parsed = [parse_entry(p) if is_ct2(p) else None for p in entries]
@@ -75,7 +76,7 @@ def load_speed_entries(entries: list[str], names: list[str] | None = None) -> tu
         if len(names) != len(entries) or len(set(names)) != len(names):
             raise LightformerError(f"--names needs {len(entries)} distinct names, one per checkpoint")
         chosen = names
-    models = {n: CT2Model(*e) if e else lf.load_checkpoint(p) for n, p, e in zip(chosen, entries, parsed)}
+    models = {n: CT2Model(*e) if e else load_checkpoint(p) for n, p, e in zip(chosen, entries, parsed)}
     return models, list(entries)
 
 

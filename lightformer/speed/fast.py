@@ -84,6 +84,8 @@ class FusedSelfAttention(MultiheadAttention):
     """Self-attention for inference whose q, k, v come from one packed product (``qkv_proj``). It
     takes the trained module's place, so the model itself keeps no inference switches."""
 
+    inference_only = True  # not a stored model's layout: exporters refuse it (export/ct2.py)
+
     def __init__(self, attn: MultiheadAttention, qkv_proj: nn.Module):
         nn.Module.__init__(self)  # not MultiheadAttention's: no separate q/k/v projections
         self.num_heads, self.head_dim, self.dropout = attn.num_heads, attn.head_dim, attn.dropout

@@ -20,9 +20,9 @@ import torch
 from lightformer.config import PAD
 from lightformer.data.batching import collate, length_buckets
 from lightformer.errors import LightformerError
+from lightformer.models.losses import label_smoothed_nll_loss, seq2seq_loss
 from lightformer.train.cost import arch_of
 from lightformer.train.flops import step_macs
-from lightformer.train.losses import label_smoothed_nll_loss, seq2seq_loss
 
 # dense tensor-core peaks, FLOP/s, from the vendors' datasheets (docs/reference.md §8); matched on
 # torch.cuda.get_device_name(). fp32 means TF32 off: CUDA-core peak.

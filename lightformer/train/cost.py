@@ -2,7 +2,7 @@
 throughput (``lightformer bench train`` rows) and each training rule's token budget.
 
 Per task: the baseline (the train: recipe's updates) and every fine-tuned variant (finetune:'s
-updates; random_full variants train for the baseline's), once per seed. Target tokens per update
+updates; variants of budget full train for the baseline's, lightformer/grid.py), once per seed. Target tokens per update
 come from the measured batches (at the measured max_tokens, scaled to the recipe's max_tokens x
 update_freq); seconds from the measured tokens/s of the same architecture, the dense row for
 baselines and the LightFormer row for variants. Not counted: validation, compression, decoding,
@@ -10,8 +10,7 @@ speed runs and GLUE (the note of every row says so).
 """
 from __future__ import annotations
 
-import itertools
-
+from lightformer import grid
 from lightformer.config import PRESETS, model_config
 from lightformer.errors import LightformerError
 from lightformer.train.recipes import load_train_config
@@ -28,19 +27,6 @@ def arch_of(cfg) -> str:
         if all(getattr(preset, d) == getattr(cfg, d) for d in dims):
             return name
     return "custom"
-
-
-def variant_names(task: dict) -> dict[str, str]:
-    """Variant name -> init, as the workflow names them (workflow/rules/common.smk, _grid_variants)."""
-    out = {}
-    for block in ("grid", "ablation"):
-        grid = task.get(block)
-        if not grid:
-            continue
-        for ratio, k, init, alloc in itertools.product(grid["ratio"], grid["share_layers"], grid["init"],
-                                                       grid.get("rank_alloc", ["uniform"])):
-            out[f"r{ratio}_k{k}_{init}" + ("" if alloc == "uniform" else f"_{alloc}")] = init
-    return out
 
 
 def _rate(rows: list[dict], arch: str, kind: str, lengths: str) -> dict:
@@ -75,10 +61,10 @@ def plan_cost(config: dict, rows: list[dict]) -> list[dict]:
         arch = base.arch if base.arch in PRESETS else "custom"
         seeds = len(config.get("seeds", [1]))
         stages = [("baseline", "train", "dense", seeds)]
-        inits = list(variant_names(task).values())
-        full = sum(init == "random_full" for init in inits)
-        stages += [("fine-tune", "finetune", "lightformer", seeds * (len(inits) - full)),
-                   ("random init, baseline budget", "train", "lightformer", seeds * full)]
+        variants = list(grid.task_variants(task).values())
+        full = sum(v.budget == "full" for v in variants)
+        stages += [("fine-tune", "finetune", "lightformer", seeds * (len(variants) - full)),
+                   ("variants on the baseline's budget", "train", "lightformer", seeds * full)]
         for label, stage, kind, runs in stages:
             if not runs:
                 continue

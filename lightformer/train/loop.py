@@ -28,7 +28,7 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-import lightformer as lf
+from lightformer.checkpoint import load_checkpoint
 from lightformer.data.batching import collate, epoch_order, length_buckets
 from lightformer.data.indexed import ParallelData, fingerprint
 from lightformer.decode.beam import SearchConfig, beam_search
@@ -36,8 +36,12 @@ from lightformer.errors import LightformerError
 from lightformer.gpu import pick_device
 from lightformer.io import file_sha256
 from lightformer.metrics.bleu import tokenized_bleu
+from lightformer.models.build import build_model
+from lightformer.models.losses import label_smoothed_nll_loss, seq2seq_loss
 from lightformer.models.transformer import set_dropout
 from lightformer.train.bench import peak_flops
+from lightformer.train.flops import Throughput, step_macs
+from lightformer.train.recipes import TrainConfig
 from lightformer.train.run_dir import (
     Resume,
     discard_run,
@@ -48,9 +52,6 @@ from lightformer.train.run_dir import (
     save_train_checkpoint,
     set_aside,
 )
-from lightformer.train.recipes import TrainConfig
-from lightformer.train.flops import Throughput, step_macs
-from lightformer.train.losses import label_smoothed_nll_loss, seq2seq_loss
 from lightformer.train.schedule import inverse_sqrt_lr
 
 EXIT_PREEMPTED = 75  # EX_TEMPFAIL: "try again" — rerunning the same command resumes
@@ -160,7 +161,7 @@ def _build_model(cfg: TrainConfig, data: ParallelData, resume: Resume | None):
     if resume is not None:
         return resume.model
     if cfg.init_from:
-        model = lf.load_checkpoint(cfg.init_from)
+        model = load_checkpoint(cfg.init_from)
         drop = {k: v for k, v in cfg.model.items() if k in ("dropout", "attention_dropout", "activation_dropout")}
         # a training recipe may restate the checkpoint's own shapes (random init at the baseline's budget)
         other = sorted(k for k in set(cfg.model) - set(drop) if getattr(model.cfg, k, None) != cfg.model[k])
@@ -170,7 +171,7 @@ def _build_model(cfg: TrainConfig, data: ParallelData, resume: Resume | None):
         model.overridden = {k: (getattr(model.cfg, k), v) for k, v in drop.items() if getattr(model.cfg, k) != v}
         set_dropout(model, **drop)
     else:
-        model = lf.build_model(cfg.arch, len(data.src_dict), len(data.tgt_dict), seed=cfg.seed, **cfg.model)
+        model = build_model(cfg.arch, len(data.src_dict), len(data.tgt_dict), seed=cfg.seed, **cfg.model)
     if (model.cfg.src_vocab, model.cfg.tgt_vocab) != (len(data.src_dict), len(data.tgt_dict)):
         raise LightformerError(
             f"the model's vocabularies ({model.cfg.src_vocab}/{model.cfg.tgt_vocab}) do not match the data's "

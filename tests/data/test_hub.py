@@ -12,10 +12,10 @@ from lightformer.cli import main
 from lightformer.data import download, hub
 from lightformer.data.cnndm import SEP, prepare_cnndm, read_split
 from lightformer.data.fixtures import cnndm_parquet, glue_parquet, hub_listing
+from lightformer.data.glue import prepare_glue
 from lightformer.data.indexed import ParallelData
 from lightformer.data.sources import CNNDM, GLUE
 from lightformer.errors import LightformerError
-from lightformer.glue.data import prepare_glue
 from tests.data.test_download import server  # noqa: F401  (the loopback HTTP server fixture)
 
 FILES = cnndm_parquet(train=30, valid=6, test=5)

@@ -126,9 +126,9 @@ def test_bert_is_fetched_like_a_dataset_and_becomes_a_classifier(server, tmp_pat
 def test_the_glue_task_list_is_kept_once_and_the_workflow_schema_agrees():
     import yaml
 
+    from lightformer.data.glue_tasks import TASKS
     from lightformer.data.sources import GLUE
     from lightformer.glue.metrics import SCORED
-    from lightformer.glue.tasks import TASKS
 
     schema = yaml.safe_load(open("workflow/schemas/config.schema.yaml"))
     enum = schema["properties"]["glue"]["properties"]["tasks"]["items"]["enum"]

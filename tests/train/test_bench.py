@@ -11,9 +11,9 @@ from torch.utils.flop_counter import FlopCounterMode
 import lightformer as lf
 from lightformer.cli import main
 from lightformer.errors import LightformerError
+from lightformer.models.losses import label_smoothed_nll_loss
 from lightformer.train.bench import TrainBenchConfig, bench_train, marian_like, synthetic_batches
 from lightformer.train.flops import step_macs
-from lightformer.train.losses import label_smoothed_nll_loss
 
 
 def tiny(**kw):
@@ -128,7 +128,7 @@ def test_plan_cost_from_a_measured_cpu_bench_with_random_init_at_the_baseline_bu
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
     assert main(["plan-cost", str(tmp_path / "c.yaml"), "--bench", str(bench), "--out", str(tmp_path / "cost.csv")]) == 0
     rows = {r["stage"]: r for r in csv.DictReader(open(tmp_path / "cost.csv"))}
-    assert (rows["baseline"]["runs"], rows["fine-tune"]["runs"], rows["random init, baseline budget"]["runs"]) == \
+    assert (rows["baseline"]["runs"], rows["fine-tune"]["runs"], rows["variants on the baseline's budget"]["runs"]) == \
         ("2", "4", "4")
     measured = {r["kind"]: r for r in csv.DictReader(open(bench))}
     per_batch = float(measured["dense"]["target_tokens"]) / 2 * 1024 / 256  # the synthetic recipe: max_tokens 1024

@@ -5,7 +5,7 @@ from torch._dynamo.utils import counters
 
 import lightformer as lf
 from lightformer.data.batching import collate
-from lightformer.train.losses import label_smoothed_nll_loss
+from lightformer.models.losses import label_smoothed_nll_loss
 
 
 def test_compiled_training_step_matches_eager_and_compiles_at_most_twice():

@@ -6,7 +6,7 @@ import torch
 
 import lightformer as lf
 from lightformer.config import PAD
-from lightformer.train.losses import (
+from lightformer.models.losses import (
     fused_label_smoothed_nll_loss,
     label_smoothed_nll_loss,
     seq2seq_loss,
@@ -89,8 +89,8 @@ def test_a_batch_of_padding_only_gives_zero_loss_and_zero_gradients():
 
 def test_a_run_with_the_fused_loss_follows_the_dense_run(tmp_path):
     from lightformer.data.synthetic import write_synthetic
-    from lightformer.train.recipes import load_train_config
     from lightformer.train.loop import train
+    from lightformer.train.recipes import load_train_config
 
     data = write_synthetic(tmp_path / "syn", "copy", train=400, valid=40, test=40)
     summaries = {loss: train(load_train_config("synthetic", overrides=[

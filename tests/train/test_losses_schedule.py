@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from lightformer.config import PAD
-from lightformer.train.losses import label_smoothed_nll_loss
+from lightformer.models.losses import label_smoothed_nll_loss
 from lightformer.train.schedule import inverse_sqrt_lr
 
 

@@ -1,6 +1,5 @@
 # Config validation, wildcard constraints and input helpers. No rules here.
 import hashlib
-import itertools
 import json
 import shlex
 import sys
@@ -8,6 +7,12 @@ from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
+
+try:  # the grid's names and wildcard come from the library (lightformer/grid.py), never copied here
+    from lightformer import grid
+except ImportError as e:
+    raise WorkflowError(f"the workflow needs the lightformer package where Snakemake runs ({e}); "
+                        f"install it with `pip install -e '.[workflow]'` (README)") from None
 
 
 validate(config, "../schemas/config.schema.yaml")
@@ -41,7 +46,7 @@ wildcard_constraints:
     gtask="|".join(config.get("glue", {}).get("tasks", [])) or "^$",  # the schema's enum lists the GLUE tasks
     dataset="[a-z0-9_]+",
     model="[A-Za-z0-9_.]+",
-    variant="r[0-9.]+_k[0-9]+_(svd|random|random_full|svd_whiten|svd_fisher|asvd)(_energy|_whitened_energy)?",
+    variant=grid.wildcard_pattern(),
     seed="[0-9]+",
     device="cpu|cuda",
     protocol="latency|throughput",
@@ -117,19 +122,8 @@ def rule_resources(rule, **fixed):
 GLUE = config.get("glue", {})
 
 
-def _grid_variants(grid):
-    """Variant name -> options; a non-uniform rank allocation is a name suffix (r2.0_k1_svd_energy)."""
-    out = {}
-    allocs = grid.get("rank_alloc", ["uniform"])
-    for ratio, k, init, alloc in itertools.product(grid["ratio"], grid["share_layers"], grid["init"], allocs):
-        name = f"r{ratio}_k{k}_{init}" + ("" if alloc == "uniform" else f"_{alloc}")
-        out[name] = {"ratio": ratio, "share_layers": k, "init": init, "rank_alloc": alloc,
-                     "share_qkv": grid.get("share_qkv", False)}
-    return out
-
-
 def get_glue_models():
-    return ["baseline"] + list(_grid_variants(GLUE["grid"])) if GLUE else []
+    return ["baseline"] + list(grid.expand(GLUE["grid"])) if GLUE else []
 
 
 def glue_metrics_path(task, model, seed):
@@ -154,11 +148,11 @@ def glue_run_args(stage):
 
 
 def glue_compress_flags(wildcards):
-    v = _grid_variants(GLUE["grid"])[wildcards.variant]
+    v = grid.expand(GLUE["grid"])[wildcards.variant]
     roles = ",".join(GLUE["grid"].get("roles", ["body"]))
-    out = flags(("--ratio", v["ratio"]), ("--share-layers", v["share_layers"]), ("--init", v["init"]),
+    out = flags(("--ratio", v.ratio), ("--share-layers", v.share_layers), ("--init", v.init),
                 ("--seed", wildcards.seed), ("--roles", roles))
-    return f"{out} --share-qkv" if v["share_qkv"] else out
+    return f"{out} --share-qkv" if v.share_qkv else out
 
 
 def get_glue_speed_csvs():
@@ -181,15 +175,12 @@ def glue_speed_flags(wildcards):
 
 
 def get_variants(task):
-    """Variant name -> compression options, one per combination of the task's grid and of its
-    transfer ablation."""
-    t = config["tasks"][task]
-    return _grid_variants(t["grid"]) | (_grid_variants(t["ablation"]) if t.get("ablation") else {})
+    """Variant name -> grid.Variant, for the task's grid and its transfer ablation."""
+    return grid.task_variants(config["tasks"][task])
 
 
 def ablation_variants(task):
-    t = config["tasks"][task]
-    return list(_grid_variants(t["ablation"])) if t.get("ablation") else []
+    return grid.ablation_names(config["tasks"][task])
 
 
 def ablation_tasks():
@@ -235,12 +226,13 @@ def data_kind(wildcards):
 
 
 def prepare_flags(wildcards):
-    """`lightformer data prepare` options of the (first) task that uses this dataset."""
+    """`lightformer data prepare` options of the (first) task that uses this dataset: only what the
+    config sets, so a dataset's own recipe defaults (lightformer.data.pipeline.PREPARERS) apply."""
     task = task_using(wildcards.dataset) or {}
-    merges = ("--bpe-merges", task.get("bpe_merges", 10000))
+    merges = [("--bpe-merges", task["bpe_merges"])] if "bpe_merges" in task else []  # else the recipe's own
     if is_corpus(wildcards.dataset):
-        return f"{flags(merges)} {corpus_flag(task)}"
-    return flags(merges, *((f"--{k.replace('_', '-')}", v) for k, v in task.get("prepare", {}).items()))
+        return f"{flags(*merges)} {corpus_flag(task)}"
+    return flags(*merges, *((f"--{k.replace('_', '-')}", v) for k, v in task.get("prepare", {}).items()))
 
 
 def fetch_flags(wildcards):
@@ -280,10 +272,10 @@ def model_path(task, model, seed):
 
 
 def finetune_args(wildcards):
-    """The fine-tuning recipe; for init random_full, the baseline's own recipe and update budget
+    """The fine-tuning recipe; for budget full, the baseline's own recipe and update budget
     (random init trained as long as the model it is compared with, not just the fine-tuning steps)."""
-    init = get_variants(wildcards.task)[wildcards.variant]["init"]
-    return run_args(wildcards.task, "train" if init == "random_full" else "finetune")
+    budget = get_variants(wildcards.task)[wildcards.variant].budget
+    return run_args(wildcards.task, "train" if budget == "full" else "finetune")
 
 
 def run_args(task, stage):
@@ -300,11 +292,12 @@ CALIB_FLAGS = {"batches": "--calib-batches", "max_tokens": "--calib-max-tokens",
 def compress_flags(wildcards):
     v = get_variants(wildcards.task)[wildcards.variant]
     calib = config["tasks"][wildcards.task].get("calib", {})
-    init = "random" if v["init"] == "random_full" else v["init"]  # random_full differs in its training budget
-    out = flags(("--ratio", v["ratio"]), ("--share-layers", v["share_layers"]), ("--init", init),
-                ("--rank-alloc", v["rank_alloc"]), ("--seed", wildcards.seed), ("--calib-data", prepared(wildcards.task)),
-                *((CALIB_FLAGS[k], value) for k, value in calib.items()))
-    return f"{out} --share-qkv" if v["share_qkv"] else out
+    record = v.record() | {"task": wildcards.task, "seed": int(wildcards.seed)}
+    out = flags(("--ratio", v.ratio), ("--share-layers", v.share_layers), ("--init", v.init),
+                ("--rank-alloc", v.rank_alloc), ("--seed", wildcards.seed), ("--calib-data", prepared(wildcards.task)),
+                *((CALIB_FLAGS[k], value) for k, value in calib.items()),
+                ("--record", json.dumps(record, sort_keys=True)))
+    return f"{out} --share-qkv" if v.share_qkv else out
 
 
 def generate_flags(wildcards):

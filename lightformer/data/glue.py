@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from lightformer.data.glue_tasks import TASKS
 from lightformer.errors import LightformerError
-from lightformer.glue.tasks import TASKS
 
 DEV_SPLITS = {t: tuple(task.dev) for t, task in TASKS.items()}
 

@@ -1,0 +1,69 @@
+"""The grid has one home (lightformer/grid.py): names, the wildcard, budgets, and the schema's enums
+equal to the library's lists, so adding an initialiser or an axis cannot miss a copy."""
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lightformer import grid
+from lightformer.compress.spec import INITS, RANK_ALLOCS
+from lightformer.data.pipeline import PREPARERS, recipe_default
+from lightformer.data.sources import DATASETS
+
+REPO = Path(__file__).resolve().parents[1]
+SCHEMA = yaml.safe_load(open(REPO / "workflow/schemas/config.schema.yaml"))
+
+
+def test_the_schema_enums_are_the_librarys_lists():
+    block = SCHEMA["$defs"]["grid"]["properties"]
+    assert block["init"]["items"]["enum"] == list(grid.GRID_INITS)
+    assert block["rank_alloc"]["items"]["enum"] == list(RANK_ALLOCS)
+    assert block["budget"]["items"]["enum"] == list(grid.BUDGETS)
+    datasets = SCHEMA["properties"]["tasks"]["additionalProperties"]["properties"]["dataset"]["enum"]
+    assert set(datasets) <= set(DATASETS) | {"ddtp", "text"} and set(datasets) <= set(PREPARERS)
+    assert set(grid.GRID_AXES) - {"init"} <= set(block)
+
+
+def test_names_parse_back_only_through_the_wildcard_and_keep_the_old_spelling():
+    block = {"ratio": [2.0, 3.8], "share_layers": [1, 2], "init": ["svd", "random_full", "svd_whiten"],
+             "rank_alloc": ["uniform", "whitened_energy"]}
+    variants = grid.expand(block)
+    assert len(variants) == 2 * 2 * 3 * 2
+    full = variants["r3.8_k2_random_full"]
+    assert (full.init, full.budget, full.label) == ("random", "full", "random_full")
+    assert variants["r2.0_k1_svd_whiten_whitened_energy"].rank_alloc == "whitened_energy"
+    pattern = re.compile(grid.wildcard_pattern())
+    assert all(pattern.fullmatch(name) for name in variants)
+    for bad in ("r2.0_k1_svdd", "r2.0_k1_random_full_full", "r2.0_k_svd", "baseline", "r2.0_k1_svd_energy_x"):
+        assert not pattern.fullmatch(bad), bad
+
+
+def test_budget_is_an_axis_and_recorded():
+    variants = grid.expand({"ratio": [2.0], "share_layers": [1], "init": ["svd", "random"],
+                            "budget": ["finetune", "full"]})
+    assert list(variants) == ["r2.0_k1_svd", "r2.0_k1_svd_full", "r2.0_k1_random", "r2.0_k1_random_full"]
+    record = variants["r2.0_k1_svd_full"].record()
+    assert record["budget"] == "full" and record["init"] == "svd" and record["variant"] == "r2.0_k1_svd_full"
+
+
+@pytest.mark.parametrize("kind,merges", [("iwslt14", 10_000), ("wmt14", 40_000), ("cnndm", 20_000), ("ddtp", 8_000)])
+def test_each_dataset_keeps_its_own_bpe_default(kind, merges):
+    assert recipe_default(kind, "bpe_merges") == merges
+
+
+def test_a_task_without_bpe_merges_gets_its_datasets_recipe_in_the_dry_run(tmp_path):
+    config = yaml.safe_load(open(REPO / "config.yaml"))
+    for task in config["tasks"].values():
+        task.pop("bpe_merges", None)
+    config.pop("measure_speed", None)
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    snakemake = Path(sys.executable).parent / "snakemake"
+    r = subprocess.run([str(snakemake), "-s", str(REPO / "Snakefile"), "--configfile", str(path), "--cores", "1",
+                        "-n", "-p", "--forceall", "all"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    prepares = [line for line in r.stdout.splitlines() if "lightformer data prepare" in line]
+    assert prepares and not any("--bpe-merges" in line for line in prepares)
