@@ -14,9 +14,11 @@ def cmd_glue_init(args) -> None:
 
     from lightformer.data.glue import check_task
     from lightformer.data.glue_tasks import TASKS
-    from lightformer.glue.model import build_vocab, load_tokenizer, pretrained_bert, save_classifier, tiny_bert
+    from lightformer.glue.model import KIND, build_vocab, load_tokenizer, pretrained_bert, save_classifier, tiny_bert
     from lightformer.glue.train import read_rows
+    from lightformer.io import check_output_dir
 
+    check_output_dir(args.out, KIND, inputs=(args.data, args.pretrained), force=args.force)
     task = check_task(args.task)
     with tempfile.TemporaryDirectory() as tmp:
         if args.pretrained:
@@ -31,25 +33,27 @@ def cmd_glue_init(args) -> None:
             build_vocab([r[c] for r in rows for c in TASKS[task].columns], vocab_dir)
             model = tiny_bert(vocab_dir, TASKS[task].num_labels, hidden=args.hidden, layers=args.layers, heads=args.heads,
                               ffn=args.ffn, max_len=args.max_len, seed=args.seed)
-        save_classifier(model, args.out, vocab_dir, {"task": task, "source": args.pretrained or "tiny (random init)"})
+        save_classifier(model, args.out, vocab_dir, {"task": task, "source": args.pretrained or "tiny (random init)"},
+                        force=args.force)
     print(f"{args.out}: {'pretrained ' + args.pretrained if args.pretrained else 'tiny BERT'} for {task}, "
           f"{sum(p.numel() for p in model.parameters()):,} parameters")
 
 
 def cmd_glue_train(args) -> None:
     from lightformer.compress.bert import dense_params
-    from lightformer.glue.model import load_classifier, load_tokenizer, save_classifier
+    from lightformer.glue.model import KIND, load_classifier, load_tokenizer, save_classifier
     from lightformer.glue.train import GlueConfig, fine_tune
+    from lightformer.io import check_output_dir
     from lightformer.options import build
 
     cfg = build(GlueConfig, pairs=args.overrides, what="GLUE option")
-    if Path(args.out).resolve() == Path(args.checkpoint).resolve():
-        raise LightformerError(f"--out {args.out!r} would overwrite the input checkpoint; write it elsewhere")
+    check_output_dir(args.out, KIND, inputs=(args.checkpoint, args.data), force=args.force)
     model, meta = load_classifier(args.checkpoint)
     task = args.task or meta.get("task")
     result = fine_tune(model, load_tokenizer(Path(args.checkpoint)), task, Path(args.data), cfg)
     save_classifier(model.cpu(), args.out, Path(args.checkpoint),
-                    {"task": task, "provenance": {"parent": str(args.checkpoint), "fine_tuned": result["config"]}})
+                    {"task": task, "provenance": {"parent": str(args.checkpoint), "fine_tuned": result["config"]}},
+                    force=args.force)
     result |= {"params": dense_params(model), "checkpoint": str(args.out), "command": command_line(),
                "provenance": provenance()}
     write_text_atomic(Path(args.out) / "metrics.json", json.dumps(result, indent=2) + "\n")
@@ -83,6 +87,7 @@ def register(sub) -> None:
     g.add_argument("--out", required=True)
     g.add_argument("--pretrained", help="BERT directory (`lightformer data fetch bert_base_uncased` -> .../raw)")
     g.add_argument("--data", help="prepared GLUE directory (tiny BERT: its vocabulary comes from the task)")
+    g.add_argument("--force", action="store_true", help="replace an existing --out classifier (only one this wrote)")
     for name, default in (("hidden", 64), ("layers", 2), ("heads", 2), ("ffn", 128), ("max-len", 128), ("seed", 1)):
         g.add_argument(f"--{name}", type=int, default=default, help="tiny BERT" if name != "seed" else None)
     g.set_defaults(func=cmd_glue_init)
@@ -91,6 +96,7 @@ def register(sub) -> None:
     g.add_argument("--data", required=True, help="prepared GLUE directory")
     g.add_argument("--task", help="default: the checkpoint's task")
     g.add_argument("--out", required=True)
+    g.add_argument("--force", action="store_true", help="replace an existing --out classifier (only one this wrote)")
     g.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="lr=2e-5 epochs=3 batch_size=32 max_len=128 seed=1")
     g.set_defaults(func=cmd_glue_train, gpu=True)
 

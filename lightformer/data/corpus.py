@@ -30,6 +30,7 @@ from lightformer.data.download import (
     mirror_listing,
     mirror_to,
     read_manifest,
+    retrusting,
     verify,
     write_manifest,
 )
@@ -38,6 +39,8 @@ from lightformer.errors import LightformerError
 from lightformer.io import file_sha256
 
 SPLITS = ("train", "valid", "test")
+# the names a folder may give each split: fairseq's valid, the common dev, Hugging Face's validation
+SPLIT_NAMES = {"train": ("train",), "valid": ("valid", "validation", "dev"), "test": ("test",)}
 KINDS = ("translation", "summarization")
 NAME = re.compile(r"^[a-z0-9_]+$")
 MAX_PROBLEMS = 20
@@ -116,10 +119,11 @@ def _from_dir(directory: str, kind: str, src: str, tgt: str) -> dict:
         raise LightformerError(f"dir: {directory!r} is not a directory")
     files = {}
     for split in SPLITS:
+        stems = SPLIT_NAMES[split]
         for roles in _roles(kind, src, tgt):
             found = {}
             for role in roles:
-                for stem in (split, "dev") if split == "valid" else (split,):
+                for stem in stems:
                     for suffix in ("", ".gz"):
                         if (root / f"{stem}.{role}{suffix}").is_file() and role not in found:
                             found[role] = str(root / f"{stem}.{role}{suffix}")
@@ -127,8 +131,10 @@ def _from_dir(directory: str, kind: str, src: str, tgt: str) -> dict:
                 files[split] = found
                 break
         if split not in files:
-            want = " or ".join("+".join(f"{split}.{r}" for r in roles) for roles in _roles(kind, src, tgt))
-            raise LightformerError(f"dir: {directory!r} has no {split} split (looked for {want})")
+            want = ", ".join(f"{stem}.{'+'.join(roles)}" if len(roles) == 1 else
+                             "+".join(f"{stem}.{r}" for r in roles) for roles in _roles(kind, src, tgt)
+                             for stem in stems)
+            raise LightformerError(f"dir: {directory!r} has no {split} split (looked for {want}, each also .gz)")
     return files
 
 
@@ -336,15 +342,21 @@ def fetch_corpus(corpus: Corpus, root: Path, mirror: str | None = None, retrust:
     raw = raw_dir(root, corpus.name)
     raw.mkdir(parents=True, exist_ok=True)
     ds = corpus.dataset()
-    if retrust:
-        for name in forget_recorded(ds, raw):
-            print(f"{corpus.name}/{name}: recorded checksum and local copy dropped (--retrust)", file=sys.stderr)
+    if not retrust:
+        return _fetch_checked(corpus, ds, raw, mirror, progress)
+    with retrusting(ds, raw) as dropped:
+        for name in dropped:
+            print(f"{corpus.name}/{name}: recorded checksum set aside (--retrust); fetching anew", file=sys.stderr)
+        return _fetch_checked(corpus, ds, raw, mirror, progress)
+
+
+def _fetch_checked(corpus: Corpus, ds: Dataset, raw: Path, mirror: str | None, progress: bool) -> list[Path]:
     if not mirror:
         _refuse_changed_sources(corpus, raw)
     before = set(read_manifest(raw)["files"])
     listed = mirror_listing(corpus.name, mirror)
-    paths = [fetch_file(corpus.name, f, raw, mirror, progress, listed=listed) for f in ds.files]
     try:
+        paths = [fetch_file(corpus.name, f, raw, mirror, progress, listed=listed) for f in ds.files]
         read_corpus(corpus, raw)
     except LightformerError as e:  # a refused file must not stay recorded as the truth; earlier records stay
         forget_recorded(ds, raw, only=set(read_manifest(raw)["files"]) - before)
@@ -405,10 +417,11 @@ def prepare_translation(corpus: Corpus, splits: dict, out: Path, bpe_merges: int
     return {name: len(s) for name, (s, _) in bpe.items()}
 
 
-def prepare_corpus(corpus: Corpus, root: Path, bpe_merges: int = 10_000, workers: int = 1) -> dict:
-    """Verified raw files -> checked texts -> the recipe -> ``<root>/<name>/prepared``."""
+def prepare_corpus(corpus: Corpus, root: Path, bpe_merges: int = 10_000, workers: int = 1,
+                   out: Path | None = None) -> dict:
+    """Verified raw files -> checked texts -> the recipe -> ``out`` (``<root>/<name>/prepared``)."""
     verify_corpus(corpus, root)
-    raw, out = raw_dir(root, corpus.name), prepared_dir(root, corpus.name)
+    raw, out = raw_dir(root, corpus.name), Path(out or prepared_dir(root, corpus.name))
     splits = read_corpus(corpus, raw)
     out.mkdir(parents=True, exist_ok=True)
     if corpus.kind == "translation":

@@ -177,9 +177,10 @@ def check_translation(path: Path, lang: str, listed: dict[str, tuple[str, int]])
     return "content checked against the suite's Release file beside it"
 
 
-def fetch_ddtp(source: Path, raw: Path, pair: tuple[str, str], suite: str) -> dict:
+def fetch_ddtp(source: Path, raw: Path, pair: tuple[str, str], suite: str, retrust: bool = False) -> dict:
     """Copy the pair's Translation files from ``source`` into ``raw`` and record their sha256 in
-    ``raw/manifest.json`` on first use; later fetches must find the same bytes."""
+    ``raw/manifest.json`` on first use; later fetches must find the same bytes (``retrust``: new
+    bytes replace the records, once they pass every other check)."""
     from lightformer.data.download import read_manifest, write_manifest
 
     source, raw = Path(source), Path(raw)
@@ -193,11 +194,11 @@ def fetch_ddtp(source: Path, raw: Path, pair: tuple[str, str], suite: str) -> di
     files = manifest.setdefault("files", {})
     shas = {lang: file_sha256(src) for lang, src in found.items()}
     for lang, src in found.items():  # every refusal before the first write
-        known = files.get(src.name, {}).get("sha256")
+        known = None if retrust else files.get(src.name, {}).get("sha256")
         if known and known != shas[lang]:
             raise LightformerError(f"{src} has sha256 {shas[lang][:12]}..., but {raw / 'manifest.json'} recorded "
                                    f"{known[:12]}... on first use: the suite moved on; prepare into a new root, or "
-                                   f"delete the record to trust the new file")
+                                   f"trust the new file with `lightformer data fetch ddtp --retrust`")
     for lang, src in found.items():
         sha = shas[lang]
         dest = raw / src.name
@@ -249,7 +250,7 @@ def _download_checked(url: str, dest: Path, sha: str | None, size: int | None, w
     return digest
 
 
-def fetch_ddtp_http(base_url: str, raw: Path, pair: tuple[str, str], suite: str) -> dict:
+def fetch_ddtp_http(base_url: str, raw: Path, pair: tuple[str, str], suite: str, retrust: bool = False) -> dict:
     """The pair's Translation files from a Debian archive over http(s), as apt gets them: the
     suite's Release file (its sha256 recorded on first use, as apt's InRelease signature is not
     checked here), then each ``main/i18n/Translation-<lang>.{xz,bz2}`` checked against it."""
@@ -262,12 +263,12 @@ def fetch_ddtp_http(base_url: str, raw: Path, pair: tuple[str, str], suite: str)
     release = raw / f"{prefix}_dists_{suite}_Release"
     fresh = release.with_name(release.name + ".new")  # the recorded Release stays until the new one agrees
     digest = _download_checked(f"{base}/dists/{suite}/Release", fresh, None, None, f"{suite}/Release")
-    known = manifest.get("release", {}).get("sha256")
+    known = None if retrust else manifest.get("release", {}).get("sha256")
     if known and known != digest:
         fresh.unlink()
         raise LightformerError(f"{base}/dists/{suite}/Release has sha256 {digest[:12]}..., but {raw / 'manifest.json'} "
                                f"recorded {known[:12]}... on first use: the suite moved on; prepare into a new root, or "
-                               f"delete the record to trust the new file")
+                               f"trust the new file with `lightformer data fetch ddtp --retrust`")
     fresh.replace(release)
     listed = release_sha256(release.read_text(errors="replace"))
     files = manifest.setdefault("files", {})
@@ -295,8 +296,10 @@ def verify_ddtp(raw: Path) -> dict:
     manifest = read_manifest(Path(raw))
     if not manifest.get("files"):
         raise LightformerError(f"{raw} holds no fetched DDTP files; run lightformer data fetch ddtp first")
+    from lightformer.data.download import contained
+
     for name, rec in manifest["files"].items():
-        path = Path(raw) / name
+        path = contained(Path(raw), name, f"{raw}/manifest.json")
         if not path.is_file() or file_sha256(path) != rec["sha256"]:
             raise LightformerError(f"{path} is missing or changed since it was fetched; fetch it again")
     return manifest

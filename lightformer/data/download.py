@@ -7,6 +7,7 @@ fetch resumes with an HTTP Range request) and are renamed only after verificatio
 """
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import errno
 import json
@@ -14,6 +15,7 @@ import os
 import platform
 import re
 import shutil
+import tempfile
 from pathlib import Path
 
 import requests
@@ -148,17 +150,30 @@ def resolve_source(dataset: str, f: RemoteFile, mirror: str | None) -> str:
     return str(Path(mirror) / dataset / f.name)
 
 
-def _download(url: str, part: Path, label: str, progress: bool, timeout: float) -> None:
+def _resumes_at(r, have: int) -> bool:
+    """Whether a 206 answer continues at byte ``have`` (``Content-Range: bytes have-end/total``)."""
+    unit, _, spec = (r.headers.get("Content-Range") or "").partition(" ")
+    start = spec.split("-", 1)[0]
+    return unit == "bytes" and start.isdigit() and int(start) == have
+
+
+def _download(url: str, part: Path, label: str, progress: bool, timeout: float) -> bool:
+    """Stream ``url`` into ``part`` (resuming it); True when the server said how long the body was."""
     have = part.stat().st_size if part.exists() else 0
     headers = {"Range": f"bytes={have}-"} if have else {}
     try:
         with requests.get(url, stream=True, timeout=timeout, headers=headers) as r:
             if r.status_code == 416:  # nothing left to send: the part file is complete
-                return
+                return True
             if r.status_code not in (200, 206):
                 raise LightformerError(f"{url}: HTTP {r.status_code} {r.reason}")
             if r.status_code == 200 and have:  # the server ignored the Range: start over
                 have = 0
+            if r.status_code == 206 and not _resumes_at(r, have):
+                part.unlink(missing_ok=True)  # appending another offset's bytes would corrupt it
+                raise LightformerError(f"{url}: asked for bytes from {have:,}, the server answered 206 with "
+                                       f"Content-Range {r.headers.get('Content-Range')!r}; the partial file was "
+                                       f"deleted: fetch again (it starts over)")
             length = r.headers.get("Content-Length")
             total = int(length or 0) + have or None
             got = 0
@@ -172,6 +187,7 @@ def _download(url: str, part: Path, label: str, progress: bool, timeout: float) 
             if length is not None and got != int(length):  # closed early: keep the part, resume next time
                 raise LightformerError(f"{url}: the server sent {got:,} of {int(length):,} bytes; the partial file "
                                        f"{part.name} is kept and the next fetch resumes it")
+            return length is not None
     except requests.RequestException as e:  # refused, timed out, or cut mid-body
         raise LightformerError(
             f"cannot download {url} ({type(e).__name__}); any partial file {part.name} is kept and the next "
@@ -211,8 +227,9 @@ def fetch_file(dataset: str, f: RemoteFile, dest: Path, mirror: str | None = Non
     final.parent.mkdir(parents=True, exist_ok=True)  # Hub files sit in folders (3.0.0/train-...)
     source = resolve_source(dataset, f, mirror)
     if not final.exists():
+        sized = True
         if source.startswith(("http://", "https://")):
-            _download(source, part, f"{dataset}/{f.name}", progress, timeout)
+            sized = _download(source, part, f"{dataset}/{f.name}", progress, timeout)
         else:
             if not Path(source).is_file():
                 raise LightformerError(
@@ -224,6 +241,10 @@ def fetch_file(dataset: str, f: RemoteFile, dest: Path, mirror: str | None = Non
             digest = _verify(part, f, sha, size, basis, dataset)
             if not _pinned(f):
                 check_complete(part, f.name)
+            if sha is None and size is None and not sized and not integrity.self_checking(f.name):
+                raise LightformerError(f"{source}: the server sent no Content-Length, and a {f.name.rsplit('.', 1)[-1]} "
+                                       f"file cannot show it is whole; nothing was recorded. Pin its sha256 (or size) "
+                                       f"in the spec, or fetch it from a server that sends its length")
         except LightformerError:
             part.unlink(missing_ok=True)  # a wrong file cannot be resumed into a right one
             raise
@@ -263,14 +284,19 @@ def embedded_pins(ds: Dataset, mirror: str) -> Dataset:
     return Dataset(ds.name, tuple(files), notes="embedded fixture", expected={})
 
 
-def forget_recorded(ds: Dataset, dest: Path, only: set[str] | None = None) -> list[str]:
+def forget_recorded(ds: Dataset, dest: Path, only: set[str] | None = None, aside: Path | None = None) -> list[str]:
     """``--retrust``: drop the checksums recorded on first use (never a pinned one) and the local
     copies they vouched for, so the next fetch downloads, checks and records them anew; ``only``
-    limits it to those names (a refused fetch forgets what it recorded, nothing earlier)."""
+    limits it to those names (a refused fetch forgets what it recorded, nothing earlier); ``aside``
+    receives the local copies instead of their deletion."""
     manifest, dropped = read_manifest(dest), []
     pinned = {f.name for f in ds.files if f.sha256}
     for name in [n for n in manifest["files"] if n not in pinned and (only is None or n in only)]:
-        contained(dest, name, str(dest / "manifest.json")).unlink(missing_ok=True)
+        path = contained(dest, name, str(dest / "manifest.json"))
+        if aside is not None and path.exists():
+            (aside / name).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, aside / name)
+        path.unlink(missing_ok=True)
         del manifest["files"][name]
         dropped.append(name)
     if ds.hub is not None:
@@ -279,13 +305,39 @@ def forget_recorded(ds: Dataset, dest: Path, only: set[str] | None = None) -> li
     return dropped
 
 
+@contextlib.contextmanager
+def retrusting(ds: Dataset, dest: Path):
+    """``--retrust`` that loses nothing: the first-use records are dropped and their local copies set
+    aside for the block; if it fails (source unreachable, a file refused) both come back as they were,
+    and only once it succeeds are the old copies deleted. Yields the names dropped."""
+    before = read_manifest(dest) if (dest / "manifest.json").exists() else None
+    aside = Path(tempfile.mkdtemp(dir=dest, prefix=".retrust."))
+    try:
+        yield forget_recorded(ds, dest, aside=aside)
+    except BaseException:
+        for p in sorted(q for q in aside.rglob("*") if q.is_file()):
+            os.replace(p, dest / p.relative_to(aside))
+        if before is not None:
+            write_manifest(dest, before)
+        raise
+    finally:
+        shutil.rmtree(aside, ignore_errors=True)
+
+
 def fetch(ds: Dataset, root: Path, mirror: str | None = None, progress: bool = True,
           embedded: bool = False, retrust: bool = False) -> list[Path]:
     dest = raw_dir(root, ds.name)
     dest.mkdir(parents=True, exist_ok=True)
-    if retrust:
-        for name in forget_recorded(ds, dest):
-            print(f"{ds.name}/{name}: recorded checksum and local copy dropped (--retrust); fetching anew")
+    if not retrust:
+        return _fetch_all(ds, dest, mirror, progress, embedded)
+    with retrusting(ds, dest) as dropped:
+        for name in dropped:
+            print(f"{ds.name}/{name}: recorded checksum set aside (--retrust); fetching anew, the old copy comes "
+                  f"back if this fails")
+        return _fetch_all(ds, dest, mirror, progress, embedded)
+
+
+def _fetch_all(ds: Dataset, dest: Path, mirror: str | None, progress: bool, embedded: bool) -> list[Path]:
     if ds.hub is not None:  # list the files at the pinned (or now recorded) commit first
         ds, listing = hub.resolve(ds, read_manifest(dest), mirror, embedded)
         write_manifest(dest, read_manifest(dest) | {"dataset": ds.name, "hub": listing})

@@ -80,6 +80,12 @@ def _read_inner(path: Path, name: str) -> None:
             json.loads(text)
 
 
+def self_checking(name: str) -> bool:
+    """Whether the format itself shows a cut file (an end marker, a footer, a length header): plain
+    text does not, so a text file whose length nobody vouched for cannot be trusted on first use."""
+    return bool(_opener(name) or _is_tar(name) or name.endswith((".zip", ".parquet", ".safetensors", ".json")))
+
+
 def check_complete(path: str | Path, name: str | None = None) -> None:
     """Refuse ``path`` unless it reads to its end in its format (``name`` gives the format when
     ``path`` is a ``.part`` file) and every checksum the format carries holds."""

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from lightformer.data import prepared_dir, raw_dir
 from lightformer.errors import LightformerError
+from lightformer.io import atomic_dir, one_writer
 
 APT_LISTS = "/var/lib/apt/lists"
 
@@ -90,8 +91,19 @@ def _counts(out: Path, counts: dict) -> list[str]:
 
 # --- the four steps ----------------------------------------------------------------------------
 
+def _folder(name: str, o: DataOptions) -> str:
+    """The dataset's directory under the data root."""
+    return "ddtp" if name == "ddtp" else _corpus(o).name if name == "text" else _published(name, o).name
+
+
 def fetch(name: str, o: DataOptions) -> list[str]:
-    """Download (or copy from a mirror) and verify the raw files; record first-use checksums."""
+    """Download (or copy from a mirror) and verify the raw files; record first-use checksums; one
+    fetch or prepare at a time per dataset directory."""
+    with one_writer(Path(o.root) / _folder(name, o), "data fetch"):
+        return _fetch(name, o)
+
+
+def _fetch(name: str, o: DataOptions) -> list[str]:
     root = Path(o.root)
     if name == "ddtp":
         from lightformer.data import ddtp
@@ -99,9 +111,9 @@ def fetch(name: str, o: DataOptions) -> list[str]:
         raw, pair = raw_dir(root, "ddtp"), _ddtp_pair(o)
         source = o.source or (f"{o.mirror.rstrip('/')}/ddtp" if o.mirror else APT_LISTS)
         if source.startswith(("http://", "https://")):  # a Debian archive root, e.g. https://deb.debian.org/debian
-            manifest = ddtp.fetch_ddtp_http(source, raw, pair, o.suite)
+            manifest = ddtp.fetch_ddtp_http(source, raw, pair, o.suite, retrust=o.retrust)
         else:
-            manifest = ddtp.fetch_ddtp(Path(source), raw, pair, o.suite)
+            manifest = ddtp.fetch_ddtp(Path(source), raw, pair, o.suite, retrust=o.retrust)
         return [f"{raw / n}: verified (suite {manifest['suite']}, Release {manifest.get('release_date') or '?'})"
                 for n in manifest["files"]]
     if name == "text":
@@ -155,12 +167,13 @@ def mirror(name: str, o: DataOptions, to: str | Path) -> list[str]:
     root, to = Path(o.root), Path(to)
     if name == "ddtp":
         from lightformer.data import ddtp
+        from lightformer.data.download import contained
 
         target, raw = to / "ddtp", raw_dir(root, "ddtp")
         target.mkdir(parents=True, exist_ok=True)
         names = ddtp.verify_ddtp(raw)["files"]
         for n in names:
-            shutil.copyfile(raw / n, target / n)
+            shutil.copyfile(contained(raw, n, f"{raw}/manifest.json"), contained(target, n, f"{raw}/manifest.json"))
         return [f"{target / n}: copied" for n in names]
     if name == "text":
         from lightformer.data import corpus
@@ -172,27 +185,34 @@ def mirror(name: str, o: DataOptions, to: str | Path) -> list[str]:
 
 
 def prepare(name: str, o: DataOptions) -> list[str]:
-    """Tokenise, clean, learn and apply BPE, binarise: the dataset's fairseq recipe."""
+    """Tokenise, clean, learn and apply BPE, binarise: the dataset's fairseq recipe. The new prepared
+    directory is built beside the old one and swapped in whole, under the data directory's writer
+    lock: an interrupted prepare leaves the old directory intact (or none), never a mix."""
+    out = prepared_dir(Path(o.root), _folder(name, o))
+    with one_writer(out.parent, "data prepare"), \
+            atomic_dir(out, "prepared data", force=True, legacy="meta.json") as tmp:
+        counts = _prepare_into(name, o, tmp)
+    return _counts(out, counts)
+
+
+def _prepare_into(name: str, o: DataOptions, out: Path) -> dict:
     root = Path(o.root)
     if name == "ddtp":
         from lightformer.data import ddtp
 
-        out = prepared_dir(root, "ddtp")
-        return _counts(out, ddtp.prepare_ddtp(raw_dir(root, "ddtp"), out, _ddtp_pair(o), **o.merges()))
+        return ddtp.prepare_ddtp(raw_dir(root, "ddtp"), out, _ddtp_pair(o), **o.merges())
     if name == "text":
         from lightformer.data import corpus
 
-        spec = _corpus(o)
-        counts = corpus.prepare_corpus(spec, root, **o.merges(), workers=o.workers)
-        return _counts(prepared_dir(root, spec.name), counts)
-    return _prepare_published(_published(name, o), o)
+        return corpus.prepare_corpus(_corpus(o), root, **o.merges(), workers=o.workers, out=out)
+    return _prepare_published(_published(name, o), o, out)
 
 
-def _prepare_published(ds, o: DataOptions) -> list[str]:
+def _prepare_published(ds, o: DataOptions, out: Path) -> dict:
     from lightformer.data import download
 
     root = Path(o.root)
-    raw, out = raw_dir(root, ds.name), prepared_dir(root, ds.name)
+    raw = raw_dir(root, ds.name)
     download.verify(ds, root)
     expected = ds.expected if o.expected and not download.read_manifest(raw).get("embedded") else None
     if ds.name == "iwslt14":
@@ -215,4 +235,4 @@ def _prepare_published(ds, o: DataOptions) -> list[str]:
         counts = prepare_glue(raw, out, expected=expected)
     else:
         raise LightformerError(f"preparation of {ds.name!r} is not implemented")
-    return _counts(out, counts)
+    return counts

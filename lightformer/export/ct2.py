@@ -18,13 +18,14 @@ import numpy as np
 import torch
 
 from lightformer.errors import LightformerError
-from lightformer.io import atomic_dir
+from lightformer.io import atomic_dir, check_output_dir
 from lightformer.models.lowrank import FactorizedEmbedding, LowRankLinear
 
 MARKER = "lightformer_export.json"
 QUANTIZATIONS = ("float32", "float16", "bfloat16", "int8", "int8_float32", "int8_float16", "int8_bfloat16")
 SPECIALS = ["<s>", "<blank>", "</s>", "<unk>"]  # fairseq's first four ids; CTranslate2 names <pad> <blank>
 
+KIND = "CTranslate2 export"
 
 def _ct2():
     try:
@@ -154,10 +155,7 @@ def export_ct2(model, out_dir: str | os.PathLike, *, src_symbols: list[str] | No
     if quantization is not None and quantization not in QUANTIZATIONS:
         raise LightformerError(f"quantization={quantization!r} is invalid; allowed: {', '.join(QUANTIZATIONS)}")
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise LightformerError(f"--out {str(out)!r} is an existing file; an export is a directory")
-    if out.exists() and not force:
-        raise LightformerError(f"{out} exists; pass --force to replace it")
+    check_output_dir(out, KIND, force=force)
     cfg = model.cfg
     vocabulary = "dictionary" if src_symbols or tgt_symbols else "synthetic"
     src_symbols = src_symbols or synthetic_symbols(cfg.src_vocab)
@@ -183,7 +181,7 @@ def export_ct2(model, out_dir: str | os.PathLike, *, src_symbols: list[str] | No
         "src_vocab": cfg.src_vocab, "tgt_vocab": cfg.tgt_vocab,
         "vocabulary": vocabulary,
     } | (source or {})
-    with atomic_dir(out) as tmp:  # a crash leaves no half export under the name
+    with atomic_dir(out, KIND, force=force) as tmp:  # a crash leaves no half export under the name
         spec.save(str(tmp))
         (tmp / MARKER).write_text(json.dumps(report, indent=2) + "\n")
     return report

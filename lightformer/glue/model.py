@@ -56,14 +56,18 @@ def load_tokenizer(path: Path):
     return BertTokenizerFast.from_pretrained(str(path))  # vocab.txt (+ tokenizer config when fetched)
 
 
-def save_classifier(model, out: Path, tokenizer_dir: Path, meta: dict) -> Path:
-    """Write a checkpoint directory atomically (a crash leaves the old one or none)."""
+KIND = "GLUE classifier"
+
+
+def save_classifier(model, out: Path, tokenizer_dir: Path, meta: dict, force: bool = False) -> Path:
+    """Write a checkpoint directory atomically (a crash leaves the old one or none); an existing
+    one is replaced only with ``force`` and only if it is a classifier this project wrote."""
     from safetensors.torch import save_model
 
     from lightformer.io import atomic_dir
 
     out = Path(out)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, KIND, force=force) as tmp:
         save_model(model, str(tmp / "model.safetensors"))  # shared factors stored once
         shutil.copyfile(Path(tokenizer_dir) / "vocab.txt", tmp / "vocab.txt")
         record = {"kind": "bert-classifier", "hf_config": model.config.to_dict(),

@@ -34,7 +34,7 @@ from lightformer.data.indexed import ParallelData, fingerprint
 from lightformer.decode.beam import SearchConfig, beam_search
 from lightformer.errors import LightformerError
 from lightformer.gpu import pick_device
-from lightformer.io import file_sha256
+from lightformer.io import file_sha256, one_writer
 from lightformer.metrics.bleu import tokenized_bleu
 from lightformer.models.build import build_model
 from lightformer.models.losses import label_smoothed_nll_loss, seq2seq_loss
@@ -318,8 +318,12 @@ def _training_device(cfg: TrainConfig, world: int) -> torch.device:
 
 def train(cfg: TrainConfig, progress: bool = True, restart: str = "no") -> dict:
     """Train (or fine-tune, or resume) as ``cfg`` says; returns the final summary. ``restart``:
-    see :func:`_open_run`."""
-    return Trainer(cfg, progress, restart).run()
+    see :func:`_open_run`. One session per run directory at a time (its writer lock; rank 0 holds
+    it for all ranks of a torchrun)."""
+    if int(os.environ.get("RANK", "0")) != 0 or not cfg.save_dir:
+        return Trainer(cfg, progress, restart).run()
+    with one_writer(cfg.save_dir, "train"):
+        return Trainer(cfg, progress, restart).run()
 
 
 class Trainer:

@@ -28,7 +28,7 @@ from lightformer.io import atomic_dir, write_text_atomic
 
 def save_train_checkpoint(run_dir: Path, name: str, model, state: dict, provenance: dict | None = None) -> Path:
     root = Path(run_dir) / "checkpoints"
-    with atomic_dir(root / name) as tmp:
+    with atomic_dir(root / name, "training checkpoint", force=True) as tmp:
         save_checkpoint(model, tmp / "model.safetensors", provenance=provenance)
         torch.save(state, tmp / "state.pt")
     write_text_atomic(root / "last", name + "\n")
@@ -69,8 +69,9 @@ def prune(run_dir: Path, keep_last: int) -> None:
     for p in updates[:-keep_last] if keep_last > 0 else updates:
         if p.name not in protected:
             shutil.rmtree(p)
-    for stale in (Path(run_dir) / "checkpoints").glob(".update_*.tmp"):
-        shutil.rmtree(stale, ignore_errors=True)
+    for pattern in (".update_*.tmp", ".update_*.old"):
+        for stale in (Path(run_dir) / "checkpoints").glob(pattern):
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 def load_state(ckpt_dir: Path) -> dict:

@@ -44,7 +44,7 @@ def test_a_wrong_record_names_retrust_which_records_the_good_file(server, tmp_pa
     mirror = f"http://127.0.0.1:{server.server_port}/mirror"
     assert main(["data", "fetch", "iwslt14", "--root", root, "--mirror", mirror, "--retrust"]) == 0
     assert download.read_manifest(raw)["files"]["de-en.tgz"]["sha256"] == SHA
-    assert "dropped (--retrust)" in capsys.readouterr().out
+    assert "set aside (--retrust)" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("bad", ["../escape.parquet", "/tmp/abs.parquet", "3.0.0/../../x.parquet"])

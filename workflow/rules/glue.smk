@@ -24,7 +24,7 @@ rule glue_init:
         **rule_resources("glue_init"),
     shell:
         "lightformer glue init --task {wildcards.gtask:q} --data {params.data:q} {params.model}"
-        " --out {params.out:q} > {log:q} 2>&1"
+        " --out {params.out:q} --force > {log:q} 2>&1"
 
 
 rule glue_train_baseline:
@@ -48,7 +48,7 @@ rule glue_train_baseline:
     resources:
         **rule_resources("glue_train_baseline"),
     shell:
-        "lightformer glue train --checkpoint {params.init:q} --data {params.data:q} --out {params.out:q}"
+        "lightformer glue train --checkpoint {params.init:q} --data {params.data:q} --out {params.out:q} --force"
         " {params.args} seed={wildcards.seed:q} threads={threads} > {log:q} 2>&1"
 
 
@@ -72,7 +72,7 @@ rule glue_compress:
     resources:
         **rule_resources("glue_compress"),
     shell:
-        "lightformer compress {params.base:q} {params.flags} --out {params.out:q} --report {output.report:q} > {log:q} 2>&1"
+        "lightformer compress {params.base:q} {params.flags} --out {params.out:q} --force --report {output.report:q} > {log:q} 2>&1"
 
 
 rule glue_finetune:
@@ -96,7 +96,7 @@ rule glue_finetune:
     resources:
         **rule_resources("glue_finetune"),
     shell:
-        "lightformer glue train --checkpoint {params.init:q} --data {params.data:q} --out {params.out:q}"
+        "lightformer glue train --checkpoint {params.init:q} --data {params.data:q} --out {params.out:q} --force"
         " {params.args} seed={wildcards.seed:q} threads={threads} > {log:q} 2>&1 && cp {params.out:q}/metrics.json {output:q}"
 
 
