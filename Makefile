@@ -12,7 +12,7 @@ $(BIN)/lightformer: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@
 
-.PHONY: install demo test
+.PHONY: install demo test test-fast
 install: $(BIN)/lightformer
 
 demo: install
@@ -21,3 +21,7 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# the inner loop: everything but the real workflow, SLURM and end-to-end suites (make test runs them)
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow" -n 2

@@ -13,6 +13,7 @@ from lightformer.options import check_known
 
 # fairseq's Dictionary: <s>=0, <pad>=1, </s>=2, <unk>=3 (docs/reference.md §3).
 BOS, PAD, EOS, UNK = 0, 1, 2, 3
+LAYER_SHARING = ("none", "all", "sandwich", "cycle_rev")  # dense cross-layer sharing (models/layer_sharing.py)
 
 
 @dataclass
@@ -36,6 +37,10 @@ class ModelConfig:
     max_target_positions: int = 1024
     scale_embedding: bool = True  # multiply token embeddings by sqrt(embed_dim), as fairseq
     pad: int = PAD
+    # cross-layer sharing of a dense model (models/layer_sharing.py): none | all | sandwich | cycle_rev
+    layer_sharing: str = "none"
+    layer_sharing_unique: int = 0  # cycle_rev: distinct layers M (0 = half the layers)
+    share_layer_norms: bool = False
 
     def __post_init__(self):
         for name in ("src_vocab", "tgt_vocab", "embed_dim", "encoder_layers", "decoder_layers",
@@ -51,6 +56,19 @@ class ModelConfig:
             if self.embed_dim % heads:
                 raise LightformerError(
                     f"embed_dim={self.embed_dim} is not divisible by {heads} attention heads")
+        if self.layer_sharing not in LAYER_SHARING:
+            raise LightformerError(f"layer_sharing={self.layer_sharing!r} is invalid; allowed: {', '.join(LAYER_SHARING)}")
+        for name in ("max_source_positions", "max_target_positions"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise LightformerError(f"{name}={value!r} is invalid: expected a positive integer")
+        if not isinstance(self.pad, int) or isinstance(self.pad, bool) or not 0 <= self.pad < min(self.src_vocab,
+                                                                                                    self.tgt_vocab):
+            raise LightformerError(f"pad={self.pad!r} is invalid: a token id below both vocabulary sizes "
+                                   f"(fairseq's dictionaries use {PAD})")
+        if not 0 <= self.layer_sharing_unique <= min(self.encoder_layers, self.decoder_layers):
+            raise LightformerError(f"layer_sharing_unique={self.layer_sharing_unique} must be 0 (half the layers) "
+                                   f"or at most the number of layers")
         if self.share_all_embeddings and self.src_vocab != self.tgt_vocab:
             raise LightformerError(
                 f"share_all_embeddings needs one joined dictionary, got src_vocab={self.src_vocab} "

@@ -13,6 +13,7 @@ from lightformer.config import model_config
 from lightformer.data import prepared_dir
 from lightformer.data.pipeline import recipe_default
 from lightformer.errors import LightformerError
+from lightformer.grid import BLOCKS
 from lightformer.train.recipes import load_train_config
 
 
@@ -50,7 +51,7 @@ def _grid_problems(name: str, task: dict, data_root: str, problems: list[str]) -
     merges = task.get("bpe_merges") or recipe_default(task["dataset"], "bpe_merges") or 10_000
     vocabs = _vocab_sizes(prepared_dir(data_root, folder), int(merges))
     seen = set()
-    for block in ("grid", "ablation"):
+    for block in BLOCKS:
         if task.get(block):
             _block_problems(name, block, task[block], cfg, vocabs, seen, problems)
 

@@ -4,6 +4,16 @@ import torch
 import lightformer as lf
 
 
+SLOW = ("tests/workflow/", "tests/slurm/", "tests/integration/")
+
+
+def pytest_collection_modifyitems(items):
+    """The end-to-end suites are `slow`: `make test-fast` leaves them out, `make test` (CI) runs all."""
+    for item in items:
+        if any(part in item.nodeid for part in SLOW):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

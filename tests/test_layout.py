@@ -71,7 +71,7 @@ LAYERS = [
     {"decode"},
     {"models"},
     {"compress"},
-    {"checkpoint", "grid"},
+    {"checkpoint", "grid", "controls"},
     {"export"},
     {"speed"},
     {"train", "glue"},

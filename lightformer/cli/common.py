@@ -16,7 +16,8 @@ OPTION_RULES = {
     "vocab": "at_least_1", "workers": "at_least_1", "bpe_merges": "at_least_1", "src_max_tokens": "at_least_1",
     "tgt_max_tokens": "at_least_1", "seq_len": "at_least_1", "hidden": "at_least_1", "layers": "at_least_1",
     "heads": "at_least_1", "ffn": "at_least_1", "max_len": "at_least_1", "calib_batches": "at_least_1",
-    "calib_max_tokens": "at_least_1", "whiten_eps": "positive", "asvd_alpha": "positive",
+    "calib_max_tokens": "at_least_1", "whiten_eps": "positive", "asvd_alpha": "positive", "steps": "at_least_1",
+    "peak_tflops": "positive",
 }
 
 

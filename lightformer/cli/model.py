@@ -51,6 +51,34 @@ def cmd_init(args) -> None:
     print(f"{args.out}: {args.arch}, {count_parameters(model)['total']:,} parameters", file=sys.stderr)
 
 
+def cmd_control_init(args) -> None:
+    """A light-weight control's fresh model (lightformer.controls): the baseline's architecture from its
+    training recipe and data, narrowed (dense_small) or shared (share_*), randomly initialised."""
+    import torch
+
+    from lightformer.checkpoint import save_checkpoint
+    from lightformer.config import model_config
+    from lightformer.controls import control_config, control_record
+    from lightformer.data.indexed import ParallelData
+    from lightformer.models.transformer import Transformer
+    from lightformer.train.recipes import load_train_config
+
+    distinct_outputs([args.data], [args.out, args.record])
+    run = load_train_config(args.recipe, None, args.overrides)
+    data = ParallelData(args.data)
+    base = model_config(run.arch, len(data.src_dict), len(data.tgt_dict), **run.model)
+    cfg = control_config(base, args.control, args.ratio)
+    record = control_record(args.control, base, cfg, args.ratio) | (args.identity or {})
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(args.seed)
+        model = Transformer(cfg)
+    save_checkpoint(model, args.out, provenance={"init": "random", "control": record, "seed": args.seed})
+    if args.record:
+        write_text_atomic(args.record, json.dumps(record, indent=2) + "\n")
+    print(f"{args.out}: {args.control}, {record['params']:,} parameters ({record['ratio']:.2f}x fewer than the "
+          f"baseline; {record['params_without_embeddings']:,} without embeddings), width {cfg.embed_dim}")
+
+
 def cmd_params(args) -> None:
     from lightformer.checkpoint import load_checkpoint
     from lightformer.compress.count import count_parameters
@@ -105,17 +133,16 @@ def cmd_compress(args) -> None:
 
 def _compress_classifier(args, spec: dict) -> None:
     from lightformer.compress.bert import compress_bert, dense_params
-    from lightformer.glue.model import load_classifier, save_classifier
+    from lightformer.glue.model import KIND, load_classifier, save_classifier
+    from lightformer.io import check_output_dir
 
-    if Path(args.out).resolve() == Path(args.checkpoint).resolve() or (
-            args.report and Path(args.report).resolve().is_relative_to(Path(args.out).resolve())):
-        raise LightformerError(f"--out {args.out!r} would overwrite the input classifier or the report; write it elsewhere")
+    check_output_dir(args.out, KIND, inputs=(args.checkpoint, args.calib_data, args.report), force=args.force)
     dense, meta = load_classifier(args.checkpoint)
     spec.setdefault("roles", ["body"])  # BERT: attention and FFN; add src_embed for the embeddings
     model = compress_bert(dense, spec)
     before, after = dense_params(dense), dense_params(model)
     save_classifier(model, args.out, Path(args.checkpoint),
-                    {"task": meta.get("task"), "provenance": {"parent": str(args.checkpoint)}})
+                    {"task": meta.get("task"), "provenance": {"parent": str(args.checkpoint)}}, force=args.force)
     report = {"source": {"path": str(args.checkpoint)}, "spec": model.compression["spec"],
               "params": {"dense": {"total": before}, "compressed": {"total": after}, "ratio": before / after},
               "groups": model.compression["groups"], "matrices": model.compression["report"]}
@@ -126,9 +153,10 @@ def _compress_classifier(args, spec: dict) -> None:
 
 def cmd_export_ct2(args) -> None:
     from lightformer.checkpoint import load_checkpoint
-    from lightformer.export.ct2 import export_ct2, read_symbols
-    from lightformer.io import file_sha256
+    from lightformer.export.ct2 import KIND, export_ct2, read_symbols
+    from lightformer.io import check_output_dir, file_sha256
 
+    check_output_dir(args.out, KIND, inputs=(args.checkpoint, args.data), force=args.force)
     model = load_checkpoint(args.checkpoint)
     src_symbols = tgt_symbols = None
     if args.data:  # token strings from the prepared directory's dictionaries
@@ -161,6 +189,8 @@ def register(sub) -> None:
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_init)
 
+    _register_control(sub)
+
     s = sub.add_parser("params", help="count parameters by role (shared tensors once); several files: "
                                       "a table with compression relative to the first")
     s.add_argument("checkpoints", nargs="+")
@@ -179,7 +209,7 @@ def register(sub) -> None:
     s.add_argument("--share-roles", help="roles that share across layers (default: body)")
     s.add_argument("--share-qkv", action="store_true", help="q/k/v of each attention share one input basis")
     s.add_argument("--sigma-split", choices=SIGMA_SPLITS)
-    s.add_argument("--init", choices=INITS, help="svd (default), random, or data-aware: svd_whiten (SVD-LLM), "
+    s.add_argument("--init", choices=INITS, help="svd (default), random, random_svd (SVD of a fresh dense model), or data-aware: svd_whiten (SVD-LLM), "
                                                  "svd_fisher (FWSVD), asvd (ASVD); those need --calib-data")
     s.add_argument("--rank-alloc", choices=RANK_ALLOCS, help="with --ratio: uniform (default), or greedy by "
                                                               "singular-value energy per parameter")
@@ -192,6 +222,8 @@ def register(sub) -> None:
     s.add_argument("--seed", type=int)
     s.add_argument("--out", required=True)
     s.add_argument("--report", help="JSON report: per-matrix rank, error and energy kept")
+    s.add_argument("--force", action="store_true", help="a GLUE classifier --out directory: replace an existing one "
+                                                       "(only one this project wrote)")
     s.add_argument("--record", type=json_object, help="a JSON object stored as the report's 'record': the run's "
                                                       "identity (task, variant, seed, budget) that reports group by")
     s.set_defaults(func=cmd_compress)
@@ -205,5 +237,24 @@ def register(sub) -> None:
     e.add_argument("--data", help="prepared directory whose dictionaries name the tokens (default: w<id> names)")
     e.add_argument("--quantization", help="stored weight type: float32 (default), float16, bfloat16, int8, ...; "
                                           "the compute type can still be chosen when loading")
-    e.add_argument("--force", action="store_true", help="replace an existing --out directory")
+    e.add_argument("--force", action="store_true", help="replace an existing --out directory (only one an earlier export wrote)")
     e.set_defaults(func=cmd_export_ct2)
+
+
+def _register_control(sub) -> None:
+    from lightformer.controls import CONTROLS
+
+    s = sub.add_parser("control", help="light-weight controls trained from scratch like the baseline")
+    csub = s.add_subparsers(dest="what", required=True)
+    c = csub.add_parser("init", help="a control's fresh model: dense_small (the baseline narrowed to --ratio) or "
+                                     "share_all / share_sandwich / share_cycle_rev (cross-layer sharing alone)")
+    c.add_argument("--control", required=True, choices=CONTROLS)
+    c.add_argument("--recipe", required=True, help="the baseline's training recipe (its arch and model options)")
+    c.add_argument("--data", required=True, help="prepared directory (its dictionaries size the embeddings)")
+    c.add_argument("--ratio", type=float, help="dense_small: the parameter ratio to match")
+    c.add_argument("--seed", type=int, default=1)
+    c.add_argument("--out", required=True)
+    c.add_argument("--record", help="JSON: what the control is (sizes, counts with and without embeddings)")
+    c.add_argument("--identity", type=json_object, help="JSON object merged into the record (task, seed)")
+    c.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="the baseline's TrainConfig overrides")
+    c.set_defaults(func=cmd_control_init)

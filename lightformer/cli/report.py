@@ -30,7 +30,7 @@ def cmd_report_tables(args) -> None:
         raise LightformerError("a task table is built for one task at a time (--tasks NAME)")
     task, out = args.tasks[0], Path(args.out)
     df = task_rows(task, args.evals, args.params, args.reports, args.speed, args.config_sha256, args.manifest,
-                   args.prepared_meta)
+                   args.prepared_meta, args.curves or ())
     write_table(df, out / f"{task}.csv", out / f"{task}.md")
     print(f"{out}: table for {task} from {len(args.evals)} evaluations")
 
@@ -54,6 +54,46 @@ def cmd_report_glue(args) -> None:
     print(f"{args.table}: {len(df)} models")
 
 
+def cmd_report_lightweight(args) -> None:
+    """Ours beside published light-weight Transformers of the benchmark (lightformer.report.published)."""
+    import pandas as pd
+
+    from lightformer.report.published import lightweight_figure, lightweight_table
+    from lightformer.report.tables import write_table
+    from lightformer.validate import distinct_outputs
+
+    distinct_outputs([args.table], [args.out, args.markdown, args.figure])
+    table = lightweight_table(pd.read_csv(args.table), args.task, args.dataset)
+    write_table(table, Path(args.out), Path(args.markdown) if args.markdown else None)
+    if args.figure:
+        lightweight_figure(table, Path(args.figure))
+    print(f"{args.out}: {int((table['kind'] != 'published').sum())} of ours, {int((table['kind'] == 'published').sum())} "
+          f"published")
+
+
+def cmd_report_convergence(args) -> None:
+    """Updates and training FLOPs to the baseline's final validation loss + margin (lightformer.report.convergence)."""
+    import json
+
+    from lightformer.report.convergence import convergence_figure, convergence_rows
+    from lightformer.report.tables import write_table
+
+    curves: dict[str, list[Path]] = {}
+    for p in map(Path, args.curves):
+        curves.setdefault(p.parent.parent.name, []).append(p)
+    records = {}
+    for p in map(Path, args.records):
+        rec = json.loads(p.read_text())
+        records[rec.get("variant") or rec.get("record", {}).get("variant") or p.parent.parent.name] = rec
+    df = convergence_rows(curves, records, args.margin)
+    if df.empty:
+        raise LightformerError("no baseline curve with validation losses among --curves")
+    write_table(df, Path(args.out), Path(args.markdown) if args.markdown else None)
+    if args.figure:
+        convergence_figure(curves, Path(args.figure))
+    print(f"{args.out}: {len(df)} models against validation loss {df['target_valid_loss'].iloc[0]:.3f}")
+
+
 def register(sub) -> None:
     s = sub.add_parser("report", help="tables and figures from measurements")
     rep = s.add_subparsers(dest="what", required=True)
@@ -68,10 +108,12 @@ def register(sub) -> None:
     r.add_argument("--tasks", nargs="+", required=True)
     r.add_argument("--evals", nargs="*", default=[], help="task table: <model>/seed<n>/hyps.txt.json files")
     r.add_argument("--params", nargs="*", default=[], help="task table: <model>.json parameter counts")
-    r.add_argument("--reports", nargs="*", default=[], help="task table: <model>/seed<n>/report.json (compress)")
+    r.add_argument("--reports", nargs="*", default=[],
+                   help="task table: records of what each model is (compress report.json, control.json)")
     r.add_argument("--speed", nargs="*", default=[], help="task table: speed CSVs of the task")
     r.add_argument("--tables", nargs="*", default=[], help="--summary: the task tables, one per task")
-    r.add_argument("--curves", nargs="*", default=[], help="--summary: fine-tuning curve.csv files")
+    r.add_argument("--curves", nargs="*", default=[], help="curve.csv files (<model>/seed<n>/): a task table's best "
+                   "validation losses and sweep choice; --summary: the learning curves")
     r.add_argument("--paper-size-speed", nargs="*", default=[],
                    help="--summary: speed CSVs of `lightformer speed --paper-size TASK` (a speed row per task)")
     r.add_argument("--config-sha256", help="hash of the resolved workflow config, recorded in each row")
@@ -93,6 +135,22 @@ def register(sub) -> None:
     r.add_argument("--figure", help="PNG (a PDF is written beside it)")
     r.add_argument("--config-sha256", help="hash of the resolved workflow config, recorded in each row")
     r.set_defaults(func=cmd_report_ablation_transfer)
+    r = rep.add_parser("lightweight", help="a task table beside published light-weight Transformers (with sources)")
+    r.add_argument("--table", required=True, help="the task table CSV")
+    r.add_argument("--task", required=True)
+    r.add_argument("--dataset", required=True, help="which benchmark's published rows: iwslt14, wmt14, ...")
+    r.add_argument("--out", required=True, help="output CSV")
+    r.add_argument("--markdown")
+    r.add_argument("--figure", help="PNG (a PDF is written beside it)")
+    r.set_defaults(func=cmd_report_lightweight)
+    r = rep.add_parser("convergence", help="updates and training FLOPs to the baseline's final validation loss")
+    r.add_argument("--curves", nargs="+", required=True, help="curve.csv files, <model>/seed<n>/curve.csv")
+    r.add_argument("--records", nargs="*", default=[], help="compress reports and control records (init labels)")
+    r.add_argument("--margin", type=float, default=0.1, help="above the baseline's final validation loss")
+    r.add_argument("--out", required=True, help="output CSV")
+    r.add_argument("--markdown")
+    r.add_argument("--figure", help="PNG (a PDF is written beside it)")
+    r.set_defaults(func=cmd_report_convergence)
     r = rep.add_parser("glue", help="the GLUE table from <task>/<model>/seed<n>/metrics.json files")
     r.add_argument("--metrics", nargs="+", required=True)
     r.add_argument("--speed", nargs="*", default=[], help="encoder speed CSVs (glue speed)")

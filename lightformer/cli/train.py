@@ -64,9 +64,11 @@ def cmd_bench_train(args) -> None:
     from lightformer.checkpoint import load_checkpoint
     from lightformer.gpu import pick_device
     from lightformer.train.bench import TrainBenchConfig, bench_train
+    from lightformer.validate import distinct_outputs
 
     if bool(args.checkpoints) == bool(args.paper_size):
         raise LightformerError("give checkpoints to time, or --paper-size TASK (not both)")
+    distinct_outputs(args.checkpoints or [], [args.out])
     cfg = TrainBenchConfig(device=args.device, dtype=args.dtype, max_tokens=args.max_tokens, steps=args.steps,
                            warmup=args.warmup, lengths=args.lengths or args.paper_size or "iwslt14", seed=args.seed,
                            compile=args.compile, peak_tflops=args.peak_tflops, hf=not args.no_hf,
@@ -98,17 +100,14 @@ def print_bench_rows(rows: list[dict], cfg) -> None:
 
 def cmd_plan_cost(args) -> None:
     """GPU-hours of a workflow config from measured training throughput (lightformer.train.cost)."""
-    import csv
+    from lightformer.train.cost import plan_cost, read_bench_csv
+    from lightformer.validate import distinct_outputs, load_yaml
 
-    import yaml
-
-    from lightformer.train.cost import plan_cost
-
+    distinct_outputs([args.configfile, args.bench], [args.out])
     for path in (args.configfile, args.bench):
         if not Path(path).is_file():
             raise LightformerError(f"{path}: no such file")
-    rows = plan_cost(yaml.safe_load(Path(args.configfile).read_text()) or {},
-                     list(csv.DictReader(open(args.bench, newline=""))))
+    rows = plan_cost(load_yaml(args.configfile, "workflow config") or {}, read_bench_csv(args.bench))
     if not rows:
         raise LightformerError(f"{args.configfile} has no tasks to cost")
     if args.out:
@@ -119,6 +118,26 @@ def cmd_plan_cost(args) -> None:
         print(f"{r['task']:<10}{r['stage']:<32}{r['runs']:>6}{str(r['updates']):>9}{str(r['tokens_per_update']):>12}"
               f"{r['device_hours']:>11.2f}")
     print(rows[-1]["note"])
+
+
+def cmd_diagnose_init(args) -> None:
+    """The first updates of a fresh dense model and of LightFormers at --ratio (lightformer.train.diagnose)."""
+    from lightformer.data.indexed import ParallelData
+    from lightformer.train.diagnose import diagnose, initial_models
+    from lightformer.train.recipes import load_train_config
+
+    distinct_outputs([args.data], [args.out])
+    cfg = load_train_config(args.recipe, None, args.overrides)
+    data = ParallelData(args.data)
+    models = initial_models(cfg, data, args.ratio, args.inits)
+    rows = diagnose(models, data, cfg, args.updates,
+                    progress=lambda m, u, loss: print(f"{m} update {u}: loss {loss:.3f}", file=sys.stderr)
+                    if u % 25 == 0 else None)
+    for row in rows:
+        row["command"] = command_line()
+    write_rows(args.out, rows)
+    last = {r["model"]: r for r in rows}
+    print("\n".join(f"{m}: loss {r['loss']:.3f} after {r['update']} updates" for m, r in last.items()))
 
 
 def register(sub) -> None:
@@ -135,6 +154,18 @@ def register(sub) -> None:
                           "over (what the workflow uses); without either flag a changed run is an error")
     s.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="last word, e.g. data=DIR save_dir=DIR lr=1e-3")
     s.set_defaults(func=cmd_train, gpu=True)
+
+    s = sub.add_parser("diagnose-init", help="how fresh dense and factorised models train: per-update gradient "
+                                             "norms, update-to-weight ratios, activation scales (CSV)")
+    s.add_argument("--recipe", required=True)
+    s.add_argument("--data", required=True, help="prepared directory")
+    s.add_argument("--ratio", type=float, default=3.8)
+    s.add_argument("--inits", nargs="+", default=["dense", "random", "random_svd"],
+                   help="dense, or compression inits of the same fresh model")
+    s.add_argument("--updates", type=int, default=200)
+    s.add_argument("--out", required=True, help="CSV")
+    s.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="TrainConfig overrides, as for train")
+    s.set_defaults(func=cmd_diagnose_init)
 
     s = sub.add_parser("average", help="average checkpoints (fairseq average_checkpoints)")
     s.add_argument("checkpoints", nargs="+", help="checkpoint directories or model files")

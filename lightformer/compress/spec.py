@@ -70,7 +70,10 @@ ALIASES: dict[str, list[str]] = {
 
 SHARE_SIDES = ("in", "out", "both")
 SIGMA_SPLITS = ("balanced", "left", "right")
-INITS = ("svd", "random", "svd_whiten", "svd_fisher", "asvd")
+# random_svd: the truncated SVD of a freshly initialised dense model (SVD transfer's factor balance, none
+# of the trained weights): the control that separates "SVD-shaped factors" from "trained knowledge"
+INITS = ("svd", "random", "random_svd", "svd_whiten", "svd_fisher", "asvd")
+RANDOM_INITS = ("random", "random_svd")  # nothing taken from the trained weights
 DATA_AWARE_INITS = ("svd_whiten", "svd_fisher", "asvd")  # need calibration batches (compress/calibrate.py)
 RANK_ALLOCS = ("uniform", "energy", "whitened_energy")
 

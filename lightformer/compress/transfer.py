@@ -3,6 +3,7 @@ random-initialised LightFormer of identical shape that the ablation compares aga
 from __future__ import annotations
 
 import copy
+import dataclasses
 import heapq
 import math
 
@@ -19,7 +20,7 @@ from lightformer.compress.plan import (
     planned_from,
     planned_total,
 )
-from lightformer.compress.spec import DATA_AWARE_INITS, CompressionSpec
+from lightformer.compress.spec import DATA_AWARE_INITS, RANDOM_INITS, CompressionSpec
 from lightformer.compress.weighted import group_spectrum, weighted_group_svd
 from lightformer.errors import LightformerError
 from lightformer.models.lowrank import FactorizedEmbedding, LowRankLinear
@@ -147,7 +148,7 @@ def transfer(model: torch.nn.Module, groups: list[Group], spec: CompressionSpec,
     trained weights (weighted by ``cal`` for a data-aware init), or the same shapes on ``fresh()``
     (a new model, seeded by ``spec.seed``)."""
     report = None
-    if spec.init != "random":
+    if spec.init not in RANDOM_INITS:
         new = copy.deepcopy(model)
         factors, report = svd_factors(model, groups, spec, cal, heldout)
     else:
@@ -155,7 +156,10 @@ def transfer(model: torch.nn.Module, groups: list[Group], spec: CompressionSpec,
             torch.manual_seed(spec.seed)
             new = fresh()
         new = new.to(next(model.parameters()).device)
-        factors = random_factors(new, groups, torch.Generator().manual_seed(spec.seed))
+        if spec.init == "random_svd":  # SVD transfer from the fresh model: its factor balance, no training
+            factors, _ = svd_factors(new, groups, dataclasses.replace(spec, init="svd"))
+        else:
+            factors = random_factors(new, groups, torch.Generator().manual_seed(spec.seed))
         if heldout is not None:  # the same held-out output error, for the ablation table
             report = []
             for g in groups:

@@ -18,6 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lightformer.config import ModelConfig
+from lightformer.models.layer_sharing import layer_owners, tie_layers
 from lightformer.models.lowrank import Embedding, shared_input_basis
 
 if TYPE_CHECKING:  # decoding state lives in lightformer.decode; the model only reads and writes it
@@ -229,6 +230,8 @@ class Encoder(nn.Module):
         self.embed_tokens = embed_tokens
         self.embed_positions = SinusoidalPositions(cfg.embed_dim, cfg.pad, cfg.max_source_positions)
         self.layers = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.encoder_layers))
+        tie_layers(self.layers, layer_owners(cfg.encoder_layers, cfg.layer_sharing, cfg.layer_sharing_unique),
+                   cfg.share_layer_norms)
         # post-LN has no final LayerNorm (fairseq: encoder_normalize_before=False -> layer_norm None)
         self.layer_norm = nn.LayerNorm(cfg.embed_dim) if cfg.normalize_before else None
 
@@ -264,6 +267,8 @@ class Decoder(nn.Module):
         self.embed_tokens = embed_tokens
         self.embed_positions = SinusoidalPositions(d, cfg.pad, cfg.max_target_positions)
         self.layers = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.decoder_layers))
+        tie_layers(self.layers, layer_owners(cfg.decoder_layers, cfg.layer_sharing, cfg.layer_sharing_unique),
+                   cfg.share_layer_norms)
         self.layer_norm = nn.LayerNorm(d) if cfg.normalize_before else None
         if cfg.share_decoder_input_output_embed:
             self.output_projection = None  # logits through embed_tokens.logits

@@ -84,10 +84,14 @@ def data_columns(prepared_meta: Path | None) -> dict:
 
 def task_rows(task: str, evals: list[Path], params: list[Path], reports: list[Path] = (),
               speed_csvs: list[Path] = (), config_sha256: str | None = None,
-              manifest: Path | None = None, prepared_meta: Path | None = None) -> pd.DataFrame:
+              manifest: Path | None = None, prepared_meta: Path | None = None,
+              curves: list[Path] = ()) -> pd.DataFrame:
     """One row per model of the task: parameters, compression, metric mean ± sd over seeds,
-    speedups per measured setting, and the compression settings. Models are named by the
-    ``<model>/seed<n>/`` directories of ``evals`` and ``reports`` and by the ``params`` file stems."""
+    speedups per measured setting, and the compression settings or the control it is. Models are
+    named by the ``<model>/seed<n>/`` directories of ``evals`` and ``curves``, by the ``params``
+    file stems, and by the records in ``reports`` (compress reports, control records). With
+    ``curves``, each row has its best validation loss, and the points of a learning-rate sweep
+    mark the one a researcher would pick: the lowest validation loss (never the test score)."""
     if not evals:
         raise LightformerError(f"no evaluations given for {task}")
     per_model: dict[str, list[dict]] = {}
@@ -96,7 +100,8 @@ def task_rows(task: str, evals: list[Path], params: list[Path], reports: list[Pa
         per_model.setdefault(path.parent.parent.name, []).append(_read_json(path))
         seeds.setdefault(path.parent.parent.name, []).append(path.parent.name.removeprefix("seed"))
     param_files = {Path(p).stem: Path(p) for p in params}
-    report_files = {Path(p).parent.parent.name: Path(p) for p in reports}
+    report_files = {_record_name(p): Path(p) for p in reports}
+    valid = _best_valid_losses(curves)
     missing = sorted(set(per_model) - set(param_files)) + ([] if "baseline" in param_files else ["baseline"])
     if missing:
         raise LightformerError(f"{task}: no parameter counts given for {sorted(set(missing))}")
@@ -119,9 +124,12 @@ def task_rows(task: str, evals: list[Path], params: list[Path], reports: list[Pa
                "signature": metrics[0]["signature"]}
         for name in metrics[0].get("scores", {}):  # every ROUGE type, mean over seeds
             row[f"{name}_mean"] = pd.Series([m["scores"][name] for m in metrics]).mean()
-        spec_path = report_files.get(model)
-        if spec_path:
-            report = _read_json(spec_path)
+        record_path = report_files.get(model)
+        report = _read_json(record_path) if record_path else {}
+        if "control" in report:
+            row |= {"init": "scratch", "control": report["control"], "ratio_target": report.get("ratio_target"),
+                    "layer_sharing": report.get("layer_sharing"), "width": report.get("embed_dim")}
+        if "spec" in report:
             spec = report["spec"]
             row |= {"init": init_label(report), "ratio_target": spec["ratio"], "rank": solved_ranks(report),
                     "rank_alloc": spec.get("rank_alloc", "uniform"), "share_layers": spec["share_layers"],
@@ -132,9 +140,41 @@ def task_rows(task: str, evals: list[Path], params: list[Path], reports: list[Pa
                 row[key] = s["speedup"]
                 row[f"{key}_conditions"] = (f"{s['device_name']}, {s['dtype']}, threads {s['threads']}, "
                                             f"batch {s['batch']}, beam {s['beam']}")
+        row["family"] = report.get("family") or report.get("record", {}).get("family") or model
+        row["lr_scale"] = report.get("lr_scale") or report.get("record", {}).get("lr_scale") or 1.0
+        if model in valid:
+            row["valid_loss_best"] = valid[model]
         row |= data | provenance_columns(runs, seeds[model], config_sha256, manifest_sha256)
         rows.append(row)
-    return pd.DataFrame(rows)
+    return _mark_sweep_choice(pd.DataFrame(rows))
+
+
+def _record_name(path) -> str:
+    """The model a record describes: its own ``variant`` field (compress --record, control init)."""
+    rec = _read_json(Path(path))
+    return rec.get("variant") or rec.get("record", {}).get("variant") or Path(path).parent.parent.name
+
+
+def _best_valid_losses(curves) -> dict[str, float]:
+    """Model -> its lowest validation loss over the run, mean over seeds (curves in <model>/seed<n>/)."""
+    per_model: dict[str, list[float]] = {}
+    for p in map(Path, curves):
+        losses = pd.read_csv(p)["valid_loss"].dropna() if p.stat().st_size else pd.Series(dtype=float)
+        if len(losses):
+            per_model.setdefault(p.parent.parent.name, []).append(float(losses.min()))
+    return {m: sum(v) / len(v) for m, v in per_model.items()}
+
+
+def _mark_sweep_choice(df: pd.DataFrame) -> pd.DataFrame:
+    """``lr_selected``: within each family swept over learning rates, the point with the lowest
+    validation loss; empty where a model was trained at one learning rate only."""
+    df["lr_selected"] = ""
+    if "valid_loss_best" not in df:
+        return df
+    for _, group in df.groupby("family"):
+        if len(group) > 1 and group["valid_loss_best"].notna().any():
+            df.loc[group.index, "lr_selected"] = group.index == group["valid_loss_best"].idxmin()
+    return df
 
 
 def write_table(df: pd.DataFrame, csv_path: Path, md_path: Path | None = None) -> None:
@@ -146,17 +186,26 @@ def write_table(df: pd.DataFrame, csv_path: Path, md_path: Path | None = None) -
         for c in show.columns:
             if show[c].dtype.kind == "f":
                 show[c] = show[c].map(lambda x: "" if pd.isna(x) else f"{x:.2f}")
+            elif show[c].dtype.kind == "O":  # numbers among words (a claim's "yes" beside ratios)
+                show[c] = show[c].map(lambda x: f"{x:.2f}" if isinstance(x, float) and not pd.isna(x) else x)
         Path(md_path).write_text(markdown_table(show))
+
+
+def chosen(df: pd.DataFrame) -> pd.DataFrame:
+    """The rows a comparison uses: a swept model at its selected learning rate (by validation loss)."""
+    if "lr_selected" not in df:
+        return df
+    return df[df["lr_selected"].astype(str) != "False"]
 
 
 def ablations(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """SVD transfer vs random init (same shapes), sharing levels at equal budget, rank sweep."""
-    lf = df[df["model"] != "baseline"].copy()
+    lf = chosen(df[df["model"] != "baseline"]).copy()
     if lf.empty or "init" not in lf:
         return {}
     keys = ["task", "ratio_target", "share_layers", "share_side", "share_qkv"]
     pivot = lf.pivot_table(index=keys, columns="init", values="metric_mean", aggfunc="first").reset_index()
-    for other in ("random", "random_full"):
+    for other in ("random", "random_full", "random_svd", "random_svd_full", "scratch"):
         if {"svd", other} <= set(pivot.columns):
             pivot[f"svd_minus_{other}"] = pivot["svd"] - pivot[other]
     svd = lf[lf["init"] == "svd"]
@@ -192,7 +241,7 @@ def paper_comparison(tables: dict[str, pd.DataFrame], paper_speed: dict[str, pd.
                          "ours_model": "", "note": "task not run"})
             continue
         base = df[df["model"] == "baseline"].iloc[0]
-        cand = df[df["model"] != "baseline"]
+        cand = chosen(df[df["model"] != "baseline"])
         if "init" in cand:  # the claims are about SVD transfer, not the random-init ablation
             cand = cand[cand["init"] == "svd"]
         if cand.empty:
@@ -210,7 +259,30 @@ def paper_comparison(tables: dict[str, pd.DataFrame], paper_speed: dict[str, pd.
         rows.append({"task": task, "claim": "metric vs baseline (paper: similar)", "paper": 0.0,
                      "ours": best["metric_mean"] - base["metric_mean"], "ours_model": best["model"],
                      "source": source, "note": "; ".join(x for x in (best["metric_label"], data) if x)})
+    for task, df in tables.items():
+        rows += lightweight_claims(task, df, source)
     return pd.DataFrame(rows)
+
+
+def lightweight_claims(task: str, df: pd.DataFrame, source: str) -> list[dict]:
+    """The abstract's third claim, per control trained here: does the SVD-transferred LightFormer of
+    the closest parameter count reach a higher metric (mean ± sd over seeds)?"""
+    if "init" not in df:
+        return []
+    df = chosen(df)
+    light = df[df["init"].astype(str).str.startswith("svd")]
+    rows = []
+    for _, c in df[df["init"].astype(str) == "scratch"].iterrows():
+        if light.empty:
+            break
+        lf = light.iloc[(light["compression"] - c["compression"]).abs().argmin()]
+        better = lf["metric_mean"] > c["metric_mean"]
+        rows.append({"task": task, "claim": f"out-performs a light-weight model ({c['control']})",
+                     "paper": "yes", "ours": "yes" if better else "no", "ours_model": lf["model"], "source": source,
+                     "note": (f"{lf['model']} {lf['metric_mean']:.2f} ± {lf['metric_sd']:.2f} at "
+                              f"{lf['compression']:.2f}x vs {c['model']} {c['metric_mean']:.2f} ± {c['metric_sd']:.2f} "
+                              f"at {c['compression']:.2f}x; {c['metric_label']}, {int(c['seeds'])} seed(s)")})
+    return rows
 
 
 def glue_rows(runs: list[Path], speed_csvs: list[Path] = (), config_sha256: str | None = None) -> pd.DataFrame:
@@ -324,7 +396,7 @@ def ablation_transfer_rows(transfer: list[Path], finetuned: list[Path], reports:
             row["finetuned_gap"] = row["finetuned_mean"] - b
         row |= provenance_columns(e.get("runs", []), e.get("seeds", []), config_sha256)
         rows.append(row)
-    order = {"random": 0, "random_full": 0.5, "svd": 1, "svd_whiten": 2, "svd_fisher": 3, "asvd": 4}
+    order = {"random": 0, "random_full": 0.5, "random_svd": 0.7, "random_svd_full": 0.8, "svd": 1, "svd_whiten": 2, "svd_fisher": 3, "asvd": 4}
     df = pd.DataFrame(rows)
     if not df.empty:
         df = df.sort_values(["task", "ratio_target", "share_layers", "rank_alloc", "init"],

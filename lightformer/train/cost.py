@@ -29,6 +29,34 @@ def arch_of(cfg) -> str:
     return "custom"
 
 
+BENCH_NUMBERS = {"target_tokens": float, "steps": int, "max_tokens": int, "tokens_per_s": float}
+
+
+def read_bench_csv(path: str) -> list[dict]:
+    """``lightformer bench train`` rows, each number checked where it enters (finite, positive), with
+    the file, line and field named: a negative or nan rate would price a grid at negative hours."""
+    import csv
+    import math
+
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        missing = sorted({"arch", "engine", "kind", *BENCH_NUMBERS} - set(reader.fieldnames or ()))
+        if missing:
+            raise LightformerError(f"{path}: not a `lightformer bench train` CSV (no column {', '.join(missing)})")
+        rows = list(reader)
+    for line, row in enumerate(rows, 2):
+        if row.get("engine") != "lightformer":
+            continue
+        for field, kind in BENCH_NUMBERS.items():
+            try:
+                value = kind(row[field])
+            except (TypeError, ValueError):
+                raise LightformerError(f"{path}:{line}: {field} {row[field]!r} is not a number") from None
+            if not (math.isfinite(value) and value > 0):
+                raise LightformerError(f"{path}:{line}: {field} {row[field]!r} must be finite and positive")
+    return rows
+
+
 def _rate(rows: list[dict], arch: str, kind: str, lengths: str) -> dict:
     """The measured row of our engine for an architecture and kind ('dense' for baselines,
     'lightformer' for variants), preferring one measured with the task's sentence lengths, then
@@ -52,8 +80,30 @@ def _hours(rate: dict, recipe_max_tokens: int, update_freq: int, updates: int) -
     return tokens, tokens / float(rate["tokens_per_s"]) / 3600
 
 
+def _check_shape(config) -> None:
+    """What pricing reads from a workflow config, refused by name when it is not there."""
+    if not isinstance(config, dict) or not isinstance(config.get("tasks", {}), dict):
+        raise LightformerError("the workflow config must be a mapping with a `tasks:` mapping")
+    for name, task in config.get("tasks", {}).items():
+        stages = ("train", "finetune") if isinstance(task, dict) and (task.get("grid") or task.get("ablation")) \
+            else ("train",)
+        for stage in stages:
+            run = task.get(stage) if isinstance(task, dict) else None
+            if not isinstance(run, dict) or not isinstance(run.get("recipe"), str):
+                raise LightformerError(f"tasks.{name}.{stage}.recipe is missing: a config that `snakemake -n` accepts "
+                                       f"has it")
+            if not isinstance(run.get("overrides") or {}, dict):
+                raise LightformerError(f"tasks.{name}.{stage}.overrides must be a mapping of TrainConfig keys")
+        for block in grid.BLOCKS:
+            grid_block = task.get(block)
+            if grid_block is not None and not (isinstance(grid_block, dict) and all(
+                    isinstance(grid_block.get(axis), list) for axis in ("ratio", "share_layers", "init"))):
+                raise LightformerError(f"tasks.{name}.{block} needs lists ratio, share_layers and init")
+
+
 def plan_cost(config: dict, rows: list[dict]) -> list[dict]:
     """One row per (task, stage): runs, updates per run, target tokens, device-hours; then the total."""
+    _check_shape(config)
     out = []
     for name, task in config.get("tasks", {}).items():
         base = load_train_config(task["train"]["recipe"], None,
@@ -64,7 +114,10 @@ def plan_cost(config: dict, rows: list[dict]) -> list[dict]:
         variants = list(grid.task_variants(task).values())
         full = sum(v.budget == "full" for v in variants)
         stages += [("fine-tune", "finetune", "lightformer", seeds * (len(variants) - full)),
-                   ("variants on the baseline's budget", "train", "lightformer", seeds * full)]
+                   ("variants on the baseline's budget", "train", "lightformer", seeds * full),
+                   # dense_small and shared-layer controls: priced at the dense rate (an upper bound:
+                   # they are narrower, or as deep as the baseline with the same FLOPs per token)
+                   ("light-weight controls", "train", "dense", seeds * len(grid.task_controls(task)))]
         for label, stage, kind, runs in stages:
             if not runs:
                 continue

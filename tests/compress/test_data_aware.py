@@ -124,7 +124,7 @@ def test_bad_calibration_input_is_refused(setup, tmp_path):
         lf.compress(model, ratio=2.0, init="svd_whiten")
     with pytest.raises(lf.LightformerError, match="calib_batches=0"):
         lf.compress(model, ratio=2.0, init="svd_whiten", calib=data, calib_batches=0)
-    with pytest.raises(lf.LightformerError, match="init='svd_whitened' is invalid; allowed: svd, random, svd_whiten"):
+    with pytest.raises(lf.LightformerError, match="init='svd_whitened' is invalid; allowed: svd, random, random_svd, svd_whiten"):
         lf.compress(model, ratio=2.0, init="svd_whitened")
     with pytest.raises(lf.LightformerError, match="rank_alloc='energy' spends a ratio's budget"):
         lf.compress(model, rank=4, rank_alloc="energy")

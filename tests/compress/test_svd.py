@@ -136,3 +136,27 @@ def test_compressing_twice_is_refused():
     c = lf.compress(tiny(), rank=4)
     with pytest.raises(lf.LightformerError, match="already compressed"):
         lf.compress(c, rank=2)
+
+
+def test_random_svd_is_the_svd_of_a_fresh_model_and_takes_nothing_from_the_trained_one():
+    """random_svd: SVD transfer's factor balance from a freshly initialised dense model; two trained
+    parents of one architecture give the same factors (nothing of their weights reaches it), and they
+    equal the SVD of a fresh model built with the compression seed."""
+    import lightformer as lf
+    from lightformer.compress.transfer import compress
+
+    a = lf.build_model("transformer_tiny", 40, 40, seed=1)
+    b = lf.build_model("transformer_tiny", 40, 40, seed=2)
+    fa = compress(a, ratio=2.0, init="random_svd", seed=7)
+    fb = compress(b, ratio=2.0, init="random_svd", seed=7)
+    for (name, p), (_, q) in zip(fa.named_parameters(), fb.named_parameters()):
+        torch.testing.assert_close(p, q, msg=name)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(7)
+        fresh = lf.Transformer(a.cfg)
+    ref = compress(fresh, ratio=2.0, init="svd")
+    layer = "encoder.layers.0.fc1"
+    torch.testing.assert_close(fa.get_submodule(layer).A, ref.get_submodule(layer).A)
+    # SVD's balanced split: the two factors carry equal norms per rank, unlike `random` (A ~ 1/sqrt(r))
+    m = fa.get_submodule(layer)
+    torch.testing.assert_close(m.A.norm(dim=0), m.B.norm(dim=1), rtol=1e-4, atol=1e-5)

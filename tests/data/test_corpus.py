@@ -166,8 +166,12 @@ def test_spec_errors_name_what_is_wrong(tmp_path, spec, why):
 def test_a_folder_missing_a_split_and_a_changed_source_are_refused(tmp_path, corpus_dir):
     (corpus_dir / "valid.de").unlink()
     (corpus_dir / "valid.tsv").unlink()
-    with pytest.raises(LightformerError, match=r"no valid split \(looked for valid.de\+valid.en or valid.tsv\)"):
+    with pytest.raises(LightformerError, match=r"no valid split \(looked for valid.de\+valid.en, validation.de\+"
+                                               r"validation.en, dev.de\+dev.en, valid.tsv, validation.tsv, dev.tsv"):
         custom.from_spec({"name": "x", "pair": "de-en", "dir": str(corpus_dir)})
+    (corpus_dir / "validation.de").write_bytes(FILES["valid.de"])  # Hugging Face's name for it
+    assert custom.from_spec({"name": "x", "pair": "de-en", "dir": str(corpus_dir)}).files
+    (corpus_dir / "validation.de").unlink()
     (corpus_dir / "dev.de").write_bytes(FILES["valid.de"])  # dev.* is read as valid
     c = custom.from_spec({"name": "x", "pair": "de-en", "dir": str(corpus_dir)})
     custom.fetch_corpus(c, tmp_path / "data", progress=False)

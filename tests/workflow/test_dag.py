@@ -30,7 +30,22 @@ def test_whole_dag_runs_and_writes_tables_figures_logs(tmp_path):
     rows = list(csv.DictReader(open(res / "tables/iwslt14.csv")))
     models = {row["model"] for row in rows}
     assert models == {"baseline", "r2.0_k1_svd", "r2.0_k1_random", "r2.0_k2_svd", "r2.0_k2_random",
-                      "r2.0_k1_svd_energy", "r2.0_k1_svd_whiten", "r2.0_k1_svd_whiten_energy"}
+                      "r2.0_k1_svd_energy", "r2.0_k1_svd_whiten", "r2.0_k1_svd_whiten_energy",
+                      "dense_small_r2.0", "dense_small_r2.0_lr2", "share_all", "share_all_lr2"}
+    controls = {r["model"]: r for r in rows if r.get("init") == "scratch"}
+    for family in ("dense_small_r2.0", "share_all"):  # one learning rate chosen per sweep, by validation loss
+        sweep = [r for r in controls.values() if r["family"] == family]
+        assert sorted(r["lr_selected"] for r in sweep) == ["False", "True"]
+        chosen = next(r for r in sweep if r["lr_selected"] == "True")
+        assert float(chosen["valid_loss_best"]) == min(float(r["valid_loss_best"]) for r in sweep)
+    assert 1.7 < float(controls["dense_small_r2.0"]["compression"]) < 2.3  # matched to the LightFormer size
+    convergence = {r["model"]: r for r in csv.DictReader(open(res / "tables/convergence_iwslt14.csv"))}
+    assert set(convergence) == models and convergence["baseline"]["updates_to_target"] != "not reached"
+    light = list(csv.DictReader(open(res / "tables/lightweight_iwslt14.csv")))
+    assert {r["source"] for r in light} >= {"ours (this run)"} and any("HAT" in r["source"] for r in light)
+    assert all(r["params_convention"] for r in light)
+    assert any(c["claim"].startswith("out-performs a light-weight model") for c in
+               csv.DictReader(open(res / "tables/paper_comparison.csv")))
     ablation = {r["model"]: r for r in csv.DictReader(open(res / "tables/ablation_transfer.csv"))}
     assert set(ablation) == {"r2.0_k1_svd", "r2.0_k1_svd_energy", "r2.0_k1_svd_whiten", "r2.0_k1_svd_whiten_energy"}
     for r in ablation.values():
@@ -47,7 +62,7 @@ def test_whole_dag_runs_and_writes_tables_figures_logs(tmp_path):
         assert len(row["config_sha256"]) == 16 and len(row["data_manifest_sha256"]) == 16 and row["device"] == "cpu"
         parts = sum(int(row[f"params_{p}"]) for p in ("embedding", "output_projection", "body"))
         assert parts == int(row["params_total"])  # the parameter columns add up
-        assert row["model"] == "baseline" or row["rank"]  # ratio-solved ranks are shown
+        assert row["model"] == "baseline" or row["rank"] or row["init"] == "scratch"  # ratio-solved ranks shown
         assert row["split_drift"].startswith("not checked") and row["data_splits"].startswith("train ")
         assert "speedup_cpu_latency" in row and float(row["params_total"]) > 0
     assert "=" in next(r for r in rows if r["model"] == "r2.0_k1_svd_energy")["rank"]  # per role when they differ
@@ -215,3 +230,29 @@ def test_a_custom_corpus_task_runs_from_its_files_to_its_table(tmp_path):
     path.write_text(yaml.safe_dump(config))
     r = snakemake(tmp_path, "results/tables/acme.csv", "-n", configfile=path)
     assert r.returncode != 0 and "tasks.acme.corpus: dir: 'missing' is not a directory" in r.stdout + r.stderr
+
+
+def _repository_copy(dest: Path) -> Path:
+    """The tracked files as a fresh clone has them (the untracked results/ of this checkout left out)."""
+    names = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
+    for name in names:
+        if (REPO / name).is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, dest / name)
+    return dest
+
+
+def test_the_bare_commands_work_from_the_repository_root(tmp_path):
+    """`snakemake <target>` as the product's usage line types it: no --cores, no profile flag; the
+    default profile at profiles/default/ supplies them. A table's dry-run plans only that task."""
+    repo = _repository_copy(tmp_path)
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    run = subprocess.run([SNAKEMAKE, "results/mirror/iwslt14/SHA256SUMS"], cwd=repo, capture_output=True,
+                         text=True, env=env, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]  # a real job: not "cores have to be specified"
+    assert "Using workflow specific profile profiles/default" in run.stderr and (repo / "results/mirror").is_dir()
+    plan = subprocess.run([SNAKEMAKE, "-n", "results/tables/wmt14.csv"], cwd=repo, capture_output=True, text=True,
+                          env=env, timeout=600)
+    assert plan.returncode == 0, plan.stderr[-3000:]
+    tasks = set(re.findall(r"task=(\w+)", plan.stdout + plan.stderr))
+    assert tasks == {"wmt14"}

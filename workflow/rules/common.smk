@@ -47,6 +47,7 @@ wildcard_constraints:
     dataset="[a-z0-9_]+",
     model="[A-Za-z0-9_.]+",
     variant=grid.wildcard_pattern(),
+    control=grid.control_pattern(),
     seed="[0-9]+",
     device="cpu|cuda",
     protocol="latency|throughput",
@@ -62,6 +63,8 @@ RULE_RESOURCES = {
     "prepare_data": {"threads": 2, "mem_mb": 8000, "runtime": 240},
     "train_baseline": {"threads": 2, "mem_mb": 16000, "runtime": 1440, "gpu": 1},
     "compress_model": {"threads": 2, "mem_mb": 8000, "runtime": 30},
+    "init_control": {"threads": 1, "mem_mb": 4000, "runtime": 10},
+    "train_control": {"threads": 2, "mem_mb": 16000, "runtime": 1440, "gpu": 1},
     "finetune_model": {"threads": 2, "mem_mb": 16000, "runtime": 720, "gpu": 1},
     "evaluate_model": {"threads": 2, "mem_mb": 8000, "runtime": 120, "gpu": 1},
     "count_params": {"threads": 1, "mem_mb": 4000, "runtime": 5},
@@ -70,6 +73,8 @@ RULE_RESOURCES = {
     # threads 0 = every core Snakemake was given, so no other job runs beside a timing (see rule_threads)
     "measure_speed": {"threads": 0, "mem_mb": 16000, "runtime": 120},
     "task_table": {"threads": 1, "mem_mb": 2000, "runtime": 10},
+    "convergence_table": {"threads": 1, "mem_mb": 2000, "runtime": 10},
+    "lightweight_table": {"threads": 1, "mem_mb": 2000, "runtime": 10},
     "summary_tables": {"threads": 1, "mem_mb": 2000, "runtime": 10},
     "speed_table": {"threads": 1, "mem_mb": 2000, "runtime": 10},
     "glue_init": {"threads": 1, "mem_mb": 4000, "runtime": 10},
@@ -187,8 +192,13 @@ def ablation_tasks():
     return [t for t in config["tasks"] if ablation_variants(t)]
 
 
+def get_controls(task):
+    """Control name -> grid.Control (dense_small, sharing alone): trained from scratch like the baseline."""
+    return grid.task_controls(config["tasks"][task])
+
+
 def get_models(task):
-    return ["baseline"] + list(get_variants(task))
+    return ["baseline"] + list(get_variants(task)) + list(get_controls(task))
 
 
 def config_sha256():
@@ -265,17 +275,60 @@ def prepared(task):
     return f"{DATA_ROOT}/{data_dir(config['tasks'][task])}/prepared"
 
 
+def run_dir_of(task, model, seed):
+    """Where a model's training outputs (model, curve) land: train/ (baseline), controls/, finetune/."""
+    stage = "train" if model == "baseline" else "controls" if model in get_controls(task) else "finetune"
+    return f"results/{stage}/{task}/{model}/seed{seed}"
+
+
 def model_path(task, model, seed):
-    if model == "baseline":
-        return f"results/train/{task}/baseline/seed{seed}/model.safetensors"
-    return f"results/finetune/{task}/{model}/seed{seed}/model.safetensors"
+    return f"{run_dir_of(task, model, seed)}/model.safetensors"
+
+
+def curve_path(task, model, seed):
+    return f"{run_dir_of(task, model, seed)}/curve.csv"
+
+
+def record_path(task, model):
+    """The JSON that says what a model is (reports group by its fields): a compress report or a control's record."""
+    if model in get_controls(task):
+        return f"results/controls/{task}/{model}/seed{SEEDS[0]}/control.json"
+    return f"results/compress/{task}/{model}/seed{SEEDS[0]}/report.json"
+
+
+def lr_override(task, stage, scale):
+    """`lr=` at ``scale`` times the stage's recipe learning rate (the sweep); nothing at 1."""
+    if scale == 1:
+        return ""
+    from lightformer.train.recipes import load_train_config
+
+    run = config["tasks"][task][stage]
+    cfg = load_train_config(run["recipe"], None, [f"{k}={v}" for k, v in run.get("overrides", {}).items()])
+    return shlex.quote(f"lr={cfg.lr * scale:g}")
+
+
+def control_train_args(wildcards):
+    """The baseline's recipe and budget, at the control's learning-rate scale."""
+    c = get_controls(wildcards.task)[wildcards.control]
+    return f"{run_args(wildcards.task, 'train')} {lr_override(wildcards.task, 'train', c.lr_scale)}".strip()
+
+
+def control_init_flags(wildcards):
+    c = get_controls(wildcards.task)[wildcards.control]
+    run = config["tasks"][wildcards.task]["train"]
+    pairs = [shlex.quote(f"{k}={v}") for k, v in run.get("overrides", {}).items()]
+    identity = c.record() | {"task": wildcards.task, "seed": int(wildcards.seed)}
+    out = flags(("--recipe", run["recipe"]), ("--seed", wildcards.seed), ("--identity", json.dumps(identity, sort_keys=True)),
+                *((("--ratio", c.ratio),) if c.ratio is not None else ()))
+    return " ".join([out, *pairs])
 
 
 def finetune_args(wildcards):
     """The fine-tuning recipe; for budget full, the baseline's own recipe and update budget
     (random init trained as long as the model it is compared with, not just the fine-tuning steps)."""
-    budget = get_variants(wildcards.task)[wildcards.variant].budget
-    return run_args(wildcards.task, "train" if budget == "full" else "finetune")
+    v = get_variants(wildcards.task)[wildcards.variant]
+    stage = "train" if v.budget == "full" else "finetune"
+    return f"{run_args(wildcards.task, stage)} {lr_override(wildcards.task, stage, v.lr_scale)}".strip()
 
 
 def run_args(task, stage):
@@ -363,6 +416,7 @@ def get_speed_flags(wildcards):
 
 def get_all_targets():
     targets = [f"results/tables/{task}.csv" for task in config["tasks"]]
+    targets += [f"results/tables/{kind}_{task}.csv" for task in config["tasks"] for kind in ("convergence", "lightweight")]
     if GLUE:
         targets.append("results/tables/glue.csv")
     if config["tasks"]:

@@ -8,7 +8,8 @@ rule task_table:
         scores=lambda wc: [f"results/evaluate/{wc.task}/{m}/seed{s}/hyps.txt.json"
                            for m in get_models(wc.task) for s in SEEDS],
         params=lambda wc: [f"results/params/{wc.task}/{m}.json" for m in get_models(wc.task)],
-        compress=lambda wc: [f"results/compress/{wc.task}/{v}/seed{SEEDS[0]}/report.json" for v in get_variants(wc.task)],
+        records=lambda wc: [record_path(wc.task, m) for m in get_models(wc.task) if m != "baseline"],
+        curves=lambda wc: [curve_path(wc.task, m, s) for m in get_models(wc.task) for s in SEEDS],
         speed=lambda wc: [p for p in get_speed_csvs() if p.startswith(f"results/speed/{wc.task}/")],
         manifest=lambda wc: manifest(wc.task),
         prepared=lambda wc: f"{prepared(wc.task)}/meta.json",
@@ -26,7 +27,7 @@ rule task_table:
         **rule_resources("task_table"),
     shell:
         "lightformer report tables --tasks {wildcards.task:q} --evals {input.scores:q} --params {input.params:q}"
-        " --reports {input.compress:q} --speed {input.speed:q} --manifest {input.manifest:q}"
+        " --reports {input.records:q} --curves {input.curves:q} --speed {input.speed:q} --manifest {input.manifest:q}"
         " --prepared-meta {input.prepared:q}"
         " --config-sha256 {params.config_sha} --out results/tables > {log:q} 2>&1"
 
@@ -113,3 +114,48 @@ rule ablation_transfer_table:
         "lightformer report ablation-transfer --transfer {input.transfer:q} --finetuned {input.finetuned:q}"
         " --reports {input.reports:q} --baselines {input.baselines:q} --table {output.table:q}"
         " --markdown {output.markdown:q} --figure {output.figure:q} --config-sha256 {params.config_sha} > {log:q} 2>&1"
+
+
+rule convergence_table:
+    conda:
+        "../../envs/lightformer.yaml"
+    input:
+        curves=lambda wc: [curve_path(wc.task, m, s) for m in get_models(wc.task) for s in SEEDS],
+        records=lambda wc: [record_path(wc.task, m) for m in get_models(wc.task) if m != "baseline"],
+    output:
+        table=report("results/tables/convergence_{task}.csv", category="Tables"),
+        markdown="results/tables/convergence_{task}.md",
+        figure=report("results/figures/convergence_{task}.png", category="Figures"),
+    log:
+        "results/logs/convergence_table/{task}.log",
+    benchmark:
+        "results/benchmarks/convergence_table/{task}.tsv"
+    threads: rule_threads("convergence_table")
+    resources:
+        **rule_resources("convergence_table"),
+    shell:
+        "lightformer report convergence --curves {input.curves:q} --records {input.records:q}"
+        " --out {output.table:q} --markdown {output.markdown:q} --figure {output.figure:q} > {log:q} 2>&1"
+
+
+rule lightweight_table:
+    conda:
+        "../../envs/lightformer.yaml"
+    input:
+        "results/tables/{task}.csv",
+    output:
+        table=report("results/tables/lightweight_{task}.csv", category="Tables"),
+        markdown="results/tables/lightweight_{task}.md",
+        figure=report("results/figures/lightweight_{task}.png", category="Figures"),
+    params:
+        dataset=lambda wc: config["tasks"][wc.task]["dataset"],
+    log:
+        "results/logs/lightweight_table/{task}.log",
+    benchmark:
+        "results/benchmarks/lightweight_table/{task}.tsv"
+    threads: rule_threads("lightweight_table")
+    resources:
+        **rule_resources("lightweight_table"),
+    shell:
+        "lightformer report lightweight --table {input:q} --task {wildcards.task:q} --dataset {params.dataset:q}"
+        " --out {output.table:q} --markdown {output.markdown:q} --figure {output.figure:q} > {log:q} 2>&1"

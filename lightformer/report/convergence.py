@@ -1,0 +1,89 @@
+"""The convergence claim, measured: how many updates (and training FLOPs) each model needs to reach
+the baseline's final validation loss + a margin, from the runs' own curve.csv files.
+
+Training FLOPs per target token come from the curve itself (``train_tflops / train_tokens_per_s``,
+model FLOPs counted from the module shapes, docs/reference.md §8), so a model that reuses a shared
+layer pays for every application. A model fine-tuned from SVD transfer also needed its trained
+parent: ``parent_updates`` says how many updates that was, so the table never hides it.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+MARGIN = 0.1
+
+
+def read_curve(path: Path) -> pd.DataFrame:
+    df = pd.read_csv(path)
+    return df[df["valid_loss"].notna()].reset_index(drop=True) if "valid_loss" in df else df.iloc[0:0]
+
+
+def flops_per_token(df: pd.DataFrame) -> float | None:
+    """Training FLOPs per target token of a run (median over its windows), or None if not logged."""
+    if not {"train_tflops", "train_tokens_per_s"} <= set(df.columns):
+        return None
+    ratio = (df["train_tflops"] * 1e12 / df["train_tokens_per_s"]).dropna()
+    return float(ratio.median()) if len(ratio) else None
+
+
+def first_reaching(df: pd.DataFrame, target: float) -> pd.Series | None:
+    hit = df[df["valid_loss"] <= target]
+    return hit.iloc[0] if len(hit) else None
+
+
+def convergence_rows(curves: dict[str, list[Path]], records: dict[str, dict], margin: float = MARGIN) -> pd.DataFrame:
+    """One row per model: final and best validation loss (mean over seeds) and the updates, target
+    tokens and training FLOPs to reach the baseline's final validation loss + ``margin`` (every seed
+    must reach it; the mean over seeds is given, else "not reached")."""
+    runs = {m: [read_curve(Path(p)) for p in paths] for m, paths in curves.items()}
+    base = [df["valid_loss"].iloc[-1] for df in runs.get("baseline", []) if len(df)]
+    if not base:
+        return pd.DataFrame()
+    target = sum(base) / len(base) + margin
+    parent = max(int(df["update"].iloc[-1]) for df in runs["baseline"] if len(df))
+    rows = []
+    for model, dfs in runs.items():
+        dfs = [df for df in dfs if len(df)]
+        if not dfs:
+            continue
+        rec = records.get(model, {})
+        init = rec.get("init_label") or rec.get("record", {}).get("init_label") or ("dense" if model == "baseline" else "")
+        hits = [first_reaching(df, target) for df in dfs]
+        fpt = [flops_per_token(df) for df in dfs]
+        reached = all(h is not None for h in hits)
+        row = {"model": model, "init": init, "target_valid_loss": target,
+               "final_valid_loss": sum(df["valid_loss"].iloc[-1] for df in dfs) / len(dfs),
+               "best_valid_loss": sum(df["valid_loss"].min() for df in dfs) / len(dfs),
+               "updates_run": int(max(df["update"].iloc[-1] for df in dfs)),
+               "updates_to_target": sum(int(h["update"]) for h in hits) / len(hits) if reached else "not reached",
+               "tokens_to_target": sum(int(h["tokens_seen"]) for h in hits) / len(hits) if reached else "",
+               "parent_updates": parent if init.startswith("svd") or init in ("asvd",) else 0}
+        if reached and all(f is not None for f in fpt):
+            row["train_flops_to_target"] = sum(int(h["tokens_seen"]) * f for h, f in zip(hits, fpt)) / len(hits)
+        rows.append(row)
+    order = {"baseline": 0}
+    return pd.DataFrame(rows).sort_values("model", key=lambda c: c.map(lambda m: (order.get(m, 1), m))).reset_index(
+        drop=True)
+
+
+def convergence_figure(curves: dict[str, list[Path]], path: Path) -> None:
+    """Validation loss against updates and against training FLOPs, one line per model (first seed)."""
+    from lightformer.report.figures import pyplot, save_figure
+
+    plt = pyplot()
+    fig, (by_update, by_flops) = plt.subplots(1, 2, figsize=(11, 4))
+    for model, paths in sorted(curves.items()):
+        df = read_curve(Path(paths[0]))
+        if not len(df):
+            continue
+        style = "-" if model == "baseline" else "--" if "scratch" in model or model.startswith(("dense_small", "share_")) else ":"
+        by_update.plot(df["update"], df["valid_loss"], style, label=model)
+        fpt = flops_per_token(df)
+        if fpt:
+            by_flops.plot(df["tokens_seen"] * fpt, df["valid_loss"], style, label=model)
+    by_update.set(xlabel="updates", ylabel="validation loss")
+    by_flops.set(xlabel="training FLOPs (own run)", ylabel="validation loss", xscale="log")
+    by_update.legend(fontsize=6)
+    save_figure(fig, path)
