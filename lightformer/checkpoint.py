@@ -70,8 +70,11 @@ def save_checkpoint(model: Transformer, path: str | os.PathLike, provenance: dic
         "provenance": _provenance(provenance),
         "digest": tensors_digest(tensors),
     }
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"format": FORMAT, "lightformer": json.dumps(meta)})
+    try:
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata={"format": FORMAT, "lightformer": json.dumps(meta)})
+    except SafetensorError as e:  # the library's own error for a failed write (disk full, file too large)
+        raise LightformerError(f"cannot write {path}: {e}; nothing was left under its name or beside it") from None
     return path
 
 

@@ -29,3 +29,29 @@ def test_reference_citations_resolve():
     assert cited, "no citations found: the pattern is wrong"
     assert [c for c in cited if c[1] not in sections] == []
     assert stale == [], f"citations of a reference outside the repository: {stale}"
+
+
+def test_every_relative_link_in_the_readme_and_docs_resolves():
+    broken = []
+    for page in [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]:
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text()):
+            if target.startswith(("http://", "https://", "mailto:")):
+                continue
+            if not (page.parent / target).exists():
+                broken.append(f"{page.relative_to(REPO)} -> {target}")
+    assert broken == []
+
+
+def test_the_readme_claims_table_is_the_one_the_committed_results_give():
+    import sys
+
+    r = subprocess.run([sys.executable, "workflow/scripts/readme_claims.py", "--check"], cwd=REPO,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_the_readme_is_a_front_page():
+    text = (REPO / "README.md").read_text()
+    assert len(text.splitlines()) <= 150
+    for page in re.findall(r"\(docs/([\w-]+\.md)\)", text):
+        assert (REPO / "docs" / page).is_file()

@@ -49,3 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and the like: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as e:  # disk full, file too large, permission: one line naming the file (writes are atomic)
+        if os.environ.get("LIGHTFORMER_DEBUG"):
+            raise
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"lightformer {args.verb}: error: {e.strerror or e}{where}; every output is written beside its "
+              f"target and renamed when whole, so nothing half-written was left (LIGHTFORMER_DEBUG=1 shows the "
+              f"traceback)", file=sys.stderr)
+        return EXIT_USAGE

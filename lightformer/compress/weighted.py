@@ -1,5 +1,5 @@
 """Data-aware truncated SVD of a factor group: the factors that minimise the error of what the
-layer *outputs* on calibration inputs, not ‖W − AB‖_F (sources in docs of README "Data-aware
+layer *outputs* on calibration inputs, not ‖W − AB‖_F (sources in docs/method.md, "Data-aware
 transfer").
 
 For a linear use y = W x with input Gram G = Σ x xᵀ = S Sᵀ (S lower-triangular, Cholesky),

@@ -42,7 +42,8 @@ SPLITS = ("train", "valid", "test")
 # the names a folder may give each split: fairseq's valid, the common dev, Hugging Face's validation
 SPLIT_NAMES = {"train": ("train",), "valid": ("valid", "validation", "dev"), "test": ("test",)}
 KINDS = ("translation", "summarization")
-NAME = re.compile(r"^[a-z0-9_]+$")
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # C0 controls and DEL; tab, CR and LF allowed
+NAME = re.compile(r"[a-z0-9_]+")  # fullmatch: "$" would let a trailing newline through
 MAX_PROBLEMS = 20
 
 
@@ -147,7 +148,7 @@ def from_spec(spec: dict, base: Path | None = None) -> Corpus:
     if unknown:
         raise LightformerError(f"corpus spec: unknown keys {unknown}; allowed: {sorted(known)}")
     name, kind = spec.get("name"), spec.get("kind", "translation")
-    if not isinstance(name, str) or not NAME.match(name):
+    if not isinstance(name, str) or not NAME.fullmatch(name):
         raise LightformerError(f"corpus spec: name {name!r} must be lowercase letters, digits and _ (a directory)")
     if name in DATASETS or name in ("ddtp", "text"):
         raise LightformerError(f"corpus spec: name {name!r} is a built-in dataset's; choose another")
@@ -172,6 +173,12 @@ def from_spec(spec: dict, base: Path | None = None) -> Corpus:
     opts = Options(**options)
     if opts.tokenizer not in ("moses", "none"):
         raise LightformerError(f"corpus spec: tokenizer {opts.tokenizer!r}; allowed: moses, none")
+    for key in ("min_len", "max_len", "src_max_tokens", "tgt_max_tokens"):
+        if getattr(opts, key) < 1:
+            raise LightformerError(f"corpus spec: {key} {getattr(opts, key)} must be at least 1")
+    if opts.min_len > opts.max_len or not opts.ratio >= 1:
+        raise LightformerError(f"corpus spec: min_len {opts.min_len} > max_len {opts.max_len}, or ratio {opts.ratio} "
+                               f"below 1: no sentence pair could pass the length filter")
     if ("dir" in spec) == ("files" in spec):
         raise LightformerError("corpus spec: give either dir: (a folder of split files) or files: (per split)")
     layout = _from_dir(_resolve(spec["dir"], base), kind, src, tgt) if "dir" in spec else spec["files"]
@@ -227,6 +234,13 @@ def read_text_lines(path: Path, problems: list[str]) -> list[str] | None:
     except UnicodeDecodeError as e:
         line, column = data[: e.start].count(b"\n") + 1, e.start - data.rfind(b"\n", 0, e.start) - 1
         problems.append(f"{path.name}:{line}: not UTF-8 ({e.reason} at byte {column} of the line)")
+        return None
+    text = text.removeprefix("\ufeff")  # a byte-order mark is an encoding marker, not a word: dropped
+    bad = CONTROL.search(text)
+    if bad:
+        line = text.count("\n", 0, bad.start()) + 1
+        problems.append(f"{path.name}:{line}: control character U+{ord(bad.group()):04X} (a NUL or other control "
+                        f"character would silently join or split words); clean the file")
         return None
     lines = text.split("\n")
     if lines and lines[-1] == "":

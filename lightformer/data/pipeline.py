@@ -69,7 +69,7 @@ def _corpus(o: DataOptions):
     from lightformer.data import corpus
 
     if not o.corpus:
-        raise LightformerError("dataset 'text' needs --corpus SPEC (a YAML/JSON corpus spec; see README, 'Your own "
+        raise LightformerError("dataset 'text' needs --corpus SPEC (a YAML/JSON corpus spec; see docs/workflow.md, 'Your own "
                                "corpus')")
     return corpus.load(o.corpus)
 

@@ -168,12 +168,14 @@ def _best_valid_losses(curves) -> dict[str, float]:
 def _mark_sweep_choice(df: pd.DataFrame) -> pd.DataFrame:
     """``lr_selected``: within each family swept over learning rates, the point with the lowest
     validation loss; empty where a model was trained at one learning rate only."""
-    df["lr_selected"] = ""
+    df["lr_selected"] = pd.Series([""] * len(df), index=df.index, dtype=object)  # True / False / "" (no sweep)
     if "valid_loss_best" not in df:
         return df
     for _, group in df.groupby("family"):
         if len(group) > 1 and group["valid_loss_best"].notna().any():
-            df.loc[group.index, "lr_selected"] = group.index == group["valid_loss_best"].idxmin()
+            best = group["valid_loss_best"].idxmin()
+            for i in group.index:
+                df.at[i, "lr_selected"] = bool(i == best)
     return df
 
 

@@ -142,6 +142,18 @@ def test_bad_files_are_refused_with_file_and_line_and_nothing_is_recorded(tmp_pa
     assert "split 'test' is empty (test.jsonl)" in msg
 
 
+def test_a_bom_is_dropped_and_control_characters_are_refused_with_their_line(tmp_path, corpus_dir):
+    (corpus_dir / "train.de").write_bytes(b"\xef\xbb\xbf" + FILES["train.de"])
+    c = custom.from_spec({"name": "bom", "pair": "de-en", "dir": str(corpus_dir)})
+    custom.fetch_corpus(c, tmp_path / "data", progress=False)
+    splits = custom.read_corpus(c, tmp_path / "data/bom/raw")
+    assert not splits["train"][0][0].startswith("\ufeff")
+    (corpus_dir / "valid.en").write_bytes(FILES["valid.en"].replace(b"\n", b"\x00", 1))
+    with pytest.raises(LightformerError, match=r"valid.en:1: control character U\+0000"):
+        custom.fetch_corpus(custom.from_spec({"name": "nul", "pair": "de-en", "dir": str(corpus_dir)}),
+                            tmp_path / "data", progress=False)
+
+
 @pytest.mark.parametrize("spec, why", [
     ({"name": "x", "pair": "de-en", "dir": "d", "colour": 1}, r"unknown keys \['colour'\]"),
     ({"name": "iwslt14", "pair": "de-en", "dir": "d"}, "built-in dataset"),
@@ -156,6 +168,10 @@ def test_bad_files_are_refused_with_file_and_line_and_nothing_is_recorded(tmp_pa
     ({"name": "x", "pair": "de-en", "dir": "http://host/corpus/"}, "cannot be listed"),
     ({"name": "x", "pair": "de-en", "dir": "d", "tokenizer": "spacy"}, "allowed: moses, none"),
     ({"name": "x", "pair": "de-en", "dir": "d", "lowercase": "yes"}, "lowercase 'yes' should be a bool"),
+    ({"name": "x\n", "pair": "de-en", "dir": "d"}, "lowercase letters"),
+    ({"name": "x", "kind": "summarization", "dir": "d", "tgt_max_tokens": 0}, "tgt_max_tokens 0 must be at least 1"),
+    ({"name": "x", "kind": "summarization", "dir": "d", "src_max_tokens": -1}, "src_max_tokens -1 must be at least 1"),
+    ({"name": "x", "pair": "de-en", "dir": "d", "min_len": 9, "max_len": 3}, "no sentence pair could pass"),
 ])
 def test_spec_errors_name_what_is_wrong(tmp_path, spec, why):
     (tmp_path / "d").mkdir()

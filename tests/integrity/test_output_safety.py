@@ -170,3 +170,22 @@ def test_atomic_dir_refuses_to_replace_unmarked_files(tmp_path):
     check_output_dir(tmp_path / "new", "x")  # a new or empty directory is always fine
     (tmp_path / "empty").mkdir()
     check_output_dir(tmp_path / "empty", "x")
+
+
+def test_a_write_failure_is_one_line_and_leaves_nothing_half_written(tmp_path):
+    """A file-size limit (as a full disk or quota would): EFBIG mid-write, one line, no traceback, no
+    partial checkpoint under its name or beside it."""
+    import resource
+    import signal
+
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # write() then fails with EFBIG instead of killing us
+        resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, 20_000))
+
+    r = subprocess.run([sys.executable, "-m", "lightformer", "init", "--arch", "transformer_iwslt_de_en",
+                        "--src-vocab", "100", "--tgt-vocab", "100", "--out", str(tmp_path / "m.safetensors")],
+                       capture_output=True, text=True, preexec_fn=limit, timeout=300)
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert r.returncode == 2 and len(lines) == 1 and "Traceback" not in r.stderr, r.stderr[-2000:]
+    assert "File too large" in lines[0] and "nothing was left" in lines[0]
+    assert list(tmp_path.iterdir()) == []
