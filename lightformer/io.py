@@ -11,6 +11,12 @@ import tempfile
 from pathlib import Path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
     """Yield a temporary path beside ``path``; on success it replaces ``path``, on error it is removed."""
@@ -20,6 +26,7 @@ def atomic_path(path: str | os.PathLike):
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would hide results from a shared group
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -70,6 +77,7 @@ def atomic_dir(path: str | os.PathLike, kind: str = "output", force: bool = Fals
     try:
         yield tmp
         (tmp / OUTPUT_MARK).write_text(kind + "\n")
+        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700 would hide results from a shared group
         old = None
         if path.exists():
             old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".old"))

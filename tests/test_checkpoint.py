@@ -71,16 +71,21 @@ def test_tensor_set_must_match_the_architecture(tmp_path):
 
 
 def test_atomic_dir_replaces_on_success_and_leaves_nothing_on_a_crash(tmp_path):
-    from lightformer.io import atomic_dir
+    from lightformer.errors import LightformerError
+    from lightformer.io import OUTPUT_MARK, atomic_dir
 
     out = tmp_path / "ckpt"
-    with atomic_dir(out) as d:
+    with atomic_dir(out, "x") as d:
         (d / "a").write_text("1")
     with pytest.raises(RuntimeError):
-        with atomic_dir(out) as d:
+        with atomic_dir(out, "x", force=True) as d:
             (d / "a").write_text("half")
             raise RuntimeError("killed")
     assert (out / "a").read_text() == "1" and sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
-    with atomic_dir(out) as d:
+    with pytest.raises(LightformerError, match="pass --force"):  # never replaced unasked
+        with atomic_dir(out, "x"):
+            pass
+    with atomic_dir(out, "x", force=True) as d:
         (d / "b").write_text("2")
-    assert sorted(p.name for p in out.iterdir()) == ["b"]  # the old directory is replaced, not merged
+    assert sorted(p.name for p in out.iterdir()) == [OUTPUT_MARK, "b"]  # replaced, not merged
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]  # the old one moved aside, then removed

@@ -68,7 +68,7 @@ def cmd_control_init(args) -> None:
     data = ParallelData(args.data)
     base = model_config(run.arch, len(data.src_dict), len(data.tgt_dict), **run.model)
     cfg = control_config(base, args.control, args.ratio)
-    record = control_record(args.control, base, cfg, args.ratio) | (args.identity or {})
+    record = control_record(args.control, base, cfg, args.ratio) | {"init_label": "scratch"} | (args.identity or {})
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(args.seed)
         model = Transformer(cfg)

@@ -72,7 +72,7 @@ def convergence_figure(curves: dict[str, list[Path]], path: Path) -> None:
     """Validation loss against updates and against training FLOPs, one line per model (first seed)."""
     from lightformer.report.figures import pyplot, save_figure
 
-    plt = pyplot()
+    plt, _ = pyplot()
     fig, (by_update, by_flops) = plt.subplots(1, 2, figsize=(11, 4))
     for model, paths in sorted(curves.items()):
         df = read_curve(Path(paths[0]))

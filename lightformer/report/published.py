@@ -91,7 +91,7 @@ def lightweight_figure(table, path) -> None:
     filled with their Pareto front, published hollow, never joined with ours."""
     from lightformer.report.figures import pyplot, save_figure
 
-    plt = pyplot()
+    plt, _ = pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     mine = table[table["kind"] != "published"].sort_values("params_without_embeddings_m")
     for kind, marker in (("dense baseline", "s"), ("LightFormer", "o"), ("control", "^")):

@@ -189,3 +189,17 @@ def test_a_write_failure_is_one_line_and_leaves_nothing_half_written(tmp_path):
     assert r.returncode == 2 and len(lines) == 1 and "Traceback" not in r.stderr, r.stderr[-2000:]
     assert "File too large" in lines[0] and "nothing was left" in lines[0]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_writes_keep_the_users_umask_not_the_temp_files_0600(tmp_path):
+    from lightformer.io import write_text_atomic
+
+    old = os.umask(0o022)
+    try:
+        write_text_atomic(tmp_path / "a.csv", "x\n")
+        with atomic_dir(tmp_path / "d", "x"):
+            pass
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.csv").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755
