@@ -136,6 +136,29 @@ def one_writer(directory: str | os.PathLike, what: str):
         os.close(fd)
 
 
+def read_json(path: str | os.PathLike, what: str = "JSON file", kind: type | None = dict):
+    """A JSON file's contents, refused in one line naming the file, line and column when it is cut or
+    damaged (``kind``: the type the top level must have)."""
+    import json
+
+    from lightformer.errors import LightformerError
+
+    path = Path(path)
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise LightformerError(f"{what} {path} is missing") from None
+    except json.JSONDecodeError as e:
+        raise LightformerError(f"{what} {path}:{e.lineno}:{e.colno}: not valid JSON ({e.msg}); the file is cut or "
+                               f"damaged: write it again") from None
+    except UnicodeDecodeError as e:
+        raise LightformerError(f"{what} {path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    if kind is not None and not isinstance(value, kind):
+        raise LightformerError(f"{what} {path}: a JSON {type(value).__name__}, expected a JSON "
+                               f"{'object' if kind is dict else kind.__name__}")
+    return value
+
+
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)

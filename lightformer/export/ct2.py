@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from lightformer.errors import LightformerError
-from lightformer.io import atomic_dir, check_output_dir
+from lightformer.io import atomic_dir, check_output_dir, read_json
 from lightformer.models.lowrank import FactorizedEmbedding, LowRankLinear
 
 MARKER = "lightformer_export.json"
@@ -201,7 +201,9 @@ def read_export(path: str | os.PathLike) -> dict:
         found = next((f for f in files if f.is_file()), None)
         if found is None:
             raise LightformerError(f"{str(path)!r} has no {side} vocabulary: not a CTranslate2 Transformer export")
-        vocab[side] = (json.loads(found.read_text()) if found.suffix == ".json"
+        vocab[side] = (read_json(found, "CTranslate2 vocabulary", list) if found.suffix == ".json"
                        else found.read_text(encoding="utf-8").splitlines())
-    record = json.loads((p / MARKER).read_text()) if (p / MARKER).is_file() else {}
+        if not all(isinstance(s, str) for s in vocab[side]):
+            raise LightformerError(f"{found}: a vocabulary holds strings, one per token")
+    record = read_json(p / MARKER, "CTranslate2 export record") if (p / MARKER).is_file() else {}
     return record | {"source_symbols": vocab["source"], "target_symbols": vocab["target"]}

@@ -8,21 +8,17 @@ and passes (never a glob of ``results/``, so nothing left over from an earlier g
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 
 from lightformer.errors import LightformerError
-from lightformer.io import file_sha256
+from lightformer.io import file_sha256, read_json
 from lightformer.report.speed_table import PAPER_CLAIMS, markdown_table
 
 
 def _read_json(path: Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise LightformerError(f"{path} is missing")
-    return json.loads(path.read_text())
+    return read_json(path, "result file")
 
 
 def provenance_columns(runs: list[dict], seeds: list[str], config_sha256: str | None = None,

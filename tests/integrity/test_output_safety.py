@@ -203,3 +203,15 @@ def test_atomic_writes_keep_the_users_umask_not_the_temp_files_0600(tmp_path):
         os.umask(old)
     assert (tmp_path / "a.csv").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755
+
+
+def test_a_cut_result_file_is_refused_in_one_line_naming_it(tmp_path):
+    """A truncated generate JSON given to `report tables`: file, line and column, no traceback."""
+    evals = tmp_path / "evaluate/baseline/seed1/hyps.txt.json"
+    evals.parent.mkdir(parents=True)
+    evals.write_text('{"bleu": {"score": 3')
+    params = tmp_path / "baseline.json"
+    params.write_text('{"total": 1}')
+    line = refused("report", "tables", "--tasks", "t", "--evals", evals, "--params", params, "--out", tmp_path / "t",
+                   watch=(tmp_path,), expect="not valid JSON")
+    assert "hyps.txt.json:1:" in line
