@@ -24,14 +24,14 @@ def cmd_report_tables(args) -> None:
         write_summary(args.tasks, args.tables, args.curves, args.paper_size_speed or [], args.out, args.figures)
         print(f"{args.out}: ablations and paper comparison for {', '.join(args.tasks)}; {args.figures}: figures")
         return
-    from lightformer.report.tables import task_rows, write_table
+    from lightformer.report.tables import paper_view, task_rows, write_table
 
     if len(args.tasks) != 1:
         raise LightformerError("a task table is built for one task at a time (--tasks NAME)")
     task, out = args.tasks[0], Path(args.out)
     df = task_rows(task, args.evals, args.params, args.reports, args.speed, args.config_sha256, args.manifest,
                    args.prepared_meta, args.curves or ())
-    write_table(df, out / f"{task}.csv", out / f"{task}.md")
+    write_table(df, out / f"{task}.csv", out / f"{task}.md", view=paper_view)
     print(f"{out}: table for {task} from {len(args.evals)} evaluations")
 
 

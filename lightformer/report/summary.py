@@ -8,7 +8,7 @@ import pandas as pd
 
 from lightformer.errors import LightformerError
 from lightformer.report.figures import learning_curves, metric_vs_params, sharing_heatmap
-from lightformer.report.tables import ablations, paper_comparison, write_table
+from lightformer.report.tables import ablations, claims_view, paper_comparison, write_table
 
 
 def curve_label(path: str | Path) -> str:
@@ -30,7 +30,8 @@ def write_summary(tasks: list[str], tables: list[str], curves: list[str], paper_
     for path in paper_size_speed:
         df = pd.read_csv(path)
         speed[str(df["task"].iloc[0])] = df
-    write_table(paper_comparison(by_task, speed), out / "paper_comparison.csv", out / "paper_comparison.md")
+    write_table(paper_comparison(by_task, speed), out / "paper_comparison.csv", out / "paper_comparison.md",
+                view=claims_view)
     metric_vs_params(everything, figures / "metric_vs_params.png")
     sharing_heatmap(everything, figures / "sharing_heatmap.png")
     learning_curves({curve_label(p): pd.read_csv(p) for p in curves}, figures / "learning_curves.png")

@@ -175,12 +175,60 @@ def _mark_sweep_choice(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def write_table(df: pd.DataFrame, csv_path: Path, md_path: Path | None = None) -> None:
+def _count(n) -> str:
+    return f"{n / 1e6:.2f}M" if n >= 1e6 else f"{n / 1e3:.1f}K"
+
+
+def paper_view(df: pd.DataFrame) -> pd.DataFrame:
+    """A task table as a paper prints it: model, what it is, parameters with and without embeddings,
+    the compression, the metric as mean ± sd over seeds, and one speedup; every other column
+    (provenance, signatures, split sizes, ranks) stays in the CSV."""
+    label = str(df["metric_label"].iloc[0]).split(",")[0] if "metric_label" in df and len(df) else "metric"
+    out = pd.DataFrame({"model": df["model"]})
+    out["init"] = df["init"].fillna("dense").replace("", "dense") if "init" in df else "dense"
+    out["params"] = df["params_total"].map(_count)
+    out["w/o embeddings"] = df["params_body"].map(_count)
+    out["x fewer"] = df["compression"].map(lambda x: f"{x:.2f}")
+    out[label] = [f"{m:.2f} ± {s:.2f}" if n > 1 else f"{m:.2f}"
+                  for m, s, n in zip(df["metric_mean"], df["metric_sd"].fillna(0), df["seeds"])]
+    speed = [c for c in df.columns if c.startswith("speedup_") and not c.endswith("_conditions")]
+    if speed:
+        out[f"speedup ({speed[0][8:].replace('_', ' ')})"] = df[speed[0]].map(lambda x: "" if pd.isna(x) else f"{x:.2f}")
+    if "lr_selected" in df and (df["lr_selected"].astype(str) != "").any():
+        out["lr (chosen)"] = [f"x{s:g}" + (" *" if str(c) == "True" else "") if str(c) != "" else ""
+                              for s, c in zip(df.get("lr_scale", 1.0), df["lr_selected"])]
+    return out
+
+
+def verdict(claim: str, paper, ours) -> str:
+    """One word on a claim: reproduced, or by how much it falls short (our reading, stated plainly)."""
+    if ours is None or (isinstance(ours, float) and pd.isna(ours)) or ours == "":
+        return "not measured"
+    if isinstance(paper, str) or isinstance(ours, str):
+        return "reproduced" if str(ours) == str(paper) else "not reproduced"
+    if claim.startswith("metric vs baseline"):
+        return "similar" if abs(float(ours)) <= 1.0 else f"{'higher' if ours > 0 else 'lower'} by {abs(float(ours)):.2f}"
+    return "reproduced" if float(ours) >= 0.95 * float(paper) else f"{float(ours) / float(paper):.0%} of the claim"
+
+
+def claims_view(df: pd.DataFrame) -> pd.DataFrame:
+    """paper_comparison as a reader takes it: one sentence per claim, the paper's figure, ours, a verdict."""
+    def fmt(x):
+        return f"{x:.2f}" if isinstance(x, float) else str(x)
+
+    return pd.DataFrame({"task": df["task"], "claim": df["claim"], "paper": df["paper"].map(fmt),
+                         "ours": df["ours"].map(fmt), "verdict": [verdict(c, p, o) for c, p, o in
+                                                                  zip(df["claim"], df["paper"], df["ours"])],
+                         "model": df["ours_model"].fillna(""), "conditions": df["note"].fillna("")})
+
+
+def write_table(df: pd.DataFrame, csv_path: Path, md_path: Path | None = None, view=None) -> None:
+    """The CSV with every column; the Markdown as ``view`` shows it (a paper's columns), else as is."""
     csv_path = Path(csv_path)
     csv_path.parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(csv_path, index=False)
     if md_path:
-        show = df.copy()
+        show = view(df) if view else df.copy()
         for c in show.columns:
             if show[c].dtype.kind == "f":
                 show[c] = show[c].map(lambda x: "" if pd.isna(x) else f"{x:.2f}")
