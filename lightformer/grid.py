@@ -114,8 +114,9 @@ class Control:
         return self.family + _lr_suffix(self.lr_scale)
 
     def record(self) -> dict:
-        return dataclasses.asdict(self) | {"variant": self.name, "family": self.family, "init_label": "scratch",
-                                           "budget": "full"}
+        """What the control's outputs carry (the measured ``ratio`` is the control's own record's)."""
+        return {"control": self.control, "ratio_target": self.ratio, "lr_scale": self.lr_scale, "variant": self.name,
+                "family": self.family, "init_label": "scratch", "budget": "full"}
 
 
 def expand_controls(block: dict | None, ratios: list[float]) -> dict[str, Control]:

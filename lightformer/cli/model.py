@@ -68,7 +68,8 @@ def cmd_control_init(args) -> None:
     data = ParallelData(args.data)
     base = model_config(run.arch, len(data.src_dict), len(data.tgt_dict), **run.model)
     cfg = control_config(base, args.control, args.ratio)
-    record = control_record(args.control, base, cfg, args.ratio) | {"init_label": "scratch"} | (args.identity or {})
+    # the identity (task, seed, sweep point) first: what was measured here (sizes, counts, ratio) wins
+    record = (args.identity or {}) | control_record(args.control, base, cfg, args.ratio) | {"init_label": "scratch"}
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(args.seed)
         model = Transformer(cfg)

@@ -140,8 +140,12 @@ def test_paper_scale_config_validates_and_plans_the_full_grid(tmp_path):
     jobs = {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", out, re.M)}
     # IWSLT 2 ratios x 3 k x 2 inits + WMT 1 x 2 x 2 + CNN/DM 2 x 2 x 2 = 24 variants, plus the transfer
     # ablation's new ones (IWSLT 2 ratios x 5 inits x 2 allocations, WMT 1 x 5 x 2, less the 6 in the
-    # grids: 24), 3 seeds each; the 30 ablation variants are also scored right after transfer
-    assert jobs["finetune_model"] == 48 * 3 and jobs["train_baseline"] == 3 * 3
+    # grids: 24), 3 seeds each; the 30 ablation variants are also scored right after transfer; IWSLT's
+    # sweep adds random and random_svd on the full budget at 3 learning rates (6)
+    assert jobs["finetune_model"] == (48 + 6) * 3 and jobs["train_baseline"] == 3 * 3
+    # controls from scratch: IWSLT 4 models x 3 learning rates, WMT 2 models at one
+    assert jobs["train_control"] == jobs["init_control"] == (4 * 3 + 2) * 3
+    assert jobs["convergence_table"] == jobs["lightweight_table"] == 3
     assert jobs["evaluate_transfer"] == 30 * 3 and jobs["ablation_transfer_table"] == 1
     assert jobs["measure_speed"] == 3 * 2 * 2  # tasks x devices x protocols
     # GLUE: 9 tasks x (baseline + 2 ratios x 2 k x 2 inits) x 3 seeds, on the fetched BERT
@@ -208,6 +212,7 @@ def test_a_custom_corpus_task_runs_from_its_files_to_its_table(tmp_path):
                                          "corpus": {"name": "acme_de_en", "pair": "de-en", "dir": "corpus"},
                                          "grid": {"ratio": [2.0], "share_layers": [1], "init": ["svd", "random_full"]}}
     task.pop("ablation")
+    task.pop("controls")  # this test is about the corpus; tests/test_controls.py and the whole DAG cover controls
     config["tasks"] = {"acme": task}
     config["measure_speed"]["tasks"] = {"acme": {"beam": 2, "src_len": 6}}
     path = tmp_path / "acme.yaml"
