@@ -25,6 +25,10 @@ def test_the_schema_enums_are_the_librarys_lists():
     datasets = SCHEMA["properties"]["tasks"]["additionalProperties"]["properties"]["dataset"]["enum"]
     assert set(datasets) <= set(DATASETS) | {"ddtp", "text"} and set(datasets) <= set(PREPARERS)
     assert set(grid.GRID_AXES) - {"init"} <= set(block)
+    from lightformer.controls import CONTROLS
+
+    assert SCHEMA["$defs"]["controls"]["properties"]["models"]["items"]["enum"] == list(CONTROLS)
+    assert set(grid.BLOCKS) <= set(SCHEMA["properties"]["tasks"]["additionalProperties"]["properties"])
 
 
 def test_names_parse_back_only_through_the_wildcard_and_keep_the_old_spelling():
