@@ -64,6 +64,9 @@ def control_config(cfg: ModelConfig, control: str, ratio: float | None = None) -
             raise LightformerError("dense_small needs --ratio (the LightFormer size it matches)")
         return matched_dense(cfg, ratio)
     if control in SHARING:
+        if ratio is not None:
+            raise LightformerError(f"{control} takes no ratio: sharing alone fixes its size ({control} shares "
+                                   f"{SHARING[control]!r} layers); --ratio is for dense_small")
         return dataclasses.replace(cfg, layer_sharing=SHARING[control])
     raise LightformerError(f"unknown control {control!r}; allowed: {', '.join(CONTROLS)}")
 

@@ -11,10 +11,13 @@ import tempfile
 from pathlib import Path
 
 
-def _umask() -> int:
-    mask = os.umask(0)
+def _read_umask() -> int:
+    mask = os.umask(0)  # the only portable way to read it: set and restore, once, at import
     os.umask(mask)
     return mask
+
+
+UMASK = _read_umask()  # files and directories we rename into place get the modes a plain open would
 
 
 @contextlib.contextmanager
@@ -26,7 +29,7 @@ def atomic_path(path: str | os.PathLike):
     os.close(fd)
     try:
         yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 would hide results from a shared group
+        os.chmod(tmp, 0o666 & ~UMASK)  # mkstemp's 0600 would hide results from a shared group
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -77,7 +80,7 @@ def atomic_dir(path: str | os.PathLike, kind: str = "output", force: bool = Fals
     try:
         yield tmp
         (tmp / OUTPUT_MARK).write_text(kind + "\n")
-        os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700 would hide results from a shared group
+        os.chmod(tmp, 0o777 & ~UMASK)  # mkdtemp's 0700 would hide results from a shared group
         old = None
         if path.exists():
             old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".old"))

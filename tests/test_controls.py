@@ -67,3 +67,11 @@ def test_the_workflow_trains_controls_from_scratch_with_the_baselines_recipe(tmp
     inits = [line for line in r.stdout.splitlines() if "lightformer control init" in line]
     assert len(inits) == len(names) * len(config["seeds"]) and all(json.loads(i.split("--identity ")[1].split("'")[1])["task"] == task
                                             for i in inits)
+
+
+def test_the_sizes_docs_controls_quotes():
+    """docs/controls.md's dense_small example, as the rule computes it."""
+    small = matched_dense(IWSLT, 3.8)
+    c = counts(small)
+    assert (small.embed_dim, small.encoder_ffn_dim, c["total"], without_embeddings(c)) == (240, 480, 10_667_520, 6_952_320)
+    assert counts(IWSLT)["total"] == 39_469_056

@@ -42,10 +42,10 @@ def test_every_relative_link_in_the_readme_and_docs_resolves():
     assert broken == []
 
 
-def test_the_readme_claims_table_is_the_one_the_committed_results_give():
+def test_the_tables_of_numbers_in_the_docs_are_the_ones_the_committed_results_give():
     import sys
 
-    r = subprocess.run([sys.executable, "workflow/scripts/readme_claims.py", "--check"], cwd=REPO,
+    r = subprocess.run([sys.executable, "workflow/scripts/doc_numbers.py", "--check"], cwd=REPO,
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
 

@@ -17,7 +17,7 @@ OPTION_RULES = {
     "tgt_max_tokens": "at_least_1", "seq_len": "at_least_1", "hidden": "at_least_1", "layers": "at_least_1",
     "heads": "at_least_1", "ffn": "at_least_1", "max_len": "at_least_1", "calib_batches": "at_least_1",
     "calib_max_tokens": "at_least_1", "whiten_eps": "positive", "asvd_alpha": "positive", "steps": "at_least_1",
-    "peak_tflops": "positive",
+    "peak_tflops": "positive", "updates": "at_least_1",
 }
 
 

@@ -73,19 +73,15 @@ def cmd_report_lightweight(args) -> None:
 
 def cmd_report_convergence(args) -> None:
     """Updates and training FLOPs to the baseline's final validation loss + margin (lightformer.report.convergence)."""
-    import json
-
     from lightformer.report.convergence import convergence_figure, convergence_rows
-    from lightformer.report.tables import write_table
+    from lightformer.report.tables import read_records, write_table
+    from lightformer.validate import distinct_outputs
 
+    distinct_outputs([*args.curves, *args.records], [args.out, args.markdown, args.figure])
     curves: dict[str, list[Path]] = {}
     for p in map(Path, args.curves):
         curves.setdefault(p.parent.parent.name, []).append(p)
-    records = {}
-    for p in map(Path, args.records):
-        rec = json.loads(p.read_text())
-        records[rec.get("variant") or rec.get("record", {}).get("variant") or p.parent.parent.name] = rec
-    df = convergence_rows(curves, records, args.margin)
+    df = convergence_rows(curves, read_records(args.records), args.margin)
     if df.empty:
         raise LightformerError("no baseline curve with validation losses among --curves")
     write_table(df, Path(args.out), Path(args.markdown) if args.markdown else None)

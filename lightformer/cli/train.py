@@ -141,6 +141,8 @@ def cmd_diagnose_init(args) -> None:
 
 
 def register(sub) -> None:
+    from lightformer.compress.spec import INITS
+
     s = sub.add_parser("train", help="train, fine-tune (init_from=CKPT) or resume (same save_dir)")
     s.add_argument("--recipe", help="preset: iwslt_de_en, wmt_en_de_base, finetune, synthetic")
     s.add_argument("--config", help="YAML file of TrainConfig keys (after the recipe)")
@@ -160,7 +162,7 @@ def register(sub) -> None:
     s.add_argument("--recipe", required=True)
     s.add_argument("--data", required=True, help="prepared directory")
     s.add_argument("--ratio", type=float, default=3.8)
-    s.add_argument("--inits", nargs="+", default=["dense", "random", "random_svd"],
+    s.add_argument("--inits", nargs="+", default=["dense", "random", "random_svd"], choices=["dense", *INITS],
                    help="dense, or compression inits of the same fresh model")
     s.add_argument("--updates", type=int, default=200)
     s.add_argument("--out", required=True, help="CSV")

@@ -199,9 +199,12 @@ def _download(url: str, part: Path, label: str, progress: bool, timeout: float) 
         raise
 
 
-def _pinned(f: RemoteFile) -> bool:
-    """An official pin (or the Hub's own sha256): nothing but a mirror's or our own word otherwise."""
-    return bool(f.sha256) and not (f.vouched or "").startswith("trust on first use")
+def _trusted_now(f: RemoteFile, basis: str) -> bool:
+    """Whether this fetch is where the file's bytes become trusted without an official pin (or the
+    Hub's own sha256): then it must read to its end in its format. A file matching a record made
+    on first use was checked when the record was made."""
+    pinned = bool(f.sha256) and not (f.vouched or "").startswith("trust on first use")
+    return not pinned and basis != "recorded on first use"
 
 
 def _trust_note(dataset: str, f: RemoteFile, digest: str, sha: str | None, basis: str) -> str | None:
@@ -239,7 +242,7 @@ def fetch_file(dataset: str, f: RemoteFile, dest: Path, mirror: str | None = Non
             shutil.copyfile(source, part)
         try:
             digest = _verify(part, f, sha, size, basis, dataset)
-            if not _pinned(f):
+            if _trusted_now(f, basis):
                 check_complete(part, f.name)
             if sha is None and size is None and not sized and not integrity.self_checking(f.name):
                 raise LightformerError(f"{source}: the server sent no Content-Length, and a {f.name.rsplit('.', 1)[-1]} "
@@ -251,7 +254,7 @@ def fetch_file(dataset: str, f: RemoteFile, dest: Path, mirror: str | None = Non
         os.replace(part, final)
     else:
         digest = _verify(final, f, sha, size, basis, dataset)
-        if not _pinned(f):
+        if _trusted_now(f, basis):
             check_complete(final, f.name)
     rec = manifest["files"].get(f.name, {})
     note = _trust_note(dataset, f, digest, sha, basis)

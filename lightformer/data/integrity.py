@@ -97,11 +97,3 @@ def check_complete(path: str | Path, name: str | None = None) -> None:
         raise LightformerError(f"{name} is incomplete or not a valid {name.rsplit('.', 1)[-1]} file "
                                f"({type(e).__name__}: {str(e)[:120]}); its checksum was not recorded") from None
 
-
-def lz4_has_checksum(path: str | Path) -> bool:
-    """Whether an lz4 file's first frame carries a content checksum (without one, only a cut stream is
-    detectable, not an altered byte)."""
-    import lz4.frame
-
-    with open(path, "rb") as fh:
-        return bool(lz4.frame.get_frame_info(fh.read(64))["content_checksum"])

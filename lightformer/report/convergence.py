@@ -16,8 +16,16 @@ MARGIN = 0.1
 
 
 def read_curve(path: Path) -> pd.DataFrame:
-    df = pd.read_csv(path)
-    return df[df["valid_loss"].notna()].reset_index(drop=True) if "valid_loss" in df else df.iloc[0:0]
+    """A run's curve.csv, the rows with a validation loss; a cut or foreign file is one line naming it."""
+    from lightformer.errors import LightformerError
+
+    try:
+        df = pd.read_csv(path)
+    except (OSError, ValueError) as e:  # missing, empty, or not a CSV (pandas' parser errors are ValueErrors)
+        raise LightformerError(f"curve {path}: cannot be read ({type(e).__name__}: {str(e)[:100]})") from None
+    if "valid_loss" not in df or "update" not in df:
+        raise LightformerError(f"curve {path}: no update/valid_loss columns; not a `lightformer train` curve.csv")
+    return df[df["valid_loss"].notna()].reset_index(drop=True)
 
 
 def flops_per_token(df: pd.DataFrame) -> float | None:

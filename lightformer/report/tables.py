@@ -14,6 +14,7 @@ import pandas as pd
 
 from lightformer.errors import LightformerError
 from lightformer.io import file_sha256, read_json
+from lightformer.report.convergence import read_curve
 from lightformer.report.speed_table import PAPER_CLAIMS, markdown_table
 
 
@@ -96,7 +97,7 @@ def task_rows(task: str, evals: list[Path], params: list[Path], reports: list[Pa
         per_model.setdefault(path.parent.parent.name, []).append(_read_json(path))
         seeds.setdefault(path.parent.parent.name, []).append(path.parent.name.removeprefix("seed"))
     param_files = {Path(p).stem: Path(p) for p in params}
-    report_files = {_record_name(p): Path(p) for p in reports}
+    records = read_records(reports)
     valid = _best_valid_losses(curves)
     missing = sorted(set(per_model) - set(param_files)) + ([] if "baseline" in param_files else ["baseline"])
     if missing:
@@ -120,8 +121,7 @@ def task_rows(task: str, evals: list[Path], params: list[Path], reports: list[Pa
                "signature": metrics[0]["signature"]}
         for name in metrics[0].get("scores", {}):  # every ROUGE type, mean over seeds
             row[f"{name}_mean"] = pd.Series([m["scores"][name] for m in metrics]).mean()
-        record_path = report_files.get(model)
-        report = _read_json(record_path) if record_path else {}
+        report = records.get(model, {})
         if "control" in report:
             row |= {"init": "scratch", "control": report["control"], "ratio_target": report.get("ratio_target"),
                     "layer_sharing": report.get("layer_sharing"), "width": report.get("embed_dim")}
@@ -145,17 +145,21 @@ def task_rows(task: str, evals: list[Path], params: list[Path], reports: list[Pa
     return _mark_sweep_choice(pd.DataFrame(rows))
 
 
-def _record_name(path) -> str:
-    """The model a record describes: its own ``variant`` field (compress --record, control init)."""
-    rec = _read_json(Path(path))
-    return rec.get("variant") or rec.get("record", {}).get("variant") or Path(path).parent.parent.name
+def read_records(paths) -> dict[str, dict]:
+    """Model -> what it is, from compress reports and control records: keyed by their own ``variant``
+    field (compress --record, control init), else by their ``<model>/seed<n>/`` directory."""
+    out = {}
+    for p in map(Path, paths):
+        rec = _read_json(p)
+        out[rec.get("variant") or rec.get("record", {}).get("variant") or p.parent.parent.name] = rec
+    return out
 
 
 def _best_valid_losses(curves) -> dict[str, float]:
     """Model -> its lowest validation loss over the run, mean over seeds (curves in <model>/seed<n>/)."""
     per_model: dict[str, list[float]] = {}
     for p in map(Path, curves):
-        losses = pd.read_csv(p)["valid_loss"].dropna() if p.stat().st_size else pd.Series(dtype=float)
+        losses = read_curve(p)["valid_loss"]
         if len(losses):
             per_model.setdefault(p.parent.parent.name, []).append(float(losses.min()))
     return {m: sum(v) / len(v) for m, v in per_model.items()}

@@ -9,12 +9,11 @@ quantity comparable with a dense model's update ratio.
 """
 from __future__ import annotations
 
-import math
-
 import torch
 
 from lightformer.data.batching import collate, epoch_order, length_buckets
 from lightformer.data.indexed import ParallelData
+from lightformer.gpu import pick_device
 from lightformer.models.losses import seq2seq_loss
 from lightformer.models.lowrank import FactorizedEmbedding, LowRankLinear
 from lightformer.train.recipes import TrainConfig
@@ -48,14 +47,13 @@ def _products(model) -> dict[str, torch.Tensor]:
 
 def _rms_hooks(model, store: dict) -> list:
     def hook(key):
-        return lambda m, i, o: store.__setitem__(key, float(o[0].detach().pow(2).mean().sqrt()) if isinstance(o, tuple)
-                                                 else float(o.detach().pow(2).mean().sqrt()))
+        return lambda m, i, o: store.__setitem__(key, (o[0] if isinstance(o, tuple) else o).detach().pow(2).mean().sqrt())
     return [model.encoder.layers[-1].register_forward_hook(hook("encoder_out_rms")),
             model.decoder.layers[-1].register_forward_hook(hook("decoder_out_rms"))]
 
 
-def _update_row(model, params, optimizer, batch, cfg: TrainConfig, update: int) -> dict:
-    """One update; the row of what it did."""
+def _update_row(model, by_part: dict, optimizer, batch, cfg: TrainConfig, update: int) -> dict:
+    """One update; the row of what it did (every figure gathered on the device, one host sync)."""
     store: dict = {}
     hooks = _rms_hooks(model, store)
     loss, _ = seq2seq_loss(model, model, batch["src_tokens"], batch["prev_output_tokens"], batch["target"],
@@ -63,11 +61,9 @@ def _update_row(model, params, optimizer, batch, cfg: TrainConfig, update: int) 
     for h in hooks:
         h.remove()
     loss.div(batch["ntokens"]).backward()
-    names = {id(p): n for n, p in model.named_parameters()}
-    grad = {p: 0.0 for p in PARTS}
-    for p in params:
-        if p.grad is not None:
-            grad[part_of(names[id(p)])] += float(p.grad.pow(2).sum())
+    figures = {f"{part}_grad_norm": torch.stack([p.grad.pow(2).sum() for p in ps if p.grad is not None]).sum().sqrt()
+               for part, ps in by_part.items()}
+    params = [p for ps in by_part.values() for p in ps]
     if cfg.clip_norm > 0:
         torch.nn.utils.clip_grad_norm_(params, cfg.clip_norm)
     before = _products(model)
@@ -76,31 +72,41 @@ def _update_row(model, params, optimizer, batch, cfg: TrainConfig, update: int) 
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     after = _products(model)
-    row = {"update": update, "loss": float(loss.detach()) / batch["ntokens"], **store}  # nats per token, as curve.csv
     for part in before:
-        row[f"{part}_grad_norm"] = math.sqrt(grad[part])
-        row[f"{part}_weight_norm"] = float(before[part].norm())
-        row[f"{part}_product_update_ratio"] = float((after[part] - before[part]).norm() / before[part].norm())
-    return row
+        figures[f"{part}_weight_norm"] = before[part].norm()
+        figures[f"{part}_product_update_ratio"] = (after[part] - before[part]).norm() / before[part].norm()
+    figures = dict(zip(figures, torch.stack(list(figures.values())).tolist()))  # the one sync
+    rms = dict(zip(store, torch.stack(list(store.values())).tolist()))
+    loss_per_token = float(loss.detach()) / batch["ntokens"]  # nats per token, as curve.csv
+    return {"update": update, "loss": loss_per_token, **rms} | {k: figures[k] for k in sorted(figures, key=_order)}
+
+
+def _order(key: str) -> tuple:
+    part, _, what = key.partition("_")
+    return PARTS.index(part) if part in PARTS else len(PARTS), what
 
 
 def diagnose(models: dict, data: ParallelData, cfg: TrainConfig, updates: int, progress=None) -> list[dict]:
     """Rows (model, update, ...) for each model trained ``updates`` updates of ``cfg``'s recipe on the
     same batches (one batch per update, in the recipe's epoch order), from its given initial weights."""
+    device = pick_device(cfg.device)
     src, tgt = data.split("train")
     batches = length_buckets(src.sizes, tgt.sizes, cfg.max_tokens)
     order = epoch_order(len(batches), cfg.seed, 1)
     rows = []
     for name, model in models.items():
         torch.manual_seed(cfg.seed)
-        model.train()
-        params = list(model.parameters())
-        optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.adam_eps,
-                                      weight_decay=cfg.weight_decay)
+        model.to(device).train()
+        by_part: dict[str, list] = {}
+        for n, p in model.named_parameters():  # each shared tensor once, under its first name
+            by_part.setdefault(part_of(n), []).append(p)
+        optimizer = torch.optim.AdamW([p for ps in by_part.values() for p in ps], lr=cfg.lr, betas=cfg.betas,
+                                      eps=cfg.adam_eps, weight_decay=cfg.weight_decay)
         for u in range(1, updates + 1):
             ids = batches[order[(u - 1) % len(order)]]
-            batch = collate([src[i] for i in ids], [tgt[i] for i in ids])
-            rows.append({"model": name} | _update_row(model, params, optimizer, batch, cfg, u))
+            batch = {k: v.to(device) if torch.is_tensor(v) else v
+                     for k, v in collate([src[i] for i in ids], [tgt[i] for i in ids]).items()}
+            rows.append({"model": name} | _update_row(model, by_part, optimizer, batch, cfg, u))
             if progress:
                 progress(name, u, rows[-1]["loss"])
     return rows

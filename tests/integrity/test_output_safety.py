@@ -192,18 +192,16 @@ def test_a_write_failure_is_one_line_and_leaves_nothing_half_written(tmp_path):
 
 
 def test_atomic_writes_keep_the_users_umask_not_the_temp_files_0600(tmp_path):
-    from lightformer.io import write_text_atomic
-
-    old = os.umask(0o022)
-    try:
-        write_text_atomic(tmp_path / "a.csv", "x\n")
-        with atomic_dir(tmp_path / "d", "x"):
-            pass
-    finally:
-        os.umask(old)
-    assert (tmp_path / "a.csv").stat().st_mode & 0o777 == 0o644
-    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755
-
+    """A group-shared umask (002), as the process starts with it: results come out group-writable
+    (mkstemp/mkdtemp alone would give 0600/0700 and hide them from the group)."""
+    code = ("import sys; from pathlib import Path; from lightformer.io import atomic_dir, write_text_atomic; "
+            "d = Path(sys.argv[1]); write_text_atomic(d / 'a.csv', 'x'); "
+            "exec('with atomic_dir(d / \\'o\\', \\'x\\'):\\n    pass')")
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path)], preexec_fn=lambda: os.umask(0o002),
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "a.csv").stat().st_mode & 0o777 == 0o664
+    assert (tmp_path / "o").stat().st_mode & 0o777 == 0o775
 
 def test_a_cut_result_file_is_refused_in_one_line_naming_it(tmp_path):
     """A truncated generate JSON given to `report tables`: file, line and column, no traceback."""
@@ -215,3 +213,20 @@ def test_a_cut_result_file_is_refused_in_one_line_naming_it(tmp_path):
     line = refused("report", "tables", "--tasks", "t", "--evals", evals, "--params", params, "--out", tmp_path / "t",
                    watch=(tmp_path,), expect="not valid JSON")
     assert "hyps.txt.json:1:" in line
+
+
+def test_the_new_commands_refuse_nonsense_in_one_line(work, tmp_path):
+    _, data = work
+    refused("control", "init", "--control", "share_all", "--ratio", "2", "--recipe", "synthetic", "--data", data,
+            "--out", tmp_path / "c.safetensors", watch=(tmp_path,), expect="takes no ratio")
+    refused("control", "init", "--control", "dense_small", "--ratio", "0.5", "--recipe", "synthetic", "--data", data,
+            "--out", tmp_path / "c.safetensors", watch=(tmp_path,), expect="ratio")
+    refused("diagnose-init", "--recipe", "synthetic", "--data", data, "--updates", "0", "--out", tmp_path / "d.csv",
+            watch=(tmp_path,), expect="--updates")
+    curve = tmp_path / "baseline/seed1/curve.csv"
+    curve.parent.mkdir(parents=True)
+    curve.write_text("update,valid_loss\n100,4.0\n200,3.")
+    refused("report", "convergence", "--curves", curve, "--out", curve, watch=(tmp_path,), expect="overwrite the input")
+    curve.write_text('update,valid_loss\n"100,4.0\n')
+    refused("report", "convergence", "--curves", curve, "--out", tmp_path / "c.csv", watch=(tmp_path,),
+            expect="cannot be read")
