@@ -16,7 +16,8 @@ def cmd_speed(args) -> None:
                       beam=args.beam, lenpen=args.lenpen, src_len=args.src_len, tgt_len=args.tgt_len,
                       batch=args.batch, sentences=args.sentences, runs=args.runs, warmup=args.warmup,
                       fixed_length=not args.free_length, fast=not args.no_fast_path,
-                      cuda_graph=args.cuda_graph, fused_lowrank=args.fused_lowrank, int8=args.int8, seed=args.seed)
+                      cuda_graph=args.cuda_graph, fused_lowrank=args.fused_lowrank, int8=args.int8, seed=args.seed,
+                      engines=tuple(args.engine))
     if bool(args.checkpoints) == bool(args.paper_size):
         raise LightformerError("give checkpoints to time, or --paper-size TASK (not both)")
     if args.data and cfg.protocol != "throughput":
@@ -52,7 +53,7 @@ def print_speed_rows(rows: list[dict], cfg) -> None:
 
 
 def register(sub) -> None:
-    from lightformer.speed.bench import SpeedConfig
+    from lightformer.speed.bench import ENGINES, SpeedConfig
 
     s = sub.add_parser("speed", help="time checkpoints interleaved; speedups relative to the first")
     s.add_argument("checkpoints", nargs="*", help="checkpoints, or ct2:DIR[:fp32|fp16|bf16|int8] for a CTranslate2 "
@@ -78,6 +79,10 @@ def register(sub) -> None:
                    help="GPU: each low-rank product A(Bx)+b (packed q/k/v too) in one Triton launch")
     s.add_argument("--int8", action="store_true",
                    help="CPU: every product in int8 (FBGEMM, dynamic activations); changes outputs slightly")
+    s.add_argument("--engine", nargs="+", choices=ENGINES, default=list(SpeedConfig.engines),
+                   help="how our models decode, each timed in the same interleaved run: eager (operator by "
+                        "operator) and/or compiled (CPU: TorchInductor graphs per search step, built in the "
+                        "warm-up; lightformer/decode/compiled.py)")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", help="CSV, one row per model with every condition")
     s.add_argument("--append", action="store_true", help="add rows to an existing --out CSV")

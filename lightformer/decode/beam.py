@@ -90,19 +90,34 @@ def _decoder_state(model, src_tokens, K: int, max_len: int, use_cache: bool, enc
     return enc, cache, step_fn
 
 
-def _step_lprobs(logits: torch.Tensor, tokens: torch.Tensor, step: int, max_len: int, cfg: SearchConfig) -> torch.Tensor:
-    """Log-probabilities of the next token with fairseq's constraints: no pad, the unk penalty,
-    only </s> once out of room, no </s> before min_len, no repeated n-grams."""
+def _mode(step: int, max_len: int, cfg: SearchConfig) -> str:
+    """Which of fairseq's length constraints holds at ``step``. A compiled step specialises on
+    this value (three graphs at most), never on the step itself."""
+    if step >= max_len:
+        return "eos_only"  # out of room
+    if step < cfg.min_len or cfg.fixed_length:
+        return "no_eos"
+    return "free"
+
+
+def _lprobs(logits: torch.Tensor, mode: str, unk_penalty: float) -> torch.Tensor:
+    """Log-probabilities of the next token: no pad, the unk penalty, the length constraint."""
     lprobs = F.log_softmax(logits.float(), dim=-1)  # (rows, V)
     lprobs[:, PAD] = -math.inf
-    if cfg.unk_penalty:
-        lprobs[:, UNK] -= cfg.unk_penalty
-    if step >= max_len:  # out of room: only </s>
+    if unk_penalty:
+        lprobs[:, UNK] -= unk_penalty
+    if mode == "eos_only":
         eos_col = lprobs[:, EOS].clone()
         lprobs.fill_(-math.inf)
         lprobs[:, EOS] = eos_col
-    elif step < cfg.min_len or cfg.fixed_length:
+    elif mode == "no_eos":
         lprobs[:, EOS] = -math.inf
+    return lprobs
+
+
+def _step_lprobs(logits: torch.Tensor, tokens: torch.Tensor, step: int, max_len: int, cfg: SearchConfig) -> torch.Tensor:
+    """Log-probabilities of the next token with all of fairseq's constraints, n-gram bans included."""
+    lprobs = _lprobs(logits, _mode(step, max_len, cfg), cfg.unk_penalty)
     if cfg.no_repeat_ngram_size:
         _ban_repeated_ngrams(lprobs, tokens[:, : step + 1], step, cfg.no_repeat_ngram_size)
     return lprobs
@@ -151,10 +166,51 @@ def _next_beams(top, n: int, K: int):
     return new_scores, top_tok.gather(1, pick), origin
 
 
+def static_candidates(decoder, cache, tokens: torch.Tensor, scores: torch.Tensor, mode: str, unk_penalty: float,
+                      K: int, topk: bool = True):
+    """(log-probabilities, the 2K best candidates or None) of one static-shape step: the token at
+    the cache's device-side step through ``decoder`` (the model's, a captured graph, or compiled
+    alike), then the constraints and, with ``topk``, the two-stage top-k. No Python state changes,
+    so it compiles to one graph per ``mode``."""
+    tok = tokens.index_select(1, cache.step.view(1))  # (rows, 1)
+    lprobs = _lprobs(decoder(tok, None, cache)[:, -1], mode, unk_penalty)
+    return lprobs, (_top_candidates(scores, lprobs, scores.size(0), K) if topk else None)
+
+
+def static_advance(cache, top, tokens: torch.Tensor, pos_scores: torch.Tensor, scores: torch.Tensor, K: int,
+                   in_place: bool = True):
+    """(tokens, per-token scores, beam scores, reordered cache buffers or None) after continuing
+    with the K best live candidates: the cache and the prefixes reordered in fixed shapes, the
+    columns taken from the cache's device-side step (already advanced by the decoder). The cache
+    is reordered in place (a captured graph keeps reading the same memory) or, with ``in_place``
+    False, into new buffers for the caller to swap in (one pass over the cache instead of two)."""
+    new_scores, new_tok, origin = _next_beams(top, scores.size(0), K)
+    buffers = None
+    if in_place:
+        cache.reorder(origin)
+    else:
+        buffers = [(lc.k.index_select(0, origin), lc.v.index_select(0, origin)) for lc in cache.layers]
+    tokens = tokens.index_select(0, origin)
+    pos_scores = pos_scores.index_select(0, origin)
+    prev_cum = scores.view(-1).index_select(0, origin)
+    col = cache.step.view(1)
+    tokens.index_copy_(1, col, new_tok.view(-1, 1))
+    pos_scores.index_copy_(1, col - 1, (new_scores.view(-1) - prev_cum).view(-1, 1))
+    return tokens, pos_scores, new_scores, buffers
+
+
+class StaticSteps:
+    """The two per-step functions of a static-shape search, run eagerly; a compiled engine
+    (lightformer/decode/compiled.py) supplies compiled ones with the same signatures."""
+
+    candidates = staticmethod(static_candidates)
+    advance = staticmethod(static_advance)
+
+
 @torch.inference_mode()
 def beam_search(model, src_tokens: torch.Tensor, cfg: SearchConfig | None = None,
                 use_cache: bool = True, encoder_out=None, static: bool = False,
-                cuda_graph: bool = False, graph_pool: dict | None = None) -> list[list[Hypothesis]]:
+                cuda_graph: bool = False, graph_pool: dict | None = None, engine=None) -> list[list[Hypothesis]]:
     """Hypotheses per source sentence, best first (at most ``cfg.beam`` each).
 
     ``encoder_out`` lets a caller run (and time) the encoder separately. ``use_cache=False``
@@ -162,14 +218,21 @@ def beam_search(model, src_tokens: torch.Tensor, cfg: SearchConfig | None = None
     ``static`` keeps all shapes fixed (finished sentences stay in the batch; attention spans the
     cache capacity under a mask); ``cuda_graph`` (implies static) replays each step as one graph.
     ``graph_pool`` (a dict the caller keeps) reuses captured graphs for inputs of the same shape.
+    ``engine`` (implies static; a lightformer.decode.compiled.CompiledSearch of ``model``) runs
+    the encoder and each step's two halves as compiled graphs.
     """
     cfg = cfg or SearchConfig()
     model.eval()
     B, K, device = src_tokens.size(0), cfg.beam, src_tokens.device
     max_len = _max_len(model, src_tokens, cfg)
-    static = static or cuda_graph
-    enc, cache, step_fn = _decoder_state(model, src_tokens, K, max_len, use_cache, encoder_out, static, cuda_graph,
-                                         graph_pool)
+    static = static or cuda_graph or engine is not None
+    if engine is not None:
+        enc, cache = engine.state(src_tokens, K, max_len, encoder_out)
+        step_fn, steps = None, engine
+    else:
+        enc, cache, step_fn = _decoder_state(model, src_tokens, K, max_len, use_cache, encoder_out, static,
+                                             cuda_graph, graph_pool)
+        steps = StaticSteps
     tokens = torch.full((B * K, max_len + 2), PAD, dtype=torch.long, device=device)
     tokens[:, 0] = EOS  # fairseq starts the decoder from </s>
     pos_scores = torch.zeros(B * K, max_len + 1, device=device)
@@ -180,14 +243,16 @@ def beam_search(model, src_tokens: torch.Tensor, cfg: SearchConfig | None = None
 
     for step in range(max_len + 1):
         n = sent.numel()  # live sentences; rows are n*K
-        if step_fn is not None:
-            logits = step_fn(tokens[:, step: step + 1])[:, -1]
-        elif static:
-            logits = model.decoder(tokens[:, step: step + 1], None, cache)[:, -1]
+        if static:
+            lprobs, top = steps.candidates(step_fn or model.decoder, cache, tokens, scores, _mode(step, max_len, cfg),
+                                           cfg.unk_penalty, K, not cfg.no_repeat_ngram_size)
+            if top is None:
+                _ban_repeated_ngrams(lprobs, tokens[:, : step + 1], step, cfg.no_repeat_ngram_size)
+                top = _top_candidates(scores, lprobs, n, K)
         else:
             logits = model.decoder(tokens[:, : step + 1], None if use_cache else enc, cache)[:, -1]
-        lprobs = _step_lprobs(logits, tokens, step, max_len, cfg)
-        top = _top_candidates(scores, lprobs, n, K)
+            lprobs = _step_lprobs(logits, tokens, step, max_len, cfg)
+            top = _top_candidates(scores, lprobs, n, K)
         newly_finished = _finalise(finished, sent, top, tokens, pos_scores, lprobs, step, K, cfg.lenpen)
         if step >= max_len:
             break
@@ -195,8 +260,11 @@ def beam_search(model, src_tokens: torch.Tensor, cfg: SearchConfig | None = None
             done = torch.tensor([len(finished[i]) >= K for i in sent.tolist()], device=device)
             if bool(done.all()):
                 break
+        if static:  # finished sentences stay in the batch
+            tokens, pos_scores, scores, _ = steps.advance(cache, top, tokens, pos_scores, scores, K)
+            continue
         new_scores, new_tok, origin = _next_beams(top, n, K)
-        shrink = newly_finished and bool(done.any()) and not static
+        shrink = newly_finished and bool(done.any())
         if shrink:  # drop sentences that are complete
             keep = (~done).nonzero(as_tuple=True)[0]
             origin = origin.view(n, K)[keep].view(-1)

@@ -46,7 +46,7 @@ class DecoderCache:
     def __init__(self, layers: list[LayerCache], memory_mask: torch.Tensor | None, static: bool = False):
         self.layers = layers
         self.memory_mask = memory_mask  # (B, 1, 1, S) keep-mask or None
-        self.length = 0  # tokens already decoded (Python side; not advanced by graph replays)
+        self.length = 0  # tokens already decoded (dynamic caches; static ones count in ``step``)
         self.static = static
         if static:
             k = layers[0].k
@@ -67,9 +67,10 @@ class DecoderCache:
         return tokens, start
 
     def advance(self, n: int) -> None:
-        self.length += n
-        if self.static:
+        if self.static:  # device-side only: a compiled or graphed step keeps no Python state
             self.step.add_(1)
+        else:
+            self.length += n
 
     def reset(self) -> None:
         """Back to step 0 (static caches; buffers beyond the step are masked, not cleared)."""

@@ -29,7 +29,8 @@ class GraphedDecoderStep:
             self.logits = decoder(self.tokens, None, cache)
         cache.reset()  # warm-up and capture advanced the step; decoding starts at 0
 
-    def __call__(self, tokens: torch.Tensor) -> torch.Tensor:
+    def __call__(self, tokens: torch.Tensor, encoder_out=None, cache=None) -> torch.Tensor:
+        """``decoder(tokens, None, cache)`` for the cache it was captured on (the search's call)."""
         self.tokens.copy_(tokens)
         self.graph.replay()
         return self.logits

@@ -240,11 +240,15 @@ class Encoder(nn.Module):
         # training batches are padded anyway: no host sync (nor graph break under torch.compile) to
         # find out; decoding skips the mask when there are no pads (SDPA's fastest kernels need none)
         has_pads = self.training or bool(padding_mask.any())
+        return self.encode(src_tokens, padding_mask if has_pads else None)
+
+    def encode(self, src_tokens: torch.Tensor, padding_mask: torch.Tensor | None) -> EncoderOut:
+        """The encoder once it is known whether the batch has pads (``padding_mask`` or None)."""
         x = self.embed_scale * self.embed_tokens(src_tokens) + self.embed_positions(src_tokens)
         x = dropout(x, self.dropout, self.training)
-        if has_pads:
+        if padding_mask is not None:
             x = x * (~padding_mask).unsqueeze(-1).type_as(x)  # fairseq zeroes padded positions
-        enc = EncoderOut(x, padding_mask if has_pads else None)
+        enc = EncoderOut(x, padding_mask)
         mask = enc.attn_mask()
         for layer in self.layers:
             x = layer(x, mask)

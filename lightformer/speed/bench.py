@@ -36,6 +36,8 @@ from lightformer.speed.fast import prepare_for_inference
 from lightformer.validate import checks
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+ENGINES = ("eager", "compiled")  # how our models decode: operator by operator, or compiled graphs
+ENGINE_LABEL = {"eager": "lightformer", "compiled": "lightformer-compiled"}  # the rows' engine column
 
 # The abstract's two translation settings at their published sizes (docs/reference.md §3): fairseq's
 # architecture and vocabularies, and the compression the abstract reports for each.
@@ -107,6 +109,7 @@ class SpeedConfig:
     cuda_graph: bool = False  # GPU: replay each decoder step as a CUDA graph (captured in warm-up)
     fused_lowrank: bool = False  # GPU: each low-rank product in one Triton launch (speed/fused.py)
     int8: bool = False  # CPU: every product in int8, dynamic activations (speed/int8.py)
+    engines: tuple[str, ...] = ("eager",)  # each of our models under each: eager, compiled (decode/compiled.py)
     seed: int = 0
 
     def __post_init__(self):
@@ -135,6 +138,17 @@ class SpeedConfig:
             check_int8(torch.device(self.device), DTYPES[self.dtype])
         if self.cuda_graph and self.warmup < 1:
             raise LightformerError("cuda_graph needs warmup >= 1: graphs are captured in the warm-up")
+        self.engines = tuple(self.engines)
+        bad = [e for e in self.engines if e not in ENGINES]
+        if bad or not self.engines or len(set(self.engines)) != len(self.engines):
+            raise LightformerError(f"engines={list(self.engines)} is invalid: one or more of {', '.join(ENGINES)}, "
+                                   f"each once")
+        if "compiled" in self.engines:
+            from lightformer.decode.compiled import check_compiled
+
+            check_compiled(torch.device(self.device))
+            if self.warmup < 1:
+                raise LightformerError("the compiled engine needs warmup >= 1: its graphs are built in the warm-up")
 
 
 def device_name(device: torch.device) -> str:
@@ -234,10 +248,14 @@ def macs(model, src_len: int, tgt_len: int, device) -> tuple[float, float]:
     return per_source / 2 / src_len, per_step / 2
 
 
-def launches_per_step(model, rows: int, src_len: int, tgt_len: int, device: torch.device) -> int:
+def launches_per_step(model, rows: int, src_len: int, tgt_len: int, device: torch.device, engine=None) -> int:
     """Work items one decoder step issues, from the profiler: CUDA kernels (and copies) on a GPU,
     top-level ATen operators on a CPU. Counted on a static-cache step halfway through the target,
-    the shape a CUDA graph replays; the beam search's own operators are not included."""
+    the shape a CUDA graph replays; the beam search's own operators are not included. A compiled
+    ``engine``: the ATen operators its step graph still dispatches (its C++ wrapper calls the
+    BLAS products directly; what it dispatches are mostly views and copies around them)."""
+    if engine is not None:
+        return _compiled_launches(engine, rows, src_len, tgt_len, device)
     from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
 
@@ -261,11 +279,35 @@ def launches_per_step(model, rows: int, src_len: int, tgt_len: int, device: torc
     return sum(1 for e in events if e.cpu_parent is None and e.name.startswith("aten::"))
 
 
-def _torch_runner(m, search: SearchConfig, timer: Timer, pool: dict, cuda_graph: bool):
+def _compiled_launches(engine, rows: int, src_len: int, tgt_len: int, device: torch.device) -> int:
+    from torch.profiler import ProfilerActivity, profile
+
+    from lightformer.decode.beam import SearchConfig as _Search  # noqa: N814 - local alias
+
+    src = torch.full((1, src_len), 5, dtype=torch.long, device=device)
+    K = rows
+    with torch.inference_mode():
+        enc, cache = engine.state(src, K, tgt_len, None)
+        tokens = torch.full((K, tgt_len + 2), 5, dtype=torch.long, device=device)
+        scores = torch.zeros(1, K, device=device)
+        for _ in range(max(1, tgt_len // 2)):
+            engine.candidates(engine.model.decoder, cache, tokens, scores, "no_eos", _Search.unk_penalty, K)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            engine.candidates(engine.model.decoder, cache, tokens, scores, "no_eos", _Search.unk_penalty, K)
+    def counted(e) -> bool:  # dispatched operators: outside the graph or called from it (not their children)
+        parent = e.cpu_parent.name if e.cpu_parent is not None else ""
+        return e.name.startswith("aten::") and e.name != "aten::resolve_conj" and (
+            not parent or parent.startswith("## Call CompiledFxGraph"))
+    return sum(1 for e in prof.events() if counted(e))
+
+
+def _torch_runner(m, search: SearchConfig, timer: Timer, pool: dict, cuda_graph: bool, engine=None):
+    encoder = m.encoder if engine is None else engine.encoder
+
     def run(src: torch.Tensor) -> tuple[float, float, float, int]:
-        enc, t_enc = timer(lambda: m.encoder(src))
+        enc, t_enc = timer(lambda: encoder(src))
         hyps, t_dec = timer(lambda: beam_search(m, src, search, encoder_out=enc, graph_pool=pool,
-                                                cuda_graph=cuda_graph))
+                                                cuda_graph=cuda_graph, engine=engine))
         return t_enc, t_dec, t_enc + t_dec, sum(len(h[0].tokens) + 1 for h in hyps)
     return run
 
@@ -338,10 +380,23 @@ def _time_interleaved(runners: dict, batches: list[torch.Tensor], cfg: SpeedConf
     return times
 
 
+def _entries(names: list[str], ours: list[str], engines: tuple[str, ...]) -> dict:
+    """{row name: (model name, engine)}: each of our models under each engine (the first engine's
+    rows keep the model's name and the entries' order, CTranslate2 models among them with engine
+    None; later engines' rows follow, named ``<model>_<engine>``)."""
+    out = {n: (n, engines[0] if n in ours else None) for n in names}
+    for e in engines[1:]:
+        out |= {f"{n}_{e}": (n, e) for n in ours}
+    if len(out) != len(ours) * len(engines) + len(names) - len(ours):
+        raise LightformerError(f"row names collide: {', '.join(names)} under engines {', '.join(engines)}")
+    return out
+
+
 def run_speed(models: dict, cfg: SpeedConfig, progress: bool = True,
               sources: list[torch.Tensor] | None = None, source_name: str = "synthetic") -> list[dict]:
-    """One row per model; the first model is the reference for the speedups. A model is one of
-    ours, or a ``lightformer.speed.ct2.CT2Model``. ``sources`` (token ids with </s>, e.g. a
+    """One row per model and engine; the first model under the first engine is the reference for
+    the speedups (``speedup_same_engine``: against the first model under the row's own engine). A
+    model is one of ours, or a ``lightformer.speed.ct2.CT2Model``. ``sources`` (token ids with </s>, e.g. a
     prepared test split) replace the synthetic throughput set."""
     from lightformer.speed.ct2 import CT2Model
 
@@ -354,15 +409,21 @@ def run_speed(models: dict, cfg: SpeedConfig, progress: bool = True,
     device = pick_device(cfg.device)
     if device.type == "cpu" and cfg.threads:
         torch.set_num_threads(cfg.threads)
-    names = list(models)
-    ours = [n for n in names if not isinstance(models[n], CT2Model)]
+    ours = [n for n in models if not isinstance(models[n], CT2Model)]
     run_models, params = _runnable(models, cfg, device)
     batches, n_sent = _source_batches(cfg, next(iter(vocab_of.values()))[0], sources, device)
     search = SearchConfig(beam=cfg.beam, lenpen=cfg.lenpen, max_len_a=0, max_len_b=cfg.tgt_len,
                           min_len=1, fixed_length=cfg.fixed_length)
     timer = Timer(device)
-    runners = {n: _torch_runner(run_models[n], search, timer, {}, cfg.cuda_graph) if n in ours
-               else _ct2_runner(run_models[n], cfg, batches) for n in names}
+    entries = _entries(list(models), ours, cfg.engines)  # {row name: (model, engine or None for ct2)}
+    compiled = {}
+    if "compiled" in cfg.engines:
+        from lightformer.decode.compiled import CompiledSearch
+
+        compiled = {n: CompiledSearch(run_models[n]) for n in ours}
+    runners = {row: _torch_runner(run_models[n], search, timer, {}, cfg.cuda_graph, compiled.get(n) if e == "compiled"
+                                  else None) if e else _ct2_runner(run_models[n], cfg, batches)
+               for row, (n, e) in entries.items()}
     times = _time_interleaved(runners, batches, cfg, device, progress)
     meta = {
         "protocol": cfg.protocol, "device": device.type, "device_name": device_name(device),
@@ -376,25 +437,34 @@ def run_speed(models: dict, cfg: SpeedConfig, progress: bool = True,
         "command": command_line(),
     }
     rows_per_step = cfg.beam * meta["batch"]
+    first = next(iter(entries))
+    first_of_engine = {}  # the reference of each engine's own speedups (compiled against compiled)
+    for row, (_, e) in entries.items():
+        first_of_engine.setdefault(e, row)
     rows = []
-    for n in names:
-        t, ct2 = times[n], n not in ours
+    for row, (n, e) in entries.items():
+        t, ct2 = times[row], e is None
         mac = None if ct2 else macs(run_models[n], cfg.src_len, cfg.tgt_len, device)
+        launches = "" if ct2 else launches_per_step(run_models[n], rows_per_step, cfg.src_len, cfg.tgt_len, device,
+                                                    compiled.get(n) if e == "compiled" else None)
+        same = speedup_stats(times[first_of_engine[e]]["total"], t["total"])
         rows.append({
-            "model": n, "engine": "ctranslate2" if ct2 else "lightformer",
+            "model": row, "engine": "ctranslate2" if ct2 else ENGINE_LABEL[e],
             "compute_type": run_models[n].compute_type if ct2 else ("int8_float32" if cfg.int8 else cfg.dtype),
             "params": params[n]["total"], "params_embedding": params[n]["embedding"],
             "params_body": params[n]["body"],
-            "compression": params[names[0]]["total"] / params[n]["total"],
+            "compression": params[entries[first][0]]["total"] / params[n]["total"],
             "macs_per_src_token": "" if ct2 else round(mac[0]), "macs_per_tgt_token": "" if ct2 else round(mac[1]),
-            "launches_per_step": "" if ct2 else launches_per_step(run_models[n], rows_per_step, cfg.src_len,
-                                                                  cfg.tgt_len, device),
-            "launches_unit": "" if ct2 else ("cuda kernels" if device.type == "cuda" else "aten ops"),
+            "launches_per_step": launches,
+            "launches_unit": "" if ct2 else ("cuda kernels" if device.type == "cuda" else
+                                             "aten ops dispatched by the compiled step" if e == "compiled"
+                                             else "aten ops"),
             "encoder_ms": math.nan if ct2 else 1e3 * trimmed_mean(t["enc"]),
             "decoder_ms": math.nan if ct2 else 1e3 * trimmed_mean(t["dec"]),
             "total_ms": 1e3 * trimmed_mean(t["total"]),
             "sentences_per_s": n_sent / statistics.median(t["total"]),
             "tokens_per_s": statistics.median(tok / x for tok, x in zip(t["tokens"], t["total"])),
             "tokens_per_run": statistics.median(t["tokens"]),  # generated, </s> included
-        } | speedup_stats(times[names[0]]["total"], t["total"]) | meta)
+            "engine_reference": first_of_engine[e], "speedup_same_engine": same["speedup"],
+        } | speedup_stats(times[first]["total"], t["total"]) | meta)
     return rows

@@ -18,6 +18,25 @@ import torch.nn as nn
 from lightformer.errors import LightformerError
 
 
+def _fbgemm_linear(x, qweight, packed, col_offsets, scale, zero_point, bias):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.fbgemm_linear_int8_weight_fp32_activation(x, qweight, packed, col_offsets, scale, zero_point, bias)
+
+
+@torch.library.custom_op("lightformer::int8_linear", mutates_args=())
+def int8_linear(x: torch.Tensor, qweight: torch.Tensor, packed: torch.Tensor, col_offsets: torch.Tensor,
+                scale: float, zero_point: int, bias: torch.Tensor) -> torch.Tensor:
+    """The FBGEMM product as an opaque operator, so a compiled graph (decode/compiled.py) calls it
+    as one node: the packed weight is an FBGEMM blob that tracing cannot look into."""
+    return _fbgemm_linear(x, qweight, packed, col_offsets, scale, zero_point, bias)
+
+
+@int8_linear.register_fake
+def _(x, qweight, packed, col_offsets, scale, zero_point, bias):
+    return x.new_empty(x.shape[0], qweight.shape[0])
+
+
 class Int8Linear(nn.Module):
     """y = x W^T + b with W in int8 (FBGEMM, per-matrix scale), x quantised per call."""
 
@@ -34,11 +53,9 @@ class Int8Linear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            y = torch.fbgemm_linear_int8_weight_fp32_activation(
-                x.reshape(-1, shape[-1]).contiguous(), self.qweight, self.packed, self.col_offsets,
-                self.scale, self.zero_point, self.bias)
+        args = (x.reshape(-1, shape[-1]).contiguous(), self.qweight, self.packed, self.col_offsets, self.scale,
+                self.zero_point, self.bias)
+        y = int8_linear(*args) if torch.compiler.is_compiling() else _fbgemm_linear(*args)
         return y.view(*shape[:-1], self.out_features)
 
     def extra_repr(self) -> str:

@@ -60,6 +60,13 @@ def test_bad_speed_options():
         SpeedConfig(cuda_graph=True)
     with pytest.raises(lf.LightformerError, match="protocol"):
         SpeedConfig(protocol="fastest")
+    for engines in (("fast",), ("eager", "eager"), ()):
+        with pytest.raises(lf.LightformerError, match="engines"):
+            SpeedConfig(engines=engines)
+    with pytest.raises(lf.LightformerError, match="CPU path"):
+        SpeedConfig(device="cuda", engines=("compiled",))
+    with pytest.raises(lf.LightformerError, match="warmup"):
+        SpeedConfig(engines=("compiled",), warmup=0)
 
 
 def test_cli_appends_rows_and_reports_exit_2_on_bad_input(tmp_path, capsys):
