@@ -19,8 +19,9 @@ demo: install
 	PATH=$(CURDIR)/$(BIN):$$PATH snakemake --cores 2 all
 	@echo; cat results/tables/paper_comparison.md; echo; cat results/tables/ablation_init.md
 
+# two workers (a 2-core machine): tests sharing a module-scoped cluster or run stay on one (xdist_group)
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 # the inner loop: everything but the real workflow, SLURM and end-to-end suites (make test runs them)
 test-fast: install

@@ -30,8 +30,9 @@ def cmd_speed(args) -> None:
         models, labels = load_speed_entries(args.checkpoints, args.names)
     sources = split_sources(args.data, args.split) if args.data else None
     rows = run_speed(models, cfg, sources=sources, source_name=f"{args.data}:{args.split}" if args.data else "synthetic")
-    for row, label in zip(rows, labels):
-        row["checkpoint"] = str(label)
+    label_of = dict(zip(models, labels))
+    for row in rows:  # one row per model and engine
+        row["checkpoint"] = str(label_of[row["entry"]])
         if args.task or args.paper_size:
             row["task"] = args.task or args.paper_size
     if args.out:
@@ -44,12 +45,13 @@ def print_speed_rows(rows: list[dict], cfg) -> None:
     print(f"{cfg.protocol} on {r0['device_name']} ({r0['dtype']}, threads {r0['threads'] or '-'}, "
           f"batch {r0['batch']}, beam {r0['beam']}, src {cfg.src_len}, tgt {cfg.tgt_len} fixed={cfg.fixed_length}, "
           f"cuda_graph={cfg.cuda_graph})")
-    print(f"{'model':<20}{'params':>12}{'x fewer':>9}{'enc ms':>9}{'dec ms':>10}{'sent/s':>9}"
-          f"{'speedup':>9}  p10-p90")
+    w = max(20, 2 + max(len(r["model"]) for r in rows))
+    print(f"{'model':<{w}}{'params':>12}{'x fewer':>9}{'enc ms':>9}{'dec ms':>10}{'sent/s':>9}"
+          f"{'speedup':>9}  p10-p90  same engine")
     for r in rows:
-        print(f"{r['model']:<20}{r['params']:>12,}{r['compression']:>9.2f}{r['encoder_ms']:>9.2f}"
+        print(f"{r['model']:<{w}}{r['params']:>12,}{r['compression']:>9.2f}{r['encoder_ms']:>9.2f}"
               f"{r['decoder_ms']:>10.2f}{r['sentences_per_s']:>9.1f}{r['speedup']:>9.2f}  "
-              f"{r['speedup_p10']:.2f}-{r['speedup_p90']:.2f}")
+              f"{r['speedup_p10']:.2f}-{r['speedup_p90']:.2f}  {r['speedup_same_engine']:.2f}")
 
 
 def register(sub) -> None:

@@ -59,10 +59,12 @@ def _inductor(gm, example_inputs):
 
 
 def _compile(fn):
-    # dynamic=False: every shape is fixed within a search, and a shape seen once is seen again
-    # (the protocol's runs, a test set's length buckets); fullgraph: a graph break would put
-    # the per-operator cost back, so it is an error
-    return torch.compile(fn, dynamic=False, fullgraph=True, backend=_inductor)
+    # shapes are fixed within a search; the first graph of each function is built for the first
+    # shapes seen, and a second source length or batch size makes TorchDynamo rebuild it with
+    # those sizes symbolic, once (latency runs stay on the specialised graph; a test set's many
+    # lengths cost two builds, not one each). fullgraph: a graph break would put the
+    # per-operator cost back, so it is an error
+    return torch.compile(fn, fullgraph=True, backend=_inductor)
 
 
 class CompiledSearch:
@@ -78,7 +80,6 @@ class CompiledSearch:
         dynamo.accumulated_recompile_limit = max(dynamo.accumulated_recompile_limit, 4096)
         self.model = model.eval()
         self._encode = _compile(model.encoder.encode)
-        self._refill = _compile(refill_cache)
         self.candidates = _compile(static_candidates)
         self._advance = _compile(functools.partial(static_advance, in_place=False))
         self._caches: dict[tuple, DecoderCache] = {}
@@ -102,7 +103,7 @@ class CompiledSearch:
         if cache is None:
             cache = self._caches[key] = init_cache(self.model.decoder, enc, capacity=max_len + 1, static=True)
         else:
-            self._refill(self.model.decoder, cache, enc)
+            refill_cache(self.model.decoder, cache, enc)  # once per source: eager is cheap enough
         return enc, cache
 
     def advance(self, cache: DecoderCache, top, tokens, pos_scores, scores, K: int):

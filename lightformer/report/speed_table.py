@@ -11,7 +11,8 @@ from lightformer.errors import LightformerError
 PAPER_CLAIMS = [("iwslt14", 3.8, 2.3), ("wmt14", 1.8, 1.5)]
 
 COLUMNS = ["task", "model", "engine", "compute_type", "device", "device_name", "protocol", "dtype", "threads", "batch", "beam",
-           "cuda_graph", "fused_lowrank", "int8", "params", "compression", "speedup", "speedup_p10", "speedup_p90", "encoder_ms",
+           "cuda_graph", "fused_lowrank", "int8", "params", "compression", "speedup", "speedup_p10", "speedup_p90",
+           "engine_reference", "speedup_same_engine", "encoder_ms",
            "decoder_ms", "total_ms", "sentences_per_s", "tokens_per_s", "macs_per_tgt_token", "launches_per_step", "launches_unit", "tokens_per_run", "runs", "torch",
            "measured", "checkpoint", "command"]
 
@@ -56,7 +57,7 @@ def write_speed_table(df: pd.DataFrame, csv_path: str | Path, markdown_path: str
     if markdown_path:
         cols = ["task", "model", "engine", "device_name", "protocol", "dtype", "threads", "batch", "beam", "cuda_graph",
                 "fused_lowrank", "params", "compression", "launches_per_step", "speedup", "speedup_p10", "speedup_p90",
-                "total_ms", "tokens_per_s"]
+                "speedup_same_engine", "total_ms", "tokens_per_s"]
         show = df[[c for c in cols if c in df.columns]].copy()
         show["speedup"] = [f"{s:.2f} ({a:.2f}–{b:.2f})" for s, a, b in
                            zip(show.pop("speedup"), show.pop("speedup_p10"), show.pop("speedup_p90"))]
@@ -65,6 +66,8 @@ def write_speed_table(df: pd.DataFrame, csv_path: str | Path, markdown_path: str
         show["compression"] = show["compression"].map(lambda x: "" if pd.isna(x) else f"{x:.2f}x")
         show["params"] = show["params"].map(lambda x: "" if pd.isna(x) else f"{int(x):,}")
         show["total_ms"] = show["total_ms"].map(lambda x: f"{x:.1f}")
+        if "speedup_same_engine" in show.columns:  # against the first model under the row's own engine
+            show["speedup_same_engine"] = show["speedup_same_engine"].map(lambda x: "" if pd.isna(x) else f"{x:.2f}")
         if "tokens_per_s" in show.columns:
             show["tokens_per_s"] = show["tokens_per_s"].map(lambda x: f"{x:,.0f}")
         for c in ("fused_lowrank", "launches_per_step"):
@@ -92,7 +95,7 @@ def speed_figure(df: pd.DataFrame, png_path: str | Path) -> None:
     plt, sns = pyplot()
 
     df = df.copy()
-    df["setting"] = (df["engine"].map(lambda e: "ct2 " if e == "ctranslate2" else "")
+    df["setting"] = (df["engine"].map(lambda e: {"ctranslate2": "ct2 ", "lightformer-compiled": "compiled "}.get(e, ""))
                      + df["device"].astype(str) + " " + df.get("compute_type", df["dtype"]).fillna(df["dtype"]).astype(str)
                      + df["cuda_graph"].map(lambda g: " graph" if str(g) == "True" else "")
                      + df["threads"].map(lambda t: f" {int(t)}thr" if pd.notna(t) and str(t) != "" else ""))

@@ -296,7 +296,7 @@ def _compiled_launches(engine, rows: int, src_len: int, tgt_len: int, device: to
             engine.candidates(engine.model.decoder, cache, tokens, scores, "no_eos", _Search.unk_penalty, K)
     def counted(e) -> bool:  # dispatched operators: outside the graph or called from it (not their children)
         parent = e.cpu_parent.name if e.cpu_parent is not None else ""
-        return e.name.startswith("aten::") and e.name != "aten::resolve_conj" and (
+        return e.name.startswith(("aten::", "lightformer::")) and e.name != "aten::resolve_conj" and (
             not parent or parent.startswith("## Call CompiledFxGraph"))
     return sum(1 for e in prof.events() if counted(e))
 
@@ -449,7 +449,7 @@ def run_speed(models: dict, cfg: SpeedConfig, progress: bool = True,
                                                     compiled.get(n) if e == "compiled" else None)
         same = speedup_stats(times[first_of_engine[e]]["total"], t["total"])
         rows.append({
-            "model": row, "engine": "ctranslate2" if ct2 else ENGINE_LABEL[e],
+            "model": row, "entry": n, "engine": "ctranslate2" if ct2 else ENGINE_LABEL[e],
             "compute_type": run_models[n].compute_type if ct2 else ("int8_float32" if cfg.int8 else cfg.dtype),
             "params": params[n]["total"], "params_embedding": params[n]["embedding"],
             "params_body": params[n]["body"],

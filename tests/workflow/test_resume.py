@@ -15,6 +15,8 @@ from safetensors.torch import load_file
 
 from tests.workflow.test_dag import REPO, SNAKEMAKE, snakemake
 
+pytestmark = pytest.mark.xdist_group("resume")  # the reference run once, on one worker (make test)
+
 CONFIG = REPO / "tests/workflow/resume.yaml"
 MODEL = "results/train/iwslt14/baseline/seed1/model.safetensors"
 RUN = "results/runs/train/iwslt14/baseline/seed1"

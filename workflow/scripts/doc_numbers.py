@@ -27,26 +27,30 @@ def pick(table: list[dict], **match) -> dict:
     return found[0]
 
 
+COMPILED = "speed_cpu-2core_compiled.csv"
+
+
 def x(value) -> str:
     return f"{float(value):.2f}x"
 
 
 def claims() -> str:
-    cpu = rows("speed_cpu-2core_ct2.csv")
+    cpu = rows(COMPILED)
     gpu = rows("speed_nvidia-h200.csv")
     ddtp = {r["model"]: r for r in rows("real-small-ddtp/ddtp.csv")}
-    cpu_note = "2-core Xeon, 1 thread, batch 1, beam 5, eager fp32"
     gpu_note = "H200, bf16, CUDA graphs, batch 1"
     out = ["| claim (abstract) | paper | ours | measured how | file |", "|---|---|---|---|---|"]
     for task, fewer, speedup in (("iwslt14", 3.8, 2.3), ("wmt14", 1.8, 1.5)):
         name = "IWSLT'14 De-En" if task == "iwslt14" else "WMT'14 En-De"
-        lf_cpu = pick(cpu, model=f"{task}_lf_k1", int8="False")
+        eager = pick(cpu, model=f"{task}_lf_k1", protocol="latency", engine="lightformer")
+        comp = pick(cpu, model=f"{task}_lf_k1_compiled", protocol="latency", engine="lightformer-compiled")
         lf_gpu = pick(gpu, model=f"{task}_lf_k1", dtype="bf16", batch=1, cuda_graph="True")
-        out.append(f"| {name}: fewer parameters | {fewer}x | {x(lf_cpu['compression'])} | paper-size architecture, "
-                   f"one uniform rank (exact counts) | `speed_cpu-2core_ct2.csv` |")
-        out.append(f"| {name}: speedup | {speedup}x | {x(lf_cpu['speedup'])} CPU, {x(lf_gpu['speedup'])} GPU | "
-                   f"{cpu_note}; {gpu_note}; random weights, fixed length | `speed_cpu-2core_ct2.csv`, "
-                   f"`speed_nvidia-h200.csv` |")
+        cpu_note = f"2-core Xeon, 1 thread, batch 1, beam {eager['beam']}, fp32, over our dense model on the same engine"
+        out.append(f"| {name}: fewer parameters | {fewer}x | {x(eager['compression'])} | paper-size architecture, "
+                   f"one uniform rank (exact counts) | `{COMPILED}` |")
+        out.append(f"| {name}: speedup | {speedup}x | {x(eager['speedup_same_engine'])} CPU eager, "
+                   f"{x(comp['speedup_same_engine'])} CPU compiled, {x(lf_gpu['speedup'])} GPU | {cpu_note}; "
+                   f"{gpu_note}; random weights, fixed length | `{COMPILED}`, `speed_nvidia-h200.csv` |")
     base, svd, rnd = ddtp["baseline"], ddtp["r3.8_k1_svd"], ddtp["r3.8_k1_random_full"]
     out.append(f"| similar BLEU at fewer parameters | similar | {float(svd['metric_mean']):.2f} vs "
                f"{float(base['metric_mean']):.2f} BLEU at {x(svd['compression'])} | real text at toy scale (DDTP de-en, "
@@ -88,7 +92,38 @@ def diagnosis() -> str:
     return "\n".join(out)
 
 
-BLOCKS = {"claims": ("README.md", claims), "diagnosis": ("docs/controls.md", diagnosis)}
+def compiled() -> str:
+    """Eager against compiled decoding on this CPU, per task and setting: ms per run of our dense
+    model, LightFormer's speedup over it under the same engine and precision, CTranslate2's time."""
+    table = rows(COMPILED)
+    out = ["| task, setting | engine | our dense | LightFormer k1 | LightFormer k2qkv | CTranslate2 (dense weights) |",
+           "|---|---|---|---|---|---|"]
+    settings = (("latency", "False", "batch 1, fp32, 1 thread"), ("latency", "True", "batch 1, int8, 1 thread"),
+                ("throughput", "False", "batch 32, fp32, 2 threads"))
+    for task in ("iwslt14", "wmt14"):
+        name = "IWSLT'14 (3.8x)" if task == "iwslt14" else "WMT'14 (1.8x)"
+        for protocol, int8, label in settings:
+            mine = [r for r in table if r["task"] == task and r["protocol"] == protocol and r["int8"] == int8]
+            if not mine:
+                continue
+            ct2 = ", ".join(f"{r['compute_type'].split('_')[0]} {float(r['total_ms']):,.0f} ms" for r in mine
+                            if r["engine"] == "ctranslate2")
+            for engine, suffix in (("lightformer", ""), ("lightformer-compiled", "_compiled")):
+                sfx = ("_int8" if int8 == "True" else "") + suffix
+
+                def get(model):
+                    return pick(mine, model=f"{task}_{model}{sfx}", engine=engine)
+                base = get("baseline")
+                cells = [f"{float(get(m)['total_ms']):,.0f} ms: **{float(get(m)['speedup_same_engine']):.2f}x**"
+                         for m in ("lf_k1", "lf_k2qkv")]
+                out.append(f"| {name}, {label} | {engine.removeprefix('lightformer-') if suffix else 'eager'} | "
+                           f"{float(base['total_ms']):,.0f} ms | {cells[0]} | {cells[1]} | "
+                           f"{ct2 if not suffix else ''} |")
+    return "\n".join(out)
+
+
+BLOCKS = {"claims": ("README.md", claims), "diagnosis": ("docs/controls.md", diagnosis),
+          "compiled": ("docs/speed.md", compiled)}
 
 
 def main() -> int:

@@ -9,7 +9,8 @@
 # graphed decoding against eager decoding.
 #
 #   bash workflow/scripts/speed_check.sh [OUTDIR]            # one H100/H200: ~10 min (TASKS=iwslt14 / wmt14: half)
-#   DEVICE=cpu bash workflow/scripts/speed_check.sh DIR      # CPU, batch 1, 1 thread: fp32 and int8
+#   DEVICE=cpu bash workflow/scripts/speed_check.sh DIR      # CPU: batch 1, 1 thread, fp32 and int8; batch 32,
+#                                                            # all threads; eager and compiled (~1 h on 2 cores)
 #   REDUCED=1 bash workflow/scripts/speed_check.sh DIR       # CPU, tiny models, few runs (tests)
 #
 # CTranslate2 rows need the ctranslate2 package (carry its wheel to an offline GPU host); its wheels
@@ -93,20 +94,28 @@ speed() {  # title, then lightformer speed arguments; a failure is logged and th
     fi
 }
 
-measure_cpu() {  # task beam lenpen src_len: batch 1, one thread; fp32, then int8 (ours and CTranslate2's)
+measure_cpu() {  # task beam lenpen src_len: batch 1, one thread, fp32 then int8; then batch 32, all threads;
+    # each run times our models eager and compiled (decode/compiled.py), interleaved with CTranslate2's
     local task=$1 beam=$2 lenpen=$3 src_len=$4
     local ours=("$CK/${task}_baseline.safetensors" "$CK/${task}_lf_k1.safetensors" "$CK/${task}_lf_k2qkv.safetensors")
     local names=("${task}_baseline" "${task}_lf_k1" "${task}_lf_k2qkv")
     local common=(--beam "$beam" --lenpen "$lenpen" --src-len "$src_len" --warmup "$WARMUP" --task "$task"
-                  --protocol latency --runs "$LAT_RUNS" --threads "${THREADS:-1}")
+                  --engine eager compiled)
+    local lat=(--protocol latency --runs "$LAT_RUNS" --threads "${THREADS:-1}")
+    local tp=(--protocol throughput --batch 32 --sentences "${CPU_SENTENCES:-128}" --runs "${TP_RUNS:-3}"
+              --threads "${TP_THREADS:-$(nproc)}")
     local ct=() ctn=() ct8=() ct8n=()
     if [ "$CT2" = 1 ]; then
         ct=("ct2:$CK/${task}_baseline.ct2:fp32" "ct2:$CK/${task}_baseline.ct2:int8")
         ctn=("${task}_ct2_fp32" "${task}_ct2_int8")
         ct8=("ct2:$CK/${task}_baseline.ct2:int8"); ct8n=("${task}_ct2_int8")
     fi
-    speed "$task batch 1, fp32" "${ours[@]}" "${ct[@]}" --names "${names[@]}" "${ctn[@]}" "${common[@]}"
-    speed "$task batch 1, int8" "${ours[@]}" "${ct8[@]}" --names "${names[@]/%/_int8}" "${ct8n[@]}" --int8 "${common[@]}"
+    speed "$task batch 1, fp32" "${ours[@]}" "${ct[@]}" --names "${names[@]}" "${ctn[@]}" "${lat[@]}" "${common[@]}"
+    speed "$task batch 1, int8" "${ours[@]}" "${ct8[@]}" --names "${names[@]/%/_int8}" "${ct8n[@]}" --int8 \
+        "${lat[@]}" "${common[@]}"
+    [ "${THROUGHPUT:-1}" = 1 ] && speed "$task batch 32, fp32" "${ours[@]}" "${ct[@]}" --names "${names[@]}" \
+        "${ctn[@]}" "${tp[@]}" "${common[@]}"
+    return 0
 }
 
 measure() {  # task beam lenpen src_len
