@@ -19,9 +19,11 @@ demo: install
 	PATH=$(CURDIR)/$(BIN):$$PATH snakemake --cores 2 all
 	@echo; cat results/tables/paper_comparison.md; echo; cat results/tables/ablation_init.md
 
-# two workers (a 2-core machine): tests sharing a module-scoped cluster or run stay on one (xdist_group)
+# two workers (a 2-core machine; tests sharing a module-scoped run stay on one: xdist_group), then
+# the SLURM tests alone: their jobs compete with nothing else for the cores, as on a cluster
 test: install
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup -m "not slurm"
+	$(BIN)/python -m pytest -q -m slurm
 
 # the inner loop: everything but the real workflow, SLURM and end-to-end suites (make test runs them)
 test-fast: install

@@ -9,15 +9,10 @@ from lightformer.validate import distinct_outputs
 
 def cmd_speed(args) -> None:
     """Time checkpoints (or CTranslate2 exports, or the paper-size pair) interleaved (lightformer.speed.bench)."""
-    from lightformer.speed.bench import SpeedConfig, load_speed_entries, paper_size_models, run_speed, split_sources
+    from lightformer.speed.bench import load_speed_entries, paper_size_models, run_speed, split_sources
     from lightformer.speed.ct2 import is_ct2
 
-    cfg = SpeedConfig(protocol=args.protocol, device=args.device, dtype=args.dtype, threads=args.threads,
-                      beam=args.beam, lenpen=args.lenpen, src_len=args.src_len, tgt_len=args.tgt_len,
-                      batch=args.batch, sentences=args.sentences, runs=args.runs, warmup=args.warmup,
-                      fixed_length=not args.free_length, fast=not args.no_fast_path,
-                      cuda_graph=args.cuda_graph, fused_lowrank=args.fused_lowrank, int8=args.int8, seed=args.seed,
-                      engines=tuple(args.engine))
+    cfg = speed_config(args)
     if bool(args.checkpoints) == bool(args.paper_size):
         raise LightformerError("give checkpoints to time, or --paper-size TASK (not both)")
     if args.data and cfg.protocol != "throughput":
@@ -38,6 +33,16 @@ def cmd_speed(args) -> None:
     if args.out:
         write_rows(args.out, rows, append=args.append)
     print_speed_rows(rows, cfg)
+
+
+def speed_config(args):
+    from lightformer.speed.bench import SpeedConfig
+
+    return SpeedConfig(protocol=args.protocol, device=args.device, dtype=args.dtype, threads=args.threads,
+                       beam=args.beam, lenpen=args.lenpen, src_len=args.src_len, tgt_len=args.tgt_len,
+                       batch=args.batch, sentences=args.sentences, runs=args.runs, warmup=args.warmup,
+                       fixed_length=not args.free_length, fast=not args.no_fast_path, cuda_graph=args.cuda_graph,
+                       fused_lowrank=args.fused_lowrank, int8=args.int8, seed=args.seed, engines=tuple(args.engine))
 
 
 def print_speed_rows(rows: list[dict], cfg) -> None:

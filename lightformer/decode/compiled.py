@@ -18,15 +18,14 @@ shared-basis and factorised-embedding models, beam 1 and 5, and the int8 path).
 """
 from __future__ import annotations
 
+import copy
 import functools
-import warnings
 
 import torch
 
 from lightformer.decode.beam import static_advance, static_candidates
 from lightformer.decode.cache import DecoderCache, init_cache, refill_cache
 from lightformer.errors import LightformerError
-from lightformer.models.transformer import EncoderOut
 
 
 def check_compiled(device: torch.device) -> None:
@@ -84,20 +83,21 @@ class CompiledSearch:
         self._advance = _compile(functools.partial(static_advance, in_place=False))
         self._caches: dict[tuple, DecoderCache] = {}
 
-    def encoder(self, src_tokens: torch.Tensor) -> EncoderOut:
+    def encoder(self, src_tokens: torch.Tensor):
         """``model.encoder(src_tokens)``, compiled: the pad check stays outside (a host read)."""
         padding_mask = src_tokens.eq(self.model.encoder.padding_idx)
-        with warnings.catch_warnings():
-            return self._encode(src_tokens, padding_mask if bool(padding_mask.any()) else None)
+        return self._encode(src_tokens, padding_mask if bool(padding_mask.any()) else None)
 
-    def state(self, src_tokens: torch.Tensor, K: int, max_len: int, encoder_out: EncoderOut | None):
+    def state(self, src_tokens: torch.Tensor, K: int, max_len: int, encoder_out):
         """(the encoder output, repeated per beam, and a static cache filled from it), as
         ``beam_search``'s own set-up does; a cache of the same shape is reused."""
         enc = self.encoder(src_tokens) if encoder_out is None else encoder_out
         B = src_tokens.size(0)
         expand = torch.arange(B, device=src_tokens.device).repeat_interleave(K)  # (B*K,) row -> sentence
-        enc = EncoderOut(enc.out.index_select(0, expand),
-                         None if enc.padding_mask is None else enc.padding_mask.index_select(0, expand))
+        enc = copy.copy(enc)  # the caller's stays as it was
+        enc.out = enc.out.index_select(0, expand)
+        if enc.padding_mask is not None:
+            enc.padding_mask = enc.padding_mask.index_select(0, expand)
         key = (B * K, enc.out.size(1), max_len, enc.padding_mask is not None)
         cache = self._caches.get(key)
         if cache is None:

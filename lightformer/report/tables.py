@@ -8,6 +8,8 @@ and passes (never a glob of ``results/``, so nothing left over from an earlier g
 """
 from __future__ import annotations
 
+import html
+
 from pathlib import Path
 
 import pandas as pd
@@ -226,8 +228,20 @@ def claims_view(df: pd.DataFrame) -> pd.DataFrame:
                          "model": df["ours_model"].fillna(""), "conditions": df["note"].fillna("")})
 
 
+def html_page(show: pd.DataFrame, title: str, csv_name: str) -> str:
+    """The readable table as a page of its own (Snakemake's report embeds it); the CSV with every
+    column sits under the report's Provenance."""
+    table = show.to_html(index=False, escape=True, border=0, na_rep="")
+    return (f"<!doctype html>\n<meta charset='utf-8'><title>{html.escape(title)}</title>\n"
+            "<style>table{border-collapse:collapse;font:14px sans-serif}th,td{padding:3px 10px;"
+            "border-bottom:1px solid #ddd;text-align:left}</style>\n"
+            f"<h3>{html.escape(title)}</h3>\n{table}\n<p>Every column, provenance included: "
+            f"<code>{html.escape(csv_name)}</code> (under Provenance in the workflow report).</p>\n")
+
+
 def write_table(df: pd.DataFrame, csv_path: Path, md_path: Path | None = None, view=None) -> None:
-    """The CSV with every column; the Markdown as ``view`` shows it (a paper's columns), else as is."""
+    """The CSV with every column; the Markdown, and an HTML page beside it, as ``view`` shows it (a
+    paper's columns), else as is."""
     csv_path = Path(csv_path)
     csv_path.parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(csv_path, index=False)
@@ -239,6 +253,7 @@ def write_table(df: pd.DataFrame, csv_path: Path, md_path: Path | None = None, v
             elif show[c].dtype.kind == "O":  # numbers among words (a claim's "yes" beside ratios)
                 show[c] = show[c].map(lambda x: f"{x:.2f}" if isinstance(x, float) and not pd.isna(x) else x)
         Path(md_path).write_text(markdown_table(show))
+        Path(md_path).with_suffix(".html").write_text(html_page(show, Path(md_path).stem, csv_path.name))
 
 
 def chosen(df: pd.DataFrame) -> pd.DataFrame:

@@ -27,9 +27,6 @@ CONFIG = REPO / "tests/slurm/config.yaml"
 RESUME = REPO / "tests/workflow/resume.yaml"
 RESOURCES = REPO / "tests/slurm/resources.yaml"
 MODEL = "results/train/iwslt14/baseline/seed1/model.safetensors"
-# one cluster for the module: under `pytest -n`, every test here goes to one worker (make test)
-pytestmark = pytest.mark.xdist_group("slurm")
-
 # fast polling for a test cluster; squeue because there is no accounting (docs/reference.md §7)
 FAST = ["--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "1",
         "--slurm-keep-successful-logs"]

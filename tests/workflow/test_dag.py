@@ -100,7 +100,10 @@ def test_whole_dag_runs_and_writes_tables_figures_logs(tmp_path):
     rep = snakemake(tmp_path, "--report", "report.html")
     assert rep.returncode == 0, rep.stderr[-2000:]
     html = (tmp_path / "report.html").read_text(errors="ignore")
-    assert all(name in html for name in ("paper_comparison.csv", "iwslt14.csv", "glue.csv", "learning_curves.png"))
+    assert all(name in html for name in ("paper_comparison.csv", "iwslt14.csv", "glue.csv", "learning_curves.png",
+                                         "iwslt14.html", "paper_comparison.html", "Provenance"))
+    page = (res / "tables/iwslt14.html").read_text()  # the readable table, the same columns as the Markdown
+    assert page.count("<th>") == md[0].count("|") - 1 and "iwslt14.csv" in page
 
 
 def test_one_table_builds_only_what_it_needs(tmp_path):

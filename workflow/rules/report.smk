@@ -14,8 +14,9 @@ rule task_table:
         manifest=lambda wc: manifest(wc.task),
         prepared=lambda wc: f"{prepared(wc.task)}/meta.json",
     output:
-        table=report("results/tables/{task}.csv", category="Tables"),
+        table=report("results/tables/{task}.csv", category="Provenance"),
         markdown="results/tables/{task}.md",
+        page=report("results/tables/{task}.html", category="Tables"),
     params:
         config_sha=config_sha256(),
     log:
@@ -41,10 +42,14 @@ rule summary_tables:
                            for v in get_variants(t) for s in SEEDS],
         paper_speed=get_paper_size_csvs(),
     output:
-        comparison=report("results/tables/paper_comparison.csv", category="Tables"),
-        ablation_init=report("results/tables/ablation_init.csv", category="Tables"),
-        ablation_sharing=report("results/tables/ablation_sharing.csv", category="Tables"),
-        ablation_rank=report("results/tables/ablation_rank.csv", category="Tables"),
+        comparison=report("results/tables/paper_comparison.csv", category="Provenance"),
+        ablation_init=report("results/tables/ablation_init.csv", category="Provenance"),
+        ablation_sharing=report("results/tables/ablation_sharing.csv", category="Provenance"),
+        ablation_rank=report("results/tables/ablation_rank.csv", category="Provenance"),
+        comparison_page=report("results/tables/paper_comparison.html", category="Tables"),
+        ablation_init_page=report("results/tables/ablation_init.html", category="Tables"),
+        ablation_sharing_page=report("results/tables/ablation_sharing.html", category="Tables"),
+        ablation_rank_page=report("results/tables/ablation_rank.html", category="Tables"),
         metric_fig=report("results/figures/metric_vs_params.png", category="Figures"),
         curves_fig=report("results/figures/learning_curves.png", category="Figures"),
         heatmap_fig=report("results/figures/sharing_heatmap.png", category="Figures"),
