@@ -31,7 +31,7 @@ def cmd_report_tables(args) -> None:
     task, out = args.tasks[0], Path(args.out)
     df = task_rows(task, args.evals, args.params, args.reports, args.speed, args.config_sha256, args.manifest,
                    args.prepared_meta, args.curves or ())
-    write_table(df, out / f"{task}.csv", out / f"{task}.md", view=paper_view)
+    write_table(df, out / f"{task}.csv", out / f"{task}.md", view=paper_view, page=True)
     print(f"{out}: table for {task} from {len(args.evals)} evaluations")
 
 

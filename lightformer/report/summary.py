@@ -25,13 +25,13 @@ def write_summary(tasks: list[str], tables: list[str], curves: list[str], paper_
     by_task = {t: pd.read_csv(p) for t, p in zip(tasks, tables)}
     everything = pd.concat(by_task.values(), ignore_index=True)
     for name, df in ablations(everything).items():
-        write_table(df, out / f"ablation_{name}.csv", out / f"ablation_{name}.md")
+        write_table(df, out / f"ablation_{name}.csv", out / f"ablation_{name}.md", page=True)
     speed = {}
     for path in paper_size_speed:
         df = pd.read_csv(path)
         speed[str(df["task"].iloc[0])] = df
     write_table(paper_comparison(by_task, speed), out / "paper_comparison.csv", out / "paper_comparison.md",
-                view=claims_view)
+                view=claims_view, page=True)
     metric_vs_params(everything, figures / "metric_vs_params.png")
     sharing_heatmap(everything, figures / "sharing_heatmap.png")
     learning_curves({curve_label(p): pd.read_csv(p) for p in curves}, figures / "learning_curves.png")

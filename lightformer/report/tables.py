@@ -239,9 +239,9 @@ def html_page(show: pd.DataFrame, title: str, csv_name: str) -> str:
             f"<code>{html.escape(csv_name)}</code> (under Provenance in the workflow report).</p>\n")
 
 
-def write_table(df: pd.DataFrame, csv_path: Path, md_path: Path | None = None, view=None) -> None:
-    """The CSV with every column; the Markdown, and an HTML page beside it, as ``view`` shows it (a
-    paper's columns), else as is."""
+def write_table(df: pd.DataFrame, csv_path: Path, md_path: Path | None = None, view=None, page: bool = False) -> None:
+    """The CSV with every column; the Markdown (and with ``page`` an HTML page beside it, for the
+    workflow report) as ``view`` shows it (a paper's columns), else as is."""
     csv_path = Path(csv_path)
     csv_path.parent.mkdir(parents=True, exist_ok=True)
     df.to_csv(csv_path, index=False)
@@ -253,7 +253,8 @@ def write_table(df: pd.DataFrame, csv_path: Path, md_path: Path | None = None, v
             elif show[c].dtype.kind == "O":  # numbers among words (a claim's "yes" beside ratios)
                 show[c] = show[c].map(lambda x: f"{x:.2f}" if isinstance(x, float) and not pd.isna(x) else x)
         Path(md_path).write_text(markdown_table(show))
-        Path(md_path).with_suffix(".html").write_text(html_page(show, Path(md_path).stem, csv_path.name))
+        if page:
+            Path(md_path).with_suffix(".html").write_text(html_page(show, Path(md_path).stem, csv_path.name))
 
 
 def chosen(df: pd.DataFrame) -> pd.DataFrame:
