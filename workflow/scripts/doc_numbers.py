@@ -122,8 +122,24 @@ def compiled() -> str:
     return "\n".join(out)
 
 
+def gpu() -> str:
+    """IWSLT on the H200: each model's speedup over our dense model in the same run, unfused and fused."""
+    table = [r for r in rows("speed_nvidia-h200_fused_ct2.csv") if r["task"] == "iwslt14"]
+    out = ["| IWSLT (3.8x) | LightFormer k1 | k1 fused | k2qkv | k2qkv fused | CTranslate2 fp16 | CTranslate2 int8 |",
+           "|---|---|---|---|---|---|---|"]
+    for batch in ("1", "128", "1024"):
+        def cell(model, fused):
+            found = [r for r in table if r["model"] == f"iwslt14_{model}" and r["batch"] == batch
+                     and r["fused_lowrank"] == fused]
+            return f"{float(pick(found, batch=batch)['speedup']):.2f}" if found else "(two GEMMs)"
+        cells = [cell("lf_k1", "False"), cell("lf_k1", "True"), cell("lf_k2qkv", "False"), cell("lf_k2qkv", "True"),
+                 cell("ct2_fp16", "False"), cell("ct2_int8", "False")]
+        out.append(f"| batch {int(batch):,} | " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
 BLOCKS = {"claims": ("README.md", claims), "diagnosis": ("docs/controls.md", diagnosis),
-          "compiled": ("docs/speed.md", compiled)}
+          "compiled": ("docs/speed.md", compiled), "gpu": ("docs/speed.md", gpu)}
 
 
 def main() -> int:
