@@ -282,18 +282,15 @@ def launches_per_step(model, rows: int, src_len: int, tgt_len: int, device: torc
 def _compiled_launches(engine, rows: int, src_len: int, tgt_len: int, device: torch.device) -> int:
     from torch.profiler import ProfilerActivity, profile
 
-    from lightformer.decode.beam import SearchConfig as _Search  # noqa: N814 - local alias
-
-    src = torch.full((1, src_len), 5, dtype=torch.long, device=device)
-    K = rows
+    src = torch.full((1, src_len), 5, dtype=torch.long, device=device)  # one sentence, ``rows`` beams
     with torch.inference_mode():
-        enc, cache = engine.state(src, K, tgt_len, None)
-        tokens = torch.full((K, tgt_len + 2), 5, dtype=torch.long, device=device)
-        scores = torch.zeros(1, K, device=device)
-        for _ in range(max(1, tgt_len // 2)):
-            engine.candidates(engine.model.decoder, cache, tokens, scores, "no_eos", _Search.unk_penalty, K)
+        _, cache = engine.state(src, rows, tgt_len, None)
+        tokens = torch.full((rows, tgt_len + 2), 5, dtype=torch.long, device=device)
+        scores = torch.zeros(1, rows, device=device)
+        for _ in range(max(1, tgt_len // 2)):  # to halfway through the target, as the eager count
+            engine.candidates(engine.model.decoder, cache, tokens, scores, "no_eos", 0.0, rows)
         with profile(activities=[ProfilerActivity.CPU]) as prof:
-            engine.candidates(engine.model.decoder, cache, tokens, scores, "no_eos", _Search.unk_penalty, K)
+            engine.candidates(engine.model.decoder, cache, tokens, scores, "no_eos", 0.0, rows)
     def counted(e) -> bool:  # dispatched operators: outside the graph or called from it (not their children)
         parent = e.cpu_parent.name if e.cpu_parent is not None else ""
         return e.name.startswith(("aten::", "lightformer::")) and e.name != "aten::resolve_conj" and (
@@ -410,12 +407,12 @@ def run_speed(models: dict, cfg: SpeedConfig, progress: bool = True,
     if device.type == "cpu" and cfg.threads:
         torch.set_num_threads(cfg.threads)
     ours = [n for n in models if not isinstance(models[n], CT2Model)]
+    entries = _entries(list(models), ours, cfg.engines)  # {row name: (model, engine or None for ct2)}
     run_models, params = _runnable(models, cfg, device)
     batches, n_sent = _source_batches(cfg, next(iter(vocab_of.values()))[0], sources, device)
     search = SearchConfig(beam=cfg.beam, lenpen=cfg.lenpen, max_len_a=0, max_len_b=cfg.tgt_len,
                           min_len=1, fixed_length=cfg.fixed_length)
     timer = Timer(device)
-    entries = _entries(list(models), ours, cfg.engines)  # {row name: (model, engine or None for ct2)}
     compiled = {}
     if "compiled" in cfg.engines:
         from lightformer.decode.compiled import CompiledSearch
@@ -441,10 +438,11 @@ def run_speed(models: dict, cfg: SpeedConfig, progress: bool = True,
     first_of_engine = {}  # the reference of each engine's own speedups (compiled against compiled)
     for row, (_, e) in entries.items():
         first_of_engine.setdefault(e, row)
+    mac_of = {n: macs(run_models[n], cfg.src_len, cfg.tgt_len, device) for n in ours}  # once per model, not per engine
     rows = []
     for row, (n, e) in entries.items():
         t, ct2 = times[row], e is None
-        mac = None if ct2 else macs(run_models[n], cfg.src_len, cfg.tgt_len, device)
+        mac = mac_of.get(n)
         launches = "" if ct2 else launches_per_step(run_models[n], rows_per_step, cfg.src_len, cfg.tgt_len, device,
                                                     compiled.get(n) if e == "compiled" else None)
         same = speedup_stats(times[first_of_engine[e]]["total"], t["total"])

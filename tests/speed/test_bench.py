@@ -116,3 +116,12 @@ def test_speedups_are_run_by_run_ratios_summarised_by_their_median():
     assert s["speedup"] == 2.0 and s["speedup_p10"] == 2.0 and s["speedup_p90"] > 2.0
     with pytest.raises(ValueError):
         speedup_stats([1.0, 2.0], [1.0])  # runs must pair up
+
+
+def test_row_names_that_collide_across_engines_are_refused_before_any_model_is_prepared(monkeypatch):
+    import lightformer.speed.bench as bench
+
+    monkeypatch.setattr(bench, "_runnable", lambda *a: pytest.fail("models prepared before the refusal"))
+    dense = tiny("transformer_tiny6", src=40, tgt=40)
+    with pytest.raises(lf.LightformerError, match="row names collide"):
+        run_speed({"a": dense, "a_compiled": dense}, SpeedConfig(engines=("eager", "compiled"), runs=1))
