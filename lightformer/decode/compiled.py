@@ -18,6 +18,7 @@ shared-basis and factorised-embedding models, beam 1 and 5, and the int8 path).
 """
 from __future__ import annotations
 
+import collections
 import copy
 import functools
 
@@ -68,7 +69,11 @@ def _compile(fn):
 
 class CompiledSearch:
     """The compiled graphs of one prepared model (``prepare_for_inference``) and its static caches,
-    one per input shape. Pass it as ``beam_search(model, src, cfg, engine=...)``."""
+    one per input shape, the ``max_caches`` most recent kept (a paper-size batch of 32 x 5 beams
+    holds ~100 MB; a test set's many lengths must not keep one each). Pass it as
+    ``beam_search(model, src, cfg, engine=...)``."""
+
+    max_caches = 4
 
     def __init__(self, model):
         check_compiled(next(model.parameters()).device)
@@ -81,7 +86,7 @@ class CompiledSearch:
         self._encode = _compile(model.encoder.encode)
         self.candidates = _compile(static_candidates)
         self._advance = _compile(functools.partial(static_advance, in_place=False))
-        self._caches: dict[tuple, DecoderCache] = {}
+        self._caches: collections.OrderedDict[tuple, DecoderCache] = collections.OrderedDict()
 
     def encoder(self, src_tokens: torch.Tensor):
         """``model.encoder(src_tokens)``, compiled: the pad check stays outside (a host read)."""
@@ -99,11 +104,14 @@ class CompiledSearch:
         if enc.padding_mask is not None:
             enc.padding_mask = enc.padding_mask.index_select(0, expand)
         key = (B * K, enc.out.size(1), max_len, enc.padding_mask is not None)
-        cache = self._caches.get(key)
+        cache = self._caches.pop(key, None)
         if cache is None:
-            cache = self._caches[key] = init_cache(self.model.decoder, enc, capacity=max_len + 1, static=True)
+            cache = init_cache(self.model.decoder, enc, capacity=max_len + 1, static=True)
         else:
             refill_cache(self.model.decoder, cache, enc)  # once per source: eager is cheap enough
+        self._caches[key] = cache  # the most recent last
+        while len(self._caches) > self.max_caches:
+            self._caches.popitem(last=False)
         return enc, cache
 
     def advance(self, cache: DecoderCache, top, tokens, pos_scores, scores, K: int):

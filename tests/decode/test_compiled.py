@@ -69,6 +69,10 @@ def test_engine_reuses_its_cache_and_graphs_for_a_new_source_and_takes_no_repeat
     beam_search(model, first, cfg, engine=engine)
     assert_same(beam_search(model, second, cfg, engine=engine), beam_search(model, second, cfg))
     assert len(engine._caches) == 1  # one static cache for the one shape
+    with torch.inference_mode():
+        for length in range(3, 3 + engine.max_caches + 2):  # new shapes: the oldest caches are let go
+            engine.state(sources(S=length, pads=False), 3, 7, None)
+    assert len(engine._caches) == engine.max_caches
     enc = engine.encoder(second)  # the speed protocol times the encoder separately
     torch.testing.assert_close(enc.out, model.encoder(second).out, atol=1e-5, rtol=1e-5)
     assert_same(beam_search(model, second, cfg, encoder_out=enc, engine=engine), beam_search(model, second, cfg))
