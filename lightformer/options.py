@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 
 import yaml
 
@@ -102,3 +103,92 @@ def build(cls, preset: dict | None = None, config_file: str | None = None, pairs
                 value = dict(values.get(key) or {}) | value
             values[key] = value
     return cls(**values)
+
+
+# --- command-line options generated from the same dataclasses (as fairseq and HF do) --------------
+
+def option(default=dataclasses.MISSING, *, help: str = "", check: str | None = None, choices=None,
+           flag: str | None = None, default_factory=dataclasses.MISSING):
+    """A dataclass field that is also a command-line option: its help, its range rule
+    (lightformer.validate.RULES, checked by the dataclass and by the parser), its choices, and a
+    flag when it is not ``--field-name`` (a bool that defaults to True is switched off by ``flag``)."""
+    meta = {"help": help, "check": check, "choices": choices, "flag": flag}
+    return dataclasses.field(default=default, default_factory=default_factory, metadata=meta)
+
+
+def check_fields(obj) -> None:
+    """Apply every field's ``check`` rule (unset optional fields pass)."""
+    from lightformer.validate import check
+
+    for f in dataclasses.fields(obj):
+        rule, value = f.metadata.get("check"), getattr(obj, f.name)
+        if rule and value is not None:
+            check(f.name, value, rule)
+
+
+def flag_of(f: dataclasses.Field) -> str:
+    return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
+
+
+def _default(f: dataclasses.Field):
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+
+
+def add_options(parser, cls, only=None, skip=()) -> None:
+    """Add ``cls``'s fields to an argparse parser: type from the annotation, help from the field,
+    the range rule checked as the value is parsed. Nothing given leaves the attribute unset, so
+    :func:`from_args` lets the dataclass's own default apply: each default exists once. Only
+    fields made with :func:`option` become options."""
+    import argparse
+
+    from lightformer.validate import arg
+
+    kinds_of = {"int": int, "float": float, "str": str}
+    for f in dataclasses.fields(cls):
+        if "help" not in f.metadata or (only is not None and f.name not in only) or f.name in skip:
+            continue  # a plain field is the library's alone
+        meta, default = f.metadata, _default(f)
+        many = re.match(r"(?:list|tuple)\[(\w+)", str(f.type))  # list[str] | None -> several str
+        kinds = {many.group(1)} if many else {k.strip() for k in str(f.type).split("|")} - {"None"}
+        text = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else default
+        shown = "" if text is None or isinstance(text, bool) or text == "" else f" (default: {text})"
+        kw = {"dest": f.name, "default": argparse.SUPPRESS, "help": (meta.get("help") or "") + shown}
+        if kinds == {"bool"}:
+            kw["action"] = "store_false" if default else "store_true"
+        else:
+            kind = kinds_of[kinds.pop()]
+            kw["type"] = arg(meta["check"], kind) if meta.get("check") else kind
+            if many:
+                kw["nargs"] = "+"
+            if meta.get("choices"):
+                kw["choices"] = list(meta["choices"])
+        parser.add_argument(flag_of(f), **kw)
+
+
+def given(cls, args) -> dict:
+    """The options of ``cls`` that the command line set."""
+    return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls) if hasattr(args, f.name)}
+
+
+def from_args(cls, args, **extra):
+    """``cls`` from the options the command line set (lists become tuples where the field is one),
+    then ``extra``; everything else keeps the dataclass's default."""
+    values = given(cls, args)
+    for f in dataclasses.fields(cls):
+        if f.name in values and str(f.type).startswith("tuple") and isinstance(values[f.name], list):
+            values[f.name] = tuple(values[f.name])
+    return cls(**values | extra)
+
+
+def command_flags(values: dict) -> list[str]:
+    """``{option: value}`` as a command's flags: ``--option-name value``; True is the bare flag,
+    False and None are left out, a list is several values. The workflow passes what a config sets
+    through it, so a default it does not set is the library's."""
+    out = []
+    for key, value in values.items():
+        flag = "--" + key.replace("_", "-")
+        if value is True:
+            out.append(flag)
+        elif value is not None and value is not False:
+            out += [flag, *map(str, value if isinstance(value, (list, tuple)) else [value])]
+    return out

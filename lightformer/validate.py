@@ -36,13 +36,18 @@ def checks(obj, rules: dict[str, str]) -> None:
 
 
 def arg(rule: str, kind=float):
-    """An argparse ``type=`` that parses with ``kind`` and applies ``rule``."""
+    """An argparse ``type=`` that parses with ``kind`` and applies ``rule``: a value out of range is a
+    usage error naming the option (``argument --beam: 0 is invalid: expected >= 1``)."""
+    import argparse
+
     def parse(text: str):
         try:
             value = kind(text)
         except ValueError:
-            raise LightformerError(f"expected {kind.__name__}, got {text!r}") from None
-        check("value", value, rule)
+            raise argparse.ArgumentTypeError(f"expected {kind.__name__}, got {text!r}") from None
+        test, allowed = RULES[rule]
+        if not (math.isfinite(value) and test(value)):
+            raise argparse.ArgumentTypeError(f"{text} is invalid: expected {allowed}")
         return value
     parse.__name__ = f"{kind.__name__} {RULES[rule][1]}"
     return parse

@@ -58,16 +58,50 @@ def test_each_dataset_keeps_its_own_bpe_default(kind, merges):
     assert recipe_default(kind, "bpe_merges") == merges
 
 
+def test_the_schemas_command_options_are_the_commands_own():
+    """A config block that becomes a command's flags names only options that command has, with no
+    default of its own (the library's applies)."""
+    from lightformer.cli import build_parser
+
+    def dests(*argv):
+        parser = build_parser()
+        for word in argv:  # walk down to the subcommand's parser
+            parser = next(a for a in parser._actions if a.dest in ("verb", "what", "engine")).choices[word]
+        return {a.dest for a in parser._actions} | {s.lstrip("-").replace("-", "_") for a in parser._actions
+                                                    for s in a.option_strings}
+
+    task = SCHEMA["properties"]["tasks"]["additionalProperties"]["properties"]
+    speed = SCHEMA["properties"]["measure_speed"]["properties"]
+    blocks = {("compress",): task["compress"]["properties"], ("generate",): task["generate"]["properties"],
+              ("speed",): {k: speed[k] for k in ("dtype", "runs", "warmup", "batch", "sentences", "cuda_graph")}
+              | speed["tasks"]["additionalProperties"]["properties"]}
+    for argv, props in blocks.items():
+        assert set(props) <= dests(*argv), (argv, set(props) - dests(*argv))
+        assert not [k for k, v in props.items() if "default" in v], argv
+
+
 def test_a_task_without_bpe_merges_gets_its_datasets_recipe_in_the_dry_run(tmp_path):
+    """Options a config leaves unset are not passed: BPE merges, search, compression and timing
+    defaults are the library's (each written once, in its dataclass or prepare function)."""
     config = yaml.safe_load(open(REPO / "config.yaml"))
     for task in config["tasks"].values():
-        task.pop("bpe_merges", None)
-    config.pop("measure_speed", None)
+        for key in ("bpe_merges", "generate", "compress"):
+            task.pop(key, None)
+    config["measure_speed"] = {"threads": 1}
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(config))
     snakemake = Path(sys.executable).parent / "snakemake"
     r = subprocess.run([str(snakemake), "-s", str(REPO / "Snakefile"), "--configfile", str(path), "--cores", "1",
                         "-n", "-p", "--forceall", "all"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
-    prepares = [line for line in r.stdout.splitlines() if "lightformer data prepare" in line]
-    assert prepares and not any("--bpe-merges" in line for line in prepares)
+    lines = r.stdout.splitlines()
+
+    def commands(verb):
+        found = [line for line in lines if f"lightformer {verb} " in line]
+        assert found, verb
+        return found
+
+    assert not any("--bpe-merges" in line for line in commands("data prepare"))
+    assert not any(f in line for line in commands("generate") for f in ("--beam", "--lenpen", "--metric"))
+    assert not any("--calib-batches" in line for line in commands("compress"))
+    assert not any(f in line for line in commands("speed") for f in ("--runs", "--beam", "--src-len", "--batch"))

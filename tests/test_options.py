@@ -63,3 +63,77 @@ def test_the_same_loader_types_glue_and_model_options():
         build(GlueConfig, pairs=["epoch=2"], what="GLUE option")
     assert parse_pairs(ModelConfig, ["share_all_embeddings=true", "encoder_layers=3"], "model option") == \
         {"share_all_embeddings": True, "encoder_layers": 3}
+
+
+# --- command-line options generated from the dataclasses ------------------------------------------
+import argparse  # noqa: E402
+import dataclasses  # noqa: E402
+
+from lightformer.cli import build_parser  # noqa: E402
+from lightformer.compress.spec import CompressionSpec  # noqa: E402
+from lightformer.data.pipeline import DataOptions  # noqa: E402
+from lightformer.decode.beam import SearchConfig  # noqa: E402
+from lightformer.options import add_options, command_flags, flag_of, from_args  # noqa: E402
+from lightformer.speed.bench import SpeedConfig  # noqa: E402
+from lightformer.train.bench import TrainBenchConfig  # noqa: E402
+
+# the dataclass behind each command's options
+COMMANDS = {SearchConfig: ["generate", "c", "--data", "d", "--out", "o"], SpeedConfig: ["speed"],
+            CompressionSpec: ["compress", "c", "--out", "o"], DataOptions: ["data", "prepare", "iwslt14"],
+            TrainBenchConfig: ["bench", "train"]}
+
+
+def _options(cls):
+    return [f for f in dataclasses.fields(cls) if "help" in f.metadata]
+
+
+@pytest.mark.parametrize("cls", COMMANDS, ids=lambda c: c.__name__)
+def test_every_option_field_is_a_flag_of_its_command_with_the_libraries_default(cls):
+    args = build_parser().parse_args(COMMANDS[cls])
+    built = from_args(cls, args) if cls is not CompressionSpec else from_args(cls, args, ratio=2.0)
+    defaults = cls() if cls is not CompressionSpec else cls(ratio=2.0)
+    assert built == defaults  # nothing given: every default is the dataclass's own
+    for f in _options(cls):
+        assert f.metadata["help"], f"{cls.__name__}.{f.name} has no help"
+        assert not hasattr(args, f.name)  # unset options are left for the dataclass
+
+
+def test_a_flag_sets_its_field_typed_and_a_switch_flips_its_default():
+    args = build_parser().parse_args(["speed", "--beam", "2", "--lenpen", "0.6", "--free-length", "--no-fast-path",
+                                      "--engine", "eager", "compiled", "--threads", "1"])
+    cfg = from_args(SpeedConfig, args)
+    assert (cfg.beam, cfg.lenpen, cfg.fixed_length, cfg.fast, cfg.engines, cfg.threads) == \
+        (2, 0.6, False, False, ("eager", "compiled"), 1)
+    spec = from_args(CompressionSpec, build_parser().parse_args(
+        ["compress", "c", "--out", "o", "--ratio", "3.8", "--roles", "body", "src_embed", "--share-qkv"]))
+    assert spec.roles[-1] == "src_embed" and spec.share_qkv and spec.ratio == 3.8
+
+
+@pytest.mark.parametrize("cls", COMMANDS, ids=lambda c: c.__name__)
+def test_a_value_out_of_range_is_refused_by_the_parser_and_the_dataclass_alike(cls, capsys):
+    checked = [f for f in _options(cls) if f.metadata.get("check")]
+    assert checked or cls is DataOptions
+    for f in checked:
+        bad = "nan" if f.metadata["check"] == "finite" else "-1"
+        with pytest.raises(SystemExit) as e:
+            build_parser().parse_args([*COMMANDS[cls], flag_of(f), bad])
+        assert e.value.code == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and f"argument {flag_of(f)}: {bad} is invalid: expected" in err
+        extra = {"ratio": 2.0} if cls is CompressionSpec and f.name != "ratio" else {}
+        with pytest.raises(LightformerError, match=rf"{f.name}={bad} is (invalid|out of range)"):
+            cls(**{f.name: int(bad) if bad == "-1" else float(bad)} | extra)
+
+
+def test_add_options_reads_only_option_fields_and_choices():
+    p = argparse.ArgumentParser()
+    add_options(p, CompressionSpec)
+    flags = {a.dest: a for a in p._actions}
+    assert "rank" not in flags  # a plain field is the library's alone (rank has its own parser)
+    assert flags["init"].choices and "svd" in flags["init"].choices and flags["share_roles"].nargs == "+"
+
+
+def test_command_flags_pass_only_what_is_set():
+    assert command_flags({"beam": 4, "cuda_graph": True, "int8": False, "detok": None, "engine": ["eager", "compiled"],
+                          "calib_max_tokens": 2048}) == \
+        ["--beam", "4", "--cuda-graph", "--engine", "eager", "compiled", "--calib-max-tokens", "2048"]

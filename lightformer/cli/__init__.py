@@ -14,16 +14,24 @@ import os
 import sys
 
 from lightformer.cli import data, decode, glue, model, report, speed, train
-from lightformer.cli.common import EXIT_USAGE, check_options
+from lightformer.cli.common import EXIT_USAGE
 from lightformer.errors import LightformerError
 
 DOMAINS = (model, train, decode, speed, glue, data, report)
 
 
+class Parser(argparse.ArgumentParser):
+    """Usage errors as one line (the verb, the option, what is allowed) and exit 2, like every
+    other refusal; ``--help`` still shows the whole usage. Subcommands inherit it."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (--help lists the options)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from lightformer.version import __version__
 
-    p = argparse.ArgumentParser(prog="lightformer", description=__doc__.splitlines()[0])
+    p = Parser(prog="lightformer", description=__doc__.splitlines()[0])
     p.add_argument("--version", action="version", version=f"lightformer {__version__}")
     sub = p.add_subparsers(dest="verb", required=True)
     for domain in DOMAINS:
@@ -37,7 +45,6 @@ def main(argv: list[str] | None = None) -> int:
     io.INVOKED[:] = ["lightformer", *(sys.argv[1:] if argv is None else argv)]
     args = build_parser().parse_args(argv)
     try:
-        check_options(args)
         if getattr(args, "gpu", False):
             from lightformer.gpu import claim_gpu
 

@@ -10,30 +10,26 @@ from pathlib import Path
 from lightformer.errors import LightformerError
 from lightformer.io import command_line, write_text_atomic
 from lightformer.provenance import provenance
-from lightformer.validate import distinct_outputs
+from lightformer.validate import arg, distinct_outputs
 
 
 def add_decoding_args(s: argparse.ArgumentParser, batch_size: int) -> None:
-    """Beam-search and post-processing options shared by generate and translate (fairseq names;
-    the defaults are SearchConfig's)."""
+    """Beam-search options (SearchConfig's fields, fairseq's names) and post-processing, shared by
+    generate and translate."""
     from lightformer.decode.beam import SearchConfig
+    from lightformer.options import add_options
 
-    s.add_argument("--beam", type=int, default=SearchConfig.beam)
-    s.add_argument("--lenpen", type=float, default=SearchConfig.lenpen)
-    s.add_argument("--max-len-a", type=float, default=SearchConfig.max_len_a)
-    s.add_argument("--max-len-b", type=int, default=SearchConfig.max_len_b)
-    s.add_argument("--min-len", type=int, default=SearchConfig.min_len)
-    s.add_argument("--no-repeat-ngram-size", type=int, default=SearchConfig.no_repeat_ngram_size)
-    s.add_argument("--batch-size", type=int, default=batch_size, help="sentences per batch")
+    add_options(s, SearchConfig)
+    s.add_argument("--batch-size", type=arg("at_least_1", int), default=batch_size, help="sentences per batch")
     s.add_argument("--remove-bpe", nargs="?", const="@@ ", default=None, help="BPE continuation marker")
     s.add_argument("--detok", metavar="LANG", help="Moses-detokenize the output (and references)")
 
 
 def search_config(args):
     from lightformer.decode.beam import SearchConfig
+    from lightformer.options import from_args
 
-    return SearchConfig(beam=args.beam, lenpen=args.lenpen, max_len_a=args.max_len_a, max_len_b=args.max_len_b,
-                        min_len=args.min_len, no_repeat_ngram_size=args.no_repeat_ngram_size)
+    return from_args(SearchConfig, args)
 
 
 def read_lines(path: str | None) -> list[str]:
@@ -103,7 +99,7 @@ def register(sub) -> None:
     s.add_argument("--data", required=True)
     s.add_argument("--split", default="test")
     add_decoding_args(s, batch_size=128)
-    s.add_argument("--max-tokens", type=int, default=8192)
+    s.add_argument("--max-tokens", type=arg("at_least_1", int), default=8192)
     s.add_argument("--bleu", "--metric", dest="bleu", choices=["tokenized", "sacrebleu", "compound", "rouge", "none"],
                    default="tokenized", help="BLEU kind, or rouge for summaries (CNN/DailyMail)")
     s.add_argument("--device", default="auto")

@@ -7,6 +7,7 @@ from pathlib import Path
 from lightformer.errors import LightformerError
 from lightformer.io import command_line, write_text_atomic
 from lightformer.provenance import provenance
+from lightformer.validate import arg
 
 
 def cmd_glue_init(args) -> None:
@@ -89,7 +90,7 @@ def register(sub) -> None:
     g.add_argument("--data", help="prepared GLUE directory (tiny BERT: its vocabulary comes from the task)")
     g.add_argument("--force", action="store_true", help="replace an existing --out classifier (only one this wrote)")
     for name, default in (("hidden", 64), ("layers", 2), ("heads", 2), ("ffn", 128), ("max-len", 128), ("seed", 1)):
-        g.add_argument(f"--{name}", type=int, default=default, help="tiny BERT" if name != "seed" else None)
+        g.add_argument(f"--{name}", type=arg("nonnegative" if name == "seed" else "at_least_1", int), default=default, help="tiny BERT" if name != "seed" else None)
     g.set_defaults(func=cmd_glue_init)
     g = gsub.add_parser("train", help="fine-tune on a task; writes the checkpoint and metrics.json (dev)")
     g.add_argument("--checkpoint", required=True, help="classifier directory (glue init, compress or train)")
@@ -106,10 +107,10 @@ def register(sub) -> None:
     g.add_argument("--protocol", choices=["latency", "throughput"], default="latency")
     g.add_argument("--device", default="cpu")
     g.add_argument("--dtype", choices=["fp32", "bf16", "fp16"], default="fp32")
-    g.add_argument("--threads", type=int)
-    g.add_argument("--batch", type=int, default=32, help="throughput: sequences per batch")
-    g.add_argument("--seq-len", type=int, default=128)
-    g.add_argument("--runs", type=int, default=100)
-    g.add_argument("--warmup", type=int, default=5)
+    g.add_argument("--threads", type=arg("at_least_1", int))
+    g.add_argument("--batch", type=arg("at_least_1", int), default=32, help="throughput: sequences per batch")
+    g.add_argument("--seq-len", type=arg("at_least_1", int), default=128)
+    g.add_argument("--runs", type=arg("at_least_1", int), default=100)
+    g.add_argument("--warmup", type=arg("nonnegative", int), default=5)
     g.add_argument("--out", required=True, help="CSV")
     g.set_defaults(func=cmd_glue_speed, gpu=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 from lightformer.cli.common import json_object, parse_overrides
 from lightformer.errors import LightformerError
 from lightformer.io import command_line, write_text_atomic
-from lightformer.validate import distinct_outputs
+from lightformer.validate import arg, distinct_outputs
 
 
 def format_counts(counts: dict, baseline: dict | None = None) -> str:
@@ -105,19 +105,16 @@ def cmd_params(args) -> None:
 def cmd_compress(args) -> None:
     """SVD weight transfer (or random init) of a checkpoint or GLUE classifier (lightformer.compress)."""
     from lightformer.checkpoint import load_checkpoint, save_checkpoint
-    from lightformer.compress.spec import load_spec
+    from lightformer.compress.spec import CompressionSpec, load_spec
     from lightformer.compress.transfer import compress, transfer_report
+    from lightformer.options import given
     from lightformer.io import file_sha256
 
     classifier = (Path(args.checkpoint) / "lightformer.json").is_file()  # a GLUE classifier (BERT) directory
     distinct_outputs([args.checkpoint, args.spec, args.calib_data],
                      [args.report] if classifier else [args.out, args.report])
-    spec = load_spec(args.spec, {
-        "rank": parse_rank(args.rank) if args.rank is not None else None, "ratio": args.ratio, "roles": args.roles,
-        "share_layers": args.share_layers, "share_side": args.share_side, "share_roles": args.share_roles,
-        "share_qkv": True if args.share_qkv else None, "sigma_split": args.sigma_split, "init": args.init,
-        "seed": args.seed, "rank_alloc": args.rank_alloc, "calib_batches": args.calib_batches,
-        "calib_max_tokens": args.calib_max_tokens, "whiten_eps": args.whiten_eps, "asvd_alpha": args.asvd_alpha})
+    rank = {"rank": parse_rank(args.rank)} if args.rank is not None else {}
+    spec = load_spec(args.spec, given(CompressionSpec, args) | rank)  # flags over the spec file
     if classifier:
         return _compress_classifier(args, spec)
     dense = load_checkpoint(args.checkpoint)
@@ -175,18 +172,19 @@ def cmd_export_ct2(args) -> None:
 
 
 def register(sub) -> None:
-    from lightformer.compress.spec import INITS, RANK_ALLOCS, SHARE_SIDES, SIGMA_SPLITS
+    from lightformer.compress.spec import CompressionSpec
     from lightformer.config import PRESETS
+    from lightformer.options import add_options
 
     s = sub.add_parser("init", help="write a freshly initialised dense Transformer")
     s.add_argument("--arch", required=True, choices=list(PRESETS))
-    s.add_argument("--src-vocab", type=int, required=True)
-    s.add_argument("--tgt-vocab", type=int, required=True)
+    s.add_argument("--src-vocab", type=arg("at_least_1", int), required=True)
+    s.add_argument("--tgt-vocab", type=arg("at_least_1", int), required=True)
     s.add_argument("--share-decoder-input-output-embed", action="store_true")
     s.add_argument("--share-all-embeddings", action="store_true", help="needs src-vocab == tgt-vocab")
     s.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a ModelConfig field, e.g. --set dropout=0.3")
-    s.add_argument("--seed", type=int, default=1)
+    s.add_argument("--seed", type=arg("nonnegative", int), default=1)
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_init)
 
@@ -203,24 +201,9 @@ def register(sub) -> None:
     s.add_argument("checkpoint")
     s.add_argument("--spec", help="YAML/JSON file of compression options; flags override it")
     s.add_argument("--rank", help="an integer, or role=int pairs: all=64,embeddings=128")
-    s.add_argument("--ratio", type=float, help="target dense/compressed parameter ratio, e.g. 3.8")
-    s.add_argument("--roles", help="roles to factorise, comma-separated (default: all)")
-    s.add_argument("--share-layers", type=int, help="cross-layer group size k (1 = no sharing)")
-    s.add_argument("--share-side", choices=SHARE_SIDES, help="which factor a group shares (default: in)")
-    s.add_argument("--share-roles", help="roles that share across layers (default: body)")
-    s.add_argument("--share-qkv", action="store_true", help="q/k/v of each attention share one input basis")
-    s.add_argument("--sigma-split", choices=SIGMA_SPLITS)
-    s.add_argument("--init", choices=INITS, help="svd (default), random, random_svd (SVD of a fresh dense model), or data-aware: svd_whiten (SVD-LLM), "
-                                                 "svd_fisher (FWSVD), asvd (ASVD); those need --calib-data")
-    s.add_argument("--rank-alloc", choices=RANK_ALLOCS, help="with --ratio: uniform (default), or greedy by "
-                                                              "singular-value energy per parameter")
+    add_options(s, CompressionSpec)
     s.add_argument("--calib-data", help="prepared directory: train split calibrates, valid split gives the report's "
                                         "held-out output error")
-    s.add_argument("--calib-batches", type=int, help="calibration batches (default 8)")
-    s.add_argument("--calib-max-tokens", type=int, help="tokens per calibration batch (default 4096)")
-    s.add_argument("--whiten-eps", type=float, help="ridge on Gram matrices, relative to the mean diagonal (1e-6)")
-    s.add_argument("--asvd-alpha", type=float, help="ASVD exponent on mean |x| (0.5)")
-    s.add_argument("--seed", type=int)
     s.add_argument("--out", required=True)
     s.add_argument("--report", help="JSON report: per-matrix rank, error and energy kept")
     s.add_argument("--force", action="store_true", help="a GLUE classifier --out directory: replace an existing one "
@@ -252,8 +235,8 @@ def _register_control(sub) -> None:
     c.add_argument("--control", required=True, choices=CONTROLS)
     c.add_argument("--recipe", required=True, help="the baseline's training recipe (its arch and model options)")
     c.add_argument("--data", required=True, help="prepared directory (its dictionaries size the embeddings)")
-    c.add_argument("--ratio", type=float, help="dense_small: the parameter ratio to match")
-    c.add_argument("--seed", type=int, default=1)
+    c.add_argument("--ratio", type=arg("positive"), help="dense_small: the parameter ratio to match")
+    c.add_argument("--seed", type=arg("nonnegative", int), default=1)
     c.add_argument("--out", required=True)
     c.add_argument("--record", help="JSON: what the control is (sizes, counts with and without embeddings)")
     c.add_argument("--identity", type=json_object, help="JSON object merged into the record (task, seed)")

@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from lightformer.errors import LightformerError
+from lightformer.validate import arg
 
 
 def cmd_report_speed(args) -> None:
@@ -142,7 +143,7 @@ def register(sub) -> None:
     r = rep.add_parser("convergence", help="updates and training FLOPs to the baseline's final validation loss")
     r.add_argument("--curves", nargs="+", required=True, help="curve.csv files, <model>/seed<n>/curve.csv")
     r.add_argument("--records", nargs="*", default=[], help="compress reports and control records (init labels)")
-    r.add_argument("--margin", type=float, default=0.1, help="above the baseline's final validation loss")
+    r.add_argument("--margin", type=arg("nonnegative"), default=0.1, help="above the baseline's final validation loss")
     r.add_argument("--out", required=True, help="output CSV")
     r.add_argument("--markdown")
     r.add_argument("--figure", help="PNG (a PDF is written beside it)")

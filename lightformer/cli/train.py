@@ -8,7 +8,7 @@ from pathlib import Path
 
 from lightformer.errors import LightformerError
 from lightformer.io import command_line, write_rows
-from lightformer.validate import distinct_outputs
+from lightformer.validate import arg, distinct_outputs
 
 
 def cmd_train(args) -> int:
@@ -63,23 +63,22 @@ def cmd_bench_train(args) -> None:
     """Training throughput and MFU, ours and Hugging Face's on the same batches (lightformer.train.bench)."""
     from lightformer.checkpoint import load_checkpoint
     from lightformer.gpu import pick_device
+    from lightformer.options import from_args
     from lightformer.train.bench import TrainBenchConfig, bench_train
     from lightformer.validate import distinct_outputs
 
     if bool(args.checkpoints) == bool(args.paper_size):
         raise LightformerError("give checkpoints to time, or --paper-size TASK (not both)")
     distinct_outputs(args.checkpoints or [], [args.out])
-    cfg = TrainBenchConfig(device=args.device, dtype=args.dtype, max_tokens=args.max_tokens, steps=args.steps,
-                           warmup=args.warmup, lengths=args.lengths or args.paper_size or "iwslt14", seed=args.seed,
-                           compile=args.compile, peak_tflops=args.peak_tflops, hf=not args.no_hf,
-                           loss=args.loss)
+    task_lengths = {"lengths": args.paper_size} if args.paper_size and not hasattr(args, "lengths") else {}
+    cfg = from_args(TrainBenchConfig, args, **task_lengths)
     if args.paper_size:
         from lightformer.speed.bench import paper_size_models
 
         models = paper_size_models(args.paper_size)
     else:
         models = {Path(p).name.split(".")[0]: load_checkpoint(p) for p in args.checkpoints}
-    rows = bench_train(models, cfg, pick_device(args.device))
+    rows = bench_train(models, cfg, pick_device(cfg.device))
     for row in rows:
         row["command"] = command_line()
     if args.out:
@@ -142,11 +141,13 @@ def cmd_diagnose_init(args) -> None:
 
 def register(sub) -> None:
     from lightformer.compress.spec import INITS
+    from lightformer.options import add_options
+    from lightformer.train.bench import TrainBenchConfig
 
     s = sub.add_parser("train", help="train, fine-tune (init_from=CKPT) or resume (same save_dir)")
     s.add_argument("--recipe", help="preset: iwslt_de_en, wmt_en_de_base, finetune, synthetic")
     s.add_argument("--config", help="YAML file of TrainConfig keys (after the recipe)")
-    s.add_argument("--nproc-per-node", type=int, default=1, metavar="N",
+    s.add_argument("--nproc-per-node", type=arg("at_least_1", int), default=1, metavar="N",
                    help="data-parallel ranks on this node via torchrun (one per GPU); update_freq is divided by N")
     how = s.add_mutually_exclusive_group()
     how.add_argument("--restart", action="store_true",
@@ -161,10 +162,10 @@ def register(sub) -> None:
                                              "norms, update-to-weight ratios, activation scales (CSV)")
     s.add_argument("--recipe", required=True)
     s.add_argument("--data", required=True, help="prepared directory")
-    s.add_argument("--ratio", type=float, default=3.8)
+    s.add_argument("--ratio", type=arg("positive"), default=3.8)
     s.add_argument("--inits", nargs="+", default=["dense", "random", "random_svd"], choices=["dense", *INITS],
                    help="dense, or compression inits of the same fresh model")
-    s.add_argument("--updates", type=int, default=200)
+    s.add_argument("--updates", type=arg("at_least_1", int), default=200)
     s.add_argument("--out", required=True, help="CSV")
     s.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="TrainConfig overrides, as for train")
     s.set_defaults(func=cmd_diagnose_init)
@@ -181,18 +182,7 @@ def register(sub) -> None:
     b.add_argument("checkpoints", nargs="*", help="models to time (their shapes; weights do not matter)")
     b.add_argument("--paper-size", metavar="TASK", choices=["iwslt14", "wmt14"],
                    help="instead of checkpoints: the task's paper-size model and its LightFormer at the abstract's ratio")
-    b.add_argument("--device", default="auto", help="auto (cuda when available), cpu, cuda or cuda:N")
-    b.add_argument("--dtype", choices=["bf16", "fp32"], default="bf16", help="bf16 autocast (GPU) or fp32")
-    b.add_argument("--max-tokens", type=int, default=4096, help="tokens per batch (padded), as training's max_tokens")
-    b.add_argument("--steps", type=int, default=20, help="timed steps per engine")
-    b.add_argument("--warmup", type=int, default=3, help="untimed steps first (allocator, kernels, compile)")
-    b.add_argument("--lengths", choices=["iwslt14", "wmt14"], help="sentence-length distribution (default: the task's)")
-    b.add_argument("--seed", type=int, default=1)
-    b.add_argument("--compile", action="store_true", help="torch.compile both engines' models")
-    b.add_argument("--peak-tflops", type=float, help="the device's peak for MFU (CPUs and unlisted GPUs have none)")
-    b.add_argument("--no-hf", action="store_true", help="time our models only")
-    b.add_argument("--loss", choices=["auto", "fused", "dense"], default="auto",
-                   help="our loss: fused with the output layer and chunked, or over dense logits (auto: fused on GPU)")
+    add_options(b, TrainBenchConfig)
     b.add_argument("--out", help="CSV of the rows (with the command)")
     b.add_argument("--append", action="store_true", help="add to --out instead of replacing it")
     b.set_defaults(func=cmd_bench_train, gpu=True)

@@ -11,7 +11,7 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from lightformer.errors import LightformerError
-from lightformer.options import check_known
+from lightformer.options import check_fields, check_known, option
 
 # role -> (stack, module path inside a layer); fairseq module names
 LAYER_ROLES: dict[str, tuple[str, str]] = {
@@ -81,7 +81,8 @@ RANK_ALLOCS = ("uniform", "energy", "whitened_energy")
 def expand_roles(names, what: str = "role") -> list[str]:
     """Role names and aliases -> roles, in canonical order."""
     if isinstance(names, str):
-        names = [n for n in names.replace(",", " ").split() if n]
+        names = [names]
+    names = [n for item in names for n in str(item).replace(",", " ").split()]  # "a,b" and ["a", "b"] alike
     chosen = set()
     for n in names:
         if n in ALIASES:
@@ -114,21 +115,31 @@ def _positive_int(value, name: str) -> int:
 
 @dataclass
 class CompressionSpec:
+    """What ``compress`` does; each field but ``rank`` is also an option of ``lightformer compress``."""
     rank: int | dict | None = None  # one rank, or per role/alias; with ``ratio``, a dict fixes some roles
-    ratio: float | None = None  # target dense/compressed total parameters, solved to one uniform rank
-    roles: list[str] | None = None  # what to factorise; None = 'all' (or the rank dict's keys)
-    share_layers: int = 1  # cross-layer group size k over consecutive layers (1 = no sharing)
-    share_side: str = "in"  # shared factor: 'in' = B (input basis), 'out' = A, 'both' = plain tying
-    share_roles: list[str] = field(default_factory=lambda: ["body"])  # roles that share across layers
-    share_qkv: bool = False  # q/k/v of each attention block share one input basis B
-    sigma_split: str = "balanced"  # where Σ goes: √Σ to both, 'left' (A=UΣ) or 'right' (B=ΣVᵀ)
-    init: str = "svd"  # 'svd' weight transfer, 'random' (same shapes), or data-aware: svd_whiten | svd_fisher | asvd
-    seed: int = 0  # for init='random'
-    rank_alloc: str = "uniform"  # with ratio: one rank for all, or greedy by singular-value energy per parameter
-    calib_batches: int = 8  # calibration batches of the training data (data-aware inits, whitened_energy)
-    calib_max_tokens: int = 4096  # tokens per calibration batch
-    whiten_eps: float = 1e-6  # ridge added to a Gram matrix, relative to its mean diagonal
-    asvd_alpha: float = 0.5  # ASVD: input channels scaled by mean|x| ** alpha
+    ratio: float | None = option(None, check="positive", help="target dense/compressed parameter ratio (> 1), "
+                                                              "solved to one uniform rank, e.g. 3.8")
+    roles: list[str] | None = option(None, help="roles to factorise (default: all, or the rank's keys)")
+    share_layers: int = option(1, check="at_least_1", help="cross-layer group size k over consecutive layers "
+                                                           "(1 = no sharing)")
+    share_side: str = option("in", choices=SHARE_SIDES, help="the factor a group shares: in = B (input basis), "
+                                                             "out = A, both = plain tying")
+    share_roles: list[str] = option(default_factory=lambda: ["body"], help="roles that share across layers")
+    share_qkv: bool = option(False, help="q/k/v of each attention block share one input basis B")
+    sigma_split: str = option("balanced", choices=SIGMA_SPLITS, help="where the singular values go: sqrt to both "
+                                                                     "factors, left (A = U S) or right (B = S V^T)")
+    init: str = option("svd", choices=INITS, help="svd (weight transfer), random, random_svd (SVD of a fresh dense "
+                                                  "model), or data-aware: svd_whiten (SVD-LLM), svd_fisher (FWSVD), "
+                                                  "asvd (ASVD); those need --calib-data")
+    seed: int = option(0, check="nonnegative", help="for the random inits")
+    rank_alloc: str = option("uniform", choices=RANK_ALLOCS, help="with ratio: one rank for all, or greedy by "
+                                                                  "singular-value energy per parameter")
+    calib_batches: int = option(8, check="at_least_1", help="calibration batches of the training data (data-aware "
+                                                            "inits, whitened_energy)")
+    calib_max_tokens: int = option(4096, check="at_least_1", help="tokens per calibration batch")
+    whiten_eps: float = option(1e-6, check="positive", help="ridge added to a Gram matrix, relative to its mean "
+                                                            "diagonal")
+    asvd_alpha: float = option(0.5, check="positive", help="ASVD: input channels scaled by mean|x| ** alpha")
 
     def __post_init__(self):
         if self.rank is None and self.ratio is None:
@@ -145,16 +156,13 @@ class CompressionSpec:
                 raise LightformerError(f"ratio={self.ratio!r} is out of range: allowed ratio > 1")
             self.ratio = float(self.ratio)
         _positive_int(self.share_layers, "share_layers")
+        check_fields(self)  # every option's range rule (seed, calibration sizes, whitening)
         for name, allowed in (("share_side", SHARE_SIDES), ("sigma_split", SIGMA_SPLITS), ("init", INITS),
                               ("rank_alloc", RANK_ALLOCS)):
             if getattr(self, name) not in allowed:
                 raise LightformerError(f"{name}={getattr(self, name)!r} is invalid; allowed: {', '.join(allowed)}")
         _positive_int(self.calib_batches, "calib_batches")
         _positive_int(self.calib_max_tokens, "calib_max_tokens")
-        for name in ("whiten_eps", "asvd_alpha"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value == float("inf"):
-                raise LightformerError(f"{name}={value!r} is invalid: expected a finite number > 0")
         if self.rank_alloc != "uniform" and (self.ratio is None or self.rank is not None):
             raise LightformerError(f"rank_alloc={self.rank_alloc!r} spends a ratio's budget: give ratio, without rank")
         if self.roles is None:

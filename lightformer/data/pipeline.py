@@ -12,27 +12,49 @@ from pathlib import Path
 from lightformer.data import prepared_dir, raw_dir
 from lightformer.errors import LightformerError
 from lightformer.io import atomic_dir, one_writer
+from lightformer.options import check_fields, option
 
 APT_LISTS = "/var/lib/apt/lists"
 
 
 @dataclass
 class DataOptions:
-    root: str = "data"  # <root>/<dataset>/{raw,prepared}
-    corpus: str | None = None  # text: the corpus spec (lightformer.data.corpus)
-    mirror: str | None = None  # fetch: a local directory or URL laid out as <dataset>/<file>
-    embedded: bool = False  # fetch: the mirror holds the embedded fixtures
-    retrust: bool = False  # fetch: forget first-use checksums and fetch anew
-    revision: str | None = None  # fetch, Hub datasets: commit or branch
-    pair: str = "de-en"  # ddtp
-    suite: str = "bookworm"  # ddtp
-    source: str | None = None  # ddtp: apt's lists directory, a mirror directory or an archive URL
-    bpe_merges: int | None = None  # prepare: None = the recipe's own default (each prepare_* function's)
-    expected: bool = True  # prepare: compare split sizes with the published ones
-    valid_from: str = "newstest2013"  # prepare, WMT'14
-    workers: int = 1  # prepare: tokenizer processes
-    src_max_tokens: int = 400  # prepare, CNN/DailyMail (See et al.)
-    tgt_max_tokens: int = 100
+    """What fetch, verify, mirror and prepare take; each field is also the option of ``lightformer data``."""
+    root: str = option("data", help="data root: <root>/<dataset>/{raw,prepared}")
+    corpus: str | None = option(None, help="text: the corpus spec, a YAML/JSON file or inline JSON "
+                                          "(lightformer.data.corpus)")
+    mirror: str | None = option(None, help="local directory or http(s) URL laid out as <dataset>/<file> (default: "
+                                          f"$LIGHTFORMER_MIRROR, else the original URLs; ddtp: apt's lists "
+                                          f"directory {APT_LISTS})")
+    embedded: bool = option(False, help="the mirror holds the embedded fixtures: verify against its SHA256SUMS "
+                                        "(Hub datasets: its hub.json)")
+    retrust: bool = option(False, help="forget checksums recorded on first use (never pinned ones) and the files "
+                                       "they vouched for, then fetch, check and record anew")
+    revision: str | None = option(None, help="Hub datasets (cnndm, glue): commit sha or branch to fetch (default: "
+                                            "the pinned one; a branch is resolved and recorded)")
+    pair: str = option("de-en", help="ddtp: source-target languages, one of them en")
+    suite: str = option("bookworm", help="ddtp: the Debian suite apt fetched")
+    source: str | None = option(None, help=f"ddtp: apt's lists directory (default {APT_LISTS}), a mirror directory, "
+                                          "or a Debian archive URL (e.g. https://deb.debian.org/debian: the suite's "
+                                          "Release file, then the Translation files checked against it)")
+    bpe_merges: int | None = option(None, check="at_least_1", help="joint BPE merges (default: the dataset recipe's "
+                                                                   "own: IWSLT 10,000, WMT 40,000, CNN/DM 20,000)")
+    expected: bool = option(True, flag="--no-expected", help="do not compare split sizes with the published ones "
+                                                             "(embedded data)")
+    valid_from: str = option("newstest2013", choices=("newstest2013", "train"),
+                             help="WMT'14 validation set: newstest2013, or fairseq's every 100th train line")
+    workers: int = option(default_factory=lambda: os.cpu_count() or 1, check="at_least_1", help="tokenizer processes")
+    src_max_tokens: int = option(400, check="at_least_1", help="CNN/DailyMail: truncate articles (See et al.: 400)")
+    tgt_max_tokens: int = option(100, check="at_least_1", help="CNN/DailyMail: truncate summaries (See et al.: 100)")
+
+    # which verb reads which option (the CLI offers each verb only its own)
+    VERBS = {"fetch": ("root", "corpus", "pair", "suite", "source", "mirror", "embedded", "retrust", "revision"),
+             "verify": ("root", "corpus"), "mirror": ("root", "corpus"),
+             "prepare": ("root", "corpus", "pair", "bpe_merges", "expected", "valid_from", "workers",
+                         "src_max_tokens", "tgt_max_tokens")}
+
+    def __post_init__(self):
+        check_fields(self)
 
     def merges(self) -> dict:
         """``bpe_merges=`` for a prepare function when given; else nothing, so its default applies."""

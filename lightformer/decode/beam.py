@@ -18,23 +18,23 @@ import torch.nn.functional as F
 
 from lightformer.config import EOS, PAD, UNK
 from lightformer.decode.cache import init_cache, refill_cache
-from lightformer.validate import checks
+from lightformer.options import check_fields, option
 
 
 @dataclass
 class SearchConfig:
-    beam: int = 5
-    lenpen: float = 1.0
-    max_len_a: float = 0.0  # max length = a * (padded source length) + b, as fairseq
-    max_len_b: int = 200
-    min_len: int = 1
-    no_repeat_ngram_size: int = 0
-    unk_penalty: float = 0.0
+    """Beam search as fairseq's generate (its option names; each field is also the CLI option)."""
+    beam: int = option(5, check="at_least_1", help="beam size (1 = greedy)")
+    lenpen: float = option(1.0, check="finite", help="length penalty: scores divided by length ** lenpen")
+    max_len_a: float = option(0.0, check="nonnegative", help="max length = a * source length + b")
+    max_len_b: int = option(200, check="nonnegative", help="max length = a * source length + b")
+    min_len: int = option(1, check="nonnegative", help="no </s> before this many tokens")
+    no_repeat_ngram_size: int = option(0, check="nonnegative", help="block repeated n-grams of this size (0: off)")
+    unk_penalty: float = option(0.0, check="finite", help="subtracted from <unk>'s log-probability")
     fixed_length: bool = False  # never stop early: every hypothesis runs max length (speed tests)
 
     def __post_init__(self):
-        checks(self, {"beam": "at_least_1", "lenpen": "finite", "max_len_a": "nonnegative", "max_len_b": "nonnegative",
-                      "min_len": "nonnegative", "no_repeat_ngram_size": "nonnegative", "unk_penalty": "finite"})
+        check_fields(self)
 
 
 @dataclass

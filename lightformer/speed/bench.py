@@ -33,7 +33,7 @@ from lightformer.errors import LightformerError
 from lightformer.gpu import pick_device
 from lightformer.io import command_line
 from lightformer.speed.fast import prepare_for_inference
-from lightformer.validate import checks
+from lightformer.options import check_fields, option
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 ENGINES = ("eager", "compiled")  # how our models decode: operator by operator, or compiled graphs
@@ -92,33 +92,40 @@ def split_sources(data: str, split: str) -> list[torch.Tensor]:
 
 @dataclass
 class SpeedConfig:
-    protocol: str = "latency"  # 'latency' or 'throughput'
-    device: str = "cpu"
-    dtype: str = "fp32"
-    threads: int | None = None  # CPU threads, fixed for the whole run (default: torch's current)
-    beam: int = SearchConfig.beam
-    lenpen: float = SearchConfig.lenpen
-    src_len: int = 23  # latency: source tokens incl. </s>; throughput: mean source length
-    tgt_len: int | None = None  # decoder steps under fixed_length (default: src_len)
-    batch: int = 128  # throughput: sentences per batch
-    sentences: int = 512  # throughput: size of the synthetic set
-    runs: int = 300  # latency: timed runs per model; throughput: timed passes over the set
-    warmup: int = 5
-    fixed_length: bool = True
-    fast: bool = True  # prepare_for_inference on every model (baselines too)
-    cuda_graph: bool = False  # GPU: replay each decoder step as a CUDA graph (captured in warm-up)
-    fused_lowrank: bool = False  # GPU: each low-rank product in one Triton launch (speed/fused.py)
-    int8: bool = False  # CPU: every product in int8, dynamic activations (speed/int8.py)
-    engines: tuple[str, ...] = ("eager",)  # each of our models under each: eager, compiled (decode/compiled.py)
-    seed: int = 0
+    """The timing protocol (docs/speed.md); each field is also an option of ``lightformer speed``."""
+    protocol: str = option("latency", choices=("latency", "throughput"),
+                           help="latency: one sentence at a time; throughput: batches of a set")
+    device: str = option("cpu", help="cpu, cuda or cuda:N")
+    dtype: str = option("fp32", choices=tuple(DTYPES), help="weights and activations (GPU: bf16 or fp16)")
+    threads: int | None = option(None, check="at_least_1", help="CPU threads, fixed for the run (default: torch's)")
+    beam: int = option(SearchConfig.beam, check="at_least_1", help="beam size, as generate's")
+    lenpen: float = option(SearchConfig.lenpen, check="finite", help="length penalty, as generate's")
+    src_len: int = option(23, check="at_least_1", help="source tokens incl. </s>: 23 IWSLT, 30 WMT (HAT); "
+                                                       "throughput: the mean")
+    tgt_len: int | None = option(None, check="at_least_1", help="decoder steps in fixed-length mode (default: src-len)")
+    batch: int = option(128, check="at_least_1", help="throughput: sentences per batch")
+    sentences: int = option(512, check="at_least_1", help="throughput: size of the synthetic set")
+    runs: int = option(300, check="at_least_1", help="latency: timed runs per model; throughput: passes over the set")
+    warmup: int = option(5, check="nonnegative", help="untimed runs first")
+    fixed_length: bool = option(True, flag="--free-length", help="stop at </s> (trained models only)")
+    fast: bool = option(True, flag="--no-fast-path", help="time the training-time modules as they are")
+    cuda_graph: bool = option(False, help="GPU: replay each decoder step as a CUDA graph (captured in the warm-up)")
+    fused_lowrank: bool = option(False, help="GPU: each low-rank product A(Bx)+b (packed q/k/v too) in one Triton "
+                                             "launch (speed/fused.py)")
+    int8: bool = option(False, help="CPU: every product in int8 (FBGEMM, dynamic activations; speed/int8.py); "
+                                    "changes outputs slightly")
+    engines: tuple[str, ...] = option(("eager",), flag="--engine", choices=ENGINES,
+                                      help="how our models decode, each timed in the same interleaved run: eager "
+                                           "(operator by operator) and/or compiled (CPU: TorchInductor graphs per "
+                                           "search step, built in the warm-up; decode/compiled.py)")
+    seed: int = option(0, check="nonnegative", help="the synthetic sources")
 
     def __post_init__(self):
         if self.protocol not in ("latency", "throughput"):
             raise LightformerError(f"protocol={self.protocol!r} is invalid; allowed: latency, throughput")
         if self.dtype not in DTYPES:
             raise LightformerError(f"dtype={self.dtype!r} is invalid; allowed: {', '.join(DTYPES)}")
-        checks(self, {"beam": "at_least_1", "src_len": "at_least_1", "batch": "at_least_1", "sentences": "at_least_1",
-                      "runs": "at_least_1", "warmup": "nonnegative", "lenpen": "finite", "seed": "nonnegative"})
+        check_fields(self)
         if self.src_len < 2:
             raise LightformerError(f"src_len={self.src_len} is too short: allowed >= 2 (tokens + </s>)")
         self.tgt_len = self.tgt_len or self.src_len

@@ -20,6 +20,7 @@ import torch
 from lightformer.config import PAD
 from lightformer.data.batching import collate, length_buckets
 from lightformer.errors import LightformerError
+from lightformer.options import check_fields, option
 from lightformer.models.losses import label_smoothed_nll_loss, seq2seq_loss
 from lightformer.train.cost import arch_of
 from lightformer.train.flops import step_macs
@@ -38,17 +39,25 @@ LENGTHS = {"iwslt14": (27.0, 16.0, 175), "wmt14": (31.0, 18.0, 250)}
 
 @dataclass
 class TrainBenchConfig:
-    device: str = "auto"
-    dtype: str = "bf16"  # bf16 autocast (GPU) or fp32
-    max_tokens: int = 4096
-    steps: int = 20  # timed steps per engine
-    warmup: int = 3
-    lengths: str = "iwslt14"
-    seed: int = 1
-    compile: bool = False
-    peak_tflops: float | None = None  # override (CPUs have no entry in PEAK_FLOPS)
-    hf: bool = True  # also time Hugging Face's Marian of the same configuration
-    loss: str = "auto"  # ours: fused (output layer + loss, chunked), dense, or auto (fused on GPU, as training)
+    """One training benchmark; each field is also an option of ``lightformer bench train``."""
+    device: str = option("auto", help="auto (cuda when available), cpu, cuda or cuda:N")
+    dtype: str = option("bf16", choices=("bf16", "fp32"), help="bf16 autocast (GPU) or fp32")
+    max_tokens: int = option(4096, check="at_least_1", help="tokens per batch (padded), as training's max_tokens")
+    steps: int = option(20, check="at_least_1", help="timed steps per engine")
+    warmup: int = option(3, check="nonnegative", help="untimed steps first (allocator, kernels, compile)")
+    lengths: str = option("iwslt14", choices=tuple(LENGTHS), help="sentence-length distribution (with --paper-size: "
+                                                                  "that task's)")
+    seed: int = option(1, check="nonnegative", help="the synthetic batches")
+    compile: bool = option(False, help="torch.compile both engines' models")
+    peak_tflops: float | None = option(None, check="positive", help="the device's peak for MFU (CPUs and unlisted "
+                                                                    "GPUs have none in PEAK_FLOPS)")
+    hf: bool = option(True, flag="--no-hf", help="time our models only (not Hugging Face's Marian)")
+    loss: str = option("auto", choices=("auto", "fused", "dense"), help="our loss: fused with the output layer and "
+                                                                        "chunked, or over dense logits (auto: fused "
+                                                                        "on GPU, as training)")
+
+    def __post_init__(self):
+        check_fields(self)
 
 
 def synthetic_batches(src_vocab: int, tgt_vocab: int, cfg: TrainBenchConfig, n: int, pad_to: int = 1) -> list[dict]:

@@ -106,6 +106,15 @@ def flags(*pairs):
     return " ".join(f"{name} {shlex.quote(str(value))}" for name, value in pairs)
 
 
+def set_flags(values, *keys):
+    """The command's flags for what the config sets (all of ``values``, or ``keys`` of it), named as
+    the command's options; anything unset keeps the library's default (lightformer.options)."""
+    from lightformer.options import command_flags
+
+    chosen = {k: v for k, v in values.items() if not keys or k in keys}
+    return " ".join(shlex.quote(word) for word in command_flags(chosen))
+
+
 def _rule_settings(rule):
     over = config.get("resources", {})
     return RULE_RESOURCES[rule] | over.get("default", {}) | over.get(rule, {})
@@ -171,12 +180,11 @@ def glue_speed_flags(wildcards):
     """Encoder-only timing of the first GLUE task's models (the encoders are the same for every
     task; only the heads differ), under the config's measure_speed settings."""
     s = get_speed_settings()
-    out = flags(("--device", wildcards.device), ("--protocol", wildcards.protocol), ("--dtype", s.get("dtype", "fp32")),
-                ("--runs", s.get("runs", 300)), ("--warmup", s.get("warmup", 5)), ("--batch", s.get("batch", 128)),
-                ("--seq-len", s.get("glue_seq_len", 128)))
+    out = flags(("--device", wildcards.device), ("--protocol", wildcards.protocol))
+    seq = flags(("--seq-len", s["glue_seq_len"])) if "glue_seq_len" in s else ""
     names = " ".join(shlex.quote(m) for m in get_glue_models())
     threads = flags(("--threads", s.get("threads", 2))) if wildcards.device == "cpu" else ""
-    return f"{out} --names {names} {threads}"
+    return f"{out} {set_flags(s, 'dtype', 'runs', 'warmup', 'batch')} {seq} --names {names} {threads}"
 
 
 def get_variants(task):
@@ -338,30 +346,19 @@ def run_args(task, stage):
     return " ".join(["--recipe", shlex.quote(run["recipe"]), *pairs])
 
 
-CALIB_FLAGS = {"batches": "--calib-batches", "max_tokens": "--calib-max-tokens", "whiten_eps": "--whiten-eps",
-               "asvd_alpha": "--asvd-alpha"}
-
-
 def compress_flags(wildcards):
     v = get_variants(wildcards.task)[wildcards.variant]
-    calib = config["tasks"][wildcards.task].get("calib", {})
     record = v.record() | {"task": wildcards.task, "seed": int(wildcards.seed)}
     out = flags(("--ratio", v.ratio), ("--share-layers", v.share_layers), ("--init", v.init),
                 ("--rank-alloc", v.rank_alloc), ("--seed", wildcards.seed), ("--calib-data", prepared(wildcards.task)),
-                *((CALIB_FLAGS[k], value) for k, value in calib.items()),
                 ("--record", json.dumps(record, sort_keys=True)))
-    return f"{out} --share-qkv" if v.share_qkv else out
+    compress = config["tasks"][wildcards.task].get("compress", {})  # CompressionSpec fields the task sets
+    return " ".join(filter(None, [out, "--share-qkv" if v.share_qkv else "", set_flags(compress)]))
 
 
 def generate_flags(wildcards):
-    """Search and metric flags of `lightformer generate` from the task's `generate:` settings."""
-    g = config["tasks"][wildcards.task].get("generate", {})
-    pairs = [("--beam", g.get("beam", 5)), ("--lenpen", g.get("lenpen", 1.0)), ("--metric", g.get("metric", "tokenized")),
-             ("--min-len", g.get("min_len", 1)), ("--max-len-a", g.get("max_len_a", 0)),
-             ("--max-len-b", g.get("max_len_b", 200)), ("--no-repeat-ngram-size", g.get("no_repeat_ngram_size", 0))]
-    if g.get("detok"):
-        pairs.append(("--detok", g["detok"]))
-    return flags(*pairs)
+    """`lightformer generate`'s search and metric flags for what the task's `generate:` sets."""
+    return set_flags(config["tasks"][wildcards.task].get("generate", {}))
 
 
 def get_speed_settings():
@@ -389,10 +386,10 @@ def get_paper_size_csvs():
 def get_paper_size_flags(wildcards):
     s = get_speed_settings()
     t = s.get("tasks", {}).get(wildcards.task, {})
-    return flags(("--task", wildcards.task), ("--protocol", "latency"), ("--device", "cpu"),
-                 ("--threads", s.get("threads", 2)), ("--runs", s.get("paper_size_runs", 0)),
-                 ("--warmup", min(2, s.get("warmup", 5))), ("--beam", t.get("beam", 5)),
-                 ("--lenpen", t.get("lenpen", 1.0)), ("--src-len", t.get("src_len", 23)))
+    out = flags(("--task", wildcards.task), ("--protocol", "latency"), ("--device", "cpu"),
+                ("--threads", s.get("threads", 2)), ("--runs", s.get("paper_size_runs", 0)),
+                ("--warmup", min(2, s.get("warmup", 2))))  # random weights: a short warm-up suffices
+    return f"{out} {set_flags(t, 'beam', 'lenpen', 'src_len')}"
 
 
 def get_speed_models(wildcards):
@@ -401,17 +398,16 @@ def get_speed_models(wildcards):
 
 
 def get_speed_flags(wildcards):
+    """`lightformer speed` flags: the measurement's device and protocol, and what measure_speed and its
+    per-task block set (SpeedConfig's defaults otherwise)."""
     s = get_speed_settings()
     t = s.get("tasks", {}).get(wildcards.task, {})
-    out = flags(("--task", wildcards.task), ("--device", wildcards.device), ("--protocol", wildcards.protocol),
-                ("--dtype", s.get("dtype", "fp32")), ("--runs", s.get("runs", 300)), ("--warmup", s.get("warmup", 5)),
-                ("--beam", t.get("beam", 5)), ("--lenpen", t.get("lenpen", 1.0)), ("--src-len", t.get("src_len", 23)),
-                ("--tgt-len", t.get("tgt_len", t.get("src_len", 23))), ("--batch", s.get("batch", 128)),
-                ("--sentences", s.get("sentences", 512)))
+    out = flags(("--task", wildcards.task), ("--device", wildcards.device), ("--protocol", wildcards.protocol))
     names = " ".join(shlex.quote(m) for m in get_models(wildcards.task))
     threads = flags(("--threads", s.get("threads", 2))) if wildcards.device == "cpu" else ""
     graph = "--cuda-graph" if wildcards.device == "cuda" and s.get("cuda_graph", False) else ""
-    return f"{out} --names {names} {threads} {graph}"
+    given = f"{set_flags(s, 'dtype', 'runs', 'warmup', 'batch', 'sentences')} {set_flags(t)}"
+    return f"{out} {given} --names {names} {threads} {graph}"
 
 
 def get_all_targets():
