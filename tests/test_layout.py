@@ -65,7 +65,7 @@ def test_modules_do_not_import_each_other_in_a_cycle():
 # the layers below it, never one above. Folders and top-level modules are named alike.
 LAYERS = [
     {"errors", "version"},
-    {"io", "validate", "options", "progress", "gpu", "provenance"},
+    {"io", "validate", "options", "progress", "gpu", "provenance", "hardware", "paper"},
     {"config"},
     {"metrics", "data"},  # data: the readers training needs, and acquisition and preparation
     {"decode"},

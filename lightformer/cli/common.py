@@ -4,6 +4,8 @@ lightformer.validate.arg)."""
 from __future__ import annotations
 
 EXIT_USAGE = 2
+RECORD_HELP = ("the run's identity as a JSON object ({\"task\": ..., \"model\": ..., \"seed\": ...}), written into "
+               "the output: reports group results by it, never by their paths")
 
 
 def json_object(text: str) -> dict:

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from lightformer.cli.common import RECORD_HELP, json_object
 from lightformer.errors import LightformerError
 from lightformer.io import command_line, write_text_atomic
 from lightformer.provenance import provenance
@@ -67,7 +68,8 @@ def cmd_generate(args) -> None:
     summary = {k: v for k, v in res.items() if k not in ("hypotheses", "references")} | {
         "checkpoint": str(args.checkpoint), "checkpoint_sha256": file_sha256(args.checkpoint),
         "data": str(args.data), "split": args.split, "search": dataclasses.asdict(search), "device": str(device),
-        "remove_bpe": args.remove_bpe, "detok": args.detok, "command": command_line(), "provenance": provenance()}
+        "remove_bpe": args.remove_bpe, "detok": args.detok, "command": command_line(), "provenance": provenance()} | (
+        {"record": args.record} if args.record else {})
     write_text_atomic(f"{args.out}.json", json.dumps(summary, indent=2) + "\n")
     line = f"{res['sentences']} sentences, {res['sentences_per_s']:.1f} sent/s, {res['tokens_per_s']:.0f} tok/s"
     if "bleu" in res:
@@ -104,6 +106,7 @@ def register(sub) -> None:
                    default="tokenized", help="BLEU kind, or rouge for summaries (CNN/DailyMail)")
     s.add_argument("--device", default="auto")
     s.add_argument("--out", required=True, help="hypotheses, one per line in split order (+ OUT.json)")
+    s.add_argument("--record", type=json_object, help=RECORD_HELP)
     s.set_defaults(func=cmd_generate, gpu=True)
 
     s = sub.add_parser("translate", help="translate lines (tokenised + BPE as in training) from a file or stdin")

@@ -5,7 +5,7 @@ import json
 import sys
 from pathlib import Path
 
-from lightformer.cli.common import json_object, parse_overrides
+from lightformer.cli.common import RECORD_HELP, json_object, parse_overrides
 from lightformer.errors import LightformerError
 from lightformer.io import command_line, write_text_atomic
 from lightformer.validate import arg, distinct_outputs
@@ -87,9 +87,12 @@ def cmd_params(args) -> None:
     counts = [count_parameters(load_checkpoint(path, verify=args.verify)) for path in args.checkpoints]
     if args.verify:
         print("\n".join(f"{p}: content digest OK" for p in args.checkpoints), file=sys.stderr)
+    if args.record and (len(counts) > 1 or not args.json):
+        raise LightformerError("--record names one checkpoint's counts: give one checkpoint and --json")
     if args.json:
         rows = [{"checkpoint": p} | c for p, c in zip(args.checkpoints, counts)]
-        print(json.dumps(counts[0] if len(counts) == 1 else rows, indent=2))
+        print(json.dumps(counts[0] | ({"record": args.record} if args.record else {}) if len(counts) == 1 else rows,
+                         indent=2))
         return
     if len(counts) == 1:
         print(f"{args.checkpoints[0]}\n{format_counts(counts[0])}")
@@ -195,6 +198,7 @@ def register(sub) -> None:
     s.add_argument("checkpoints", nargs="+")
     s.add_argument("--json", action="store_true")
     s.add_argument("--verify", action="store_true", help="recompute each file's content digest (a flipped byte fails)")
+    s.add_argument("--record", type=json_object, help=RECORD_HELP)
     s.set_defaults(func=cmd_params)
 
     s = sub.add_parser("compress", help="SVD weight transfer (or random init) to a LightFormer")

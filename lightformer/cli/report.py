@@ -74,14 +74,14 @@ def cmd_report_lightweight(args) -> None:
 
 def cmd_report_convergence(args) -> None:
     """Updates and training FLOPs to the baseline's final validation loss + margin (lightformer.report.convergence)."""
-    from lightformer.report.convergence import convergence_figure, convergence_rows
+    from lightformer.report.convergence import convergence_figure, convergence_rows, run_identity
     from lightformer.report.tables import read_records, write_table
     from lightformer.validate import distinct_outputs
 
     distinct_outputs([*args.curves, *args.records], [args.out, args.markdown, args.figure])
     curves: dict[str, list[Path]] = {}
     for p in map(Path, args.curves):
-        curves.setdefault(p.parent.parent.name, []).append(p)
+        curves.setdefault(run_identity(p)["model"], []).append(p)
     df = convergence_rows(curves, read_records(args.records), args.margin)
     if df.empty:
         raise LightformerError("no baseline curve with validation losses among --curves")
@@ -103,14 +103,14 @@ def register(sub) -> None:
     r = rep.add_parser("tables", help="a task table, or (--summary) ablations, paper comparison and figures, "
                                       "from the files named (never a glob of results/)")
     r.add_argument("--tasks", nargs="+", required=True)
-    r.add_argument("--evals", nargs="*", default=[], help="task table: <model>/seed<n>/hyps.txt.json files")
-    r.add_argument("--params", nargs="*", default=[], help="task table: <model>.json parameter counts")
+    r.add_argument("--evals", nargs="*", default=[], help="task table: generate --record JSONs (hyps.txt.json)")
+    r.add_argument("--params", nargs="*", default=[], help="task table: params --json --record counts")
     r.add_argument("--reports", nargs="*", default=[],
                    help="task table: records of what each model is (compress report.json, control.json)")
     r.add_argument("--speed", nargs="*", default=[], help="task table: speed CSVs of the task")
     r.add_argument("--tables", nargs="*", default=[], help="--summary: the task tables, one per task")
-    r.add_argument("--curves", nargs="*", default=[], help="curve.csv files (<model>/seed<n>/): a task table's best "
-                   "validation losses and sweep choice; --summary: the learning curves")
+    r.add_argument("--curves", nargs="*", default=[], help="curve.csv files of train --record runs: a task table's "
+                   "best validation losses and sweep choice; --summary: the learning curves")
     r.add_argument("--paper-size-speed", nargs="*", default=[],
                    help="--summary: speed CSVs of `lightformer speed --paper-size TASK` (a speed row per task)")
     r.add_argument("--config-sha256", help="hash of the resolved workflow config, recorded in each row")
@@ -141,14 +141,14 @@ def register(sub) -> None:
     r.add_argument("--figure", help="PNG (a PDF is written beside it)")
     r.set_defaults(func=cmd_report_lightweight)
     r = rep.add_parser("convergence", help="updates and training FLOPs to the baseline's final validation loss")
-    r.add_argument("--curves", nargs="+", required=True, help="curve.csv files, <model>/seed<n>/curve.csv")
+    r.add_argument("--curves", nargs="+", required=True, help="curve.csv files of `lightformer train --record` runs")
     r.add_argument("--records", nargs="*", default=[], help="compress reports and control records (init labels)")
     r.add_argument("--margin", type=arg("nonnegative"), default=0.1, help="above the baseline's final validation loss")
     r.add_argument("--out", required=True, help="output CSV")
     r.add_argument("--markdown")
     r.add_argument("--figure", help="PNG (a PDF is written beside it)")
     r.set_defaults(func=cmd_report_convergence)
-    r = rep.add_parser("glue", help="the GLUE table from <task>/<model>/seed<n>/metrics.json files")
+    r = rep.add_parser("glue", help="the GLUE table from glue train --record metrics.json files")
     r.add_argument("--metrics", nargs="+", required=True)
     r.add_argument("--speed", nargs="*", default=[], help="encoder speed CSVs (glue speed)")
     r.add_argument("--table", required=True, help="output CSV")

@@ -6,6 +6,7 @@ import os
 import sys
 from pathlib import Path
 
+from lightformer.cli.common import RECORD_HELP, json_object
 from lightformer.errors import LightformerError
 from lightformer.io import command_line, write_rows
 from lightformer.validate import arg, distinct_outputs
@@ -20,7 +21,7 @@ def cmd_train(args) -> int:
         return _relaunch_under_torchrun(args.nproc_per_node, cfg.update_freq)
     restart = "always" if args.restart else "if-changed" if args.restart_if_changed else "no"
     try:
-        summary = train(cfg, restart=restart)
+        summary = train(cfg, restart=restart, record=args.record)
     except Preempted as e:
         print(f"lightformer train: preempted: {e}; rerun the same command to resume", file=sys.stderr)
         return EXIT_PREEMPTED
@@ -155,6 +156,7 @@ def register(sub) -> None:
     how.add_argument("--restart-if-changed", action="store_true",
                      help="resume when config, data and init_from are unchanged, else move the run aside and start "
                           "over (what the workflow uses); without either flag a changed run is an error")
+    s.add_argument("--record", type=json_object, help=RECORD_HELP)
     s.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="last word, e.g. data=DIR save_dir=DIR lr=1e-3")
     s.set_defaults(func=cmd_train, gpu=True)
 

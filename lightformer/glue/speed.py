@@ -11,11 +11,11 @@ from tqdm.auto import tqdm
 
 from lightformer.errors import LightformerError
 from lightformer.gpu import pick_device
+from lightformer.hardware import device_name
 from lightformer.io import command_line
 from lightformer.speed.bench import (
     DTYPES,
     Timer,
-    device_name,
     speedup_stats,
     trimmed_mean,
 )

@@ -28,6 +28,20 @@ def read_curve(path: Path) -> pd.DataFrame:
     return df[df["valid_loss"].notna()].reset_index(drop=True)
 
 
+def run_identity(path: Path) -> dict:
+    """The (task, model, seed) a curve's rows carry (``lightformer train --record``): reports group
+    curves by it, never by the directories they sit in."""
+    from lightformer.errors import LightformerError
+
+    read_curve(path)  # a cut or foreign file is refused as such first
+    df = pd.read_csv(path, dtype=str, usecols=lambda c: c in ("task", "model", "seed"))
+    if "model" not in df or not len(df) or pd.isna(df["model"].iloc[0]):
+        raise LightformerError(f"curve {path}: its rows do not say which run they are (task, model); it was trained "
+                               f"without `lightformer train --record` (rerun the workflow: the run resumes, done, and "
+                               f"records them)")
+    return {k: df[k].iloc[0] for k in df}
+
+
 def flops_per_token(df: pd.DataFrame) -> float | None:
     """Training FLOPs per target token of a run (median over its windows), or None if not logged."""
     if not {"train_tflops", "train_tokens_per_s"} <= set(df.columns):

@@ -6,30 +6,14 @@ from pathlib import Path
 import pandas as pd
 
 from lightformer.errors import LightformerError
+from lightformer.paper import CLAIMS
 
-# the abstract's claims (Lv et al., Findings of ACL 2023; docs/reference.md §1): (task, x fewer, speedup)
-PAPER_CLAIMS = [("iwslt14", 3.8, 2.3), ("wmt14", 1.8, 1.5)]
 
 COLUMNS = ["task", "model", "engine", "compute_type", "device", "device_name", "protocol", "dtype", "threads", "batch", "beam",
            "cuda_graph", "fused_lowrank", "int8", "params", "compression", "speedup", "speedup_p10", "speedup_p90",
            "engine_reference", "speedup_same_engine", "encoder_ms",
            "decoder_ms", "total_ms", "sentences_per_s", "tokens_per_s", "macs_per_tgt_token", "launches_per_step", "launches_unit", "tokens_per_run", "runs", "torch",
            "measured", "checkpoint", "command"]
-
-
-def task_of(row) -> str:
-    """The task a row belongs to: its ``task`` column (``lightformer speed --task``), else <task> in
-    a workflow path (results/{train,finetune}/<task>/<model>/seed<n>/..., results/models/<task>/...),
-    else the model name's prefix before '_' (the GPU script names models <task>_<variant>)."""
-    if pd.notna(row.get("task")) and str(row.get("task", "")):
-        return str(row["task"])
-    path = Path(str(row.get("checkpoint", "") if pd.notna(row.get("checkpoint", "")) else ""))
-    parents = [p.name for p in path.parents]
-    if len(parents) > 3 and parents[3] in ("train", "finetune"):
-        return parents[2]
-    if path.parent.parent.name == "models":
-        return path.parent.name
-    return str(row["model"]).split("_")[0]
 
 
 def load_speed(paths: list[str | Path]) -> pd.DataFrame:
@@ -40,11 +24,10 @@ def load_speed(paths: list[str | Path]) -> pd.DataFrame:
         df = pd.read_csv(p)
         if "speedup" not in df.columns:
             raise LightformerError(f"{str(p)!r} is not a `lightformer speed` CSV (no 'speedup' column)")
+        if "task" not in df.columns or df["task"].isna().any():
+            raise LightformerError(f"{str(p)!r}: rows without a task (time them with `lightformer speed --task TASK`)")
         frames.append(df)
     df = pd.concat(frames, ignore_index=True)
-    if "checkpoint" not in df.columns:
-        df["checkpoint"] = ""
-    df["task"] = df.apply(task_of, axis=1)
     if "engine" not in df.columns:  # CSVs from before CTranslate2 rows existed
         df["engine"] = "lightformer"
     df["engine"] = df["engine"].fillna("lightformer")
@@ -104,7 +87,7 @@ def speed_figure(df: pd.DataFrame, png_path: str | Path) -> None:
     for ax, protocol in zip(axes[0], protocols):
         sub = df[df["protocol"] == protocol]
         sns.scatterplot(data=sub, x="compression", y="speedup", hue="setting", style="task", s=70, ax=ax)
-        for task, x, y in PAPER_CLAIMS:
+        for task, x, y in CLAIMS:
             ax.scatter([x], [y], marker="*", s=220, color="black", zorder=5)
             ax.annotate(f"paper {task}", (x, y), textcoords="offset points", xytext=(6, 4), fontsize=8)
         ax.axhline(1.0, color="grey", lw=0.8, ls="--")

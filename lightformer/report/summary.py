@@ -7,14 +7,15 @@ from pathlib import Path
 import pandas as pd
 
 from lightformer.errors import LightformerError
+from lightformer.report.convergence import run_identity
 from lightformer.report.figures import learning_curves, metric_vs_params, sharing_heatmap
 from lightformer.report.tables import ablations, claims_view, paper_comparison, write_table
 
 
 def curve_label(path: str | Path) -> str:
-    """``.../<model>/seed<n>/curve.csv`` -> '<model> seed<n>'."""
-    p = Path(path)
-    return f"{p.parent.parent.name} {p.parent.name}"
+    """'<model> seed<n>', from the identity the curve's rows carry."""
+    who = run_identity(Path(path))
+    return f"{who['model']} seed{who.get('seed', '?')}"
 
 
 def write_summary(tasks: list[str], tables: list[str], curves: list[str], paper_size_speed: list[str],

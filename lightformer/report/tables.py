@@ -1,10 +1,14 @@
 """Task tables, ablations and the paper comparison, from exactly the files the workflow declares
 and passes (never a glob of ``results/``, so nothing left over from an earlier grid leaks in):
 
-* ``.../<model>/seed<n>/hyps.txt.json`` (lightformer generate),
-* ``.../<model>.json`` (lightformer params --json),
-* ``<device>_<protocol>.csv`` (lightformer speed),
-* ``.../<model>/seed<n>/report.json`` (lightformer compress --report).
+* ``hyps.txt.json`` (lightformer generate --record),
+* parameter counts (lightformer params --json --record),
+* speed CSVs (lightformer speed --task),
+* compress reports (lightformer compress --record) and control records (control init --identity),
+* ``curve.csv`` (lightformer train --record).
+
+Each file says which run it is (task, model, seed); the reports group by that, never by where
+the file lies (:func:`record_of`, ``report.convergence.run_identity``).
 """
 from __future__ import annotations
 
@@ -16,12 +20,23 @@ import pandas as pd
 
 from lightformer.errors import LightformerError
 from lightformer.io import file_sha256, read_json
-from lightformer.report.convergence import read_curve
-from lightformer.report.speed_table import PAPER_CLAIMS, markdown_table
+from lightformer.report.convergence import read_curve, run_identity
+from lightformer.paper import CLAIMS
+from lightformer.report.speed_table import markdown_table
 
 
 def _read_json(path: Path) -> dict:
     return read_json(path, "result file")
+
+
+def record_of(path: Path, content: dict) -> dict:
+    """The identity a result file carries (written with ``--record``: task, model or variant, seed):
+    reports group by it and never read a directory name. A file without one is refused."""
+    record = content.get("record") if isinstance(content.get("record"), dict) else content
+    if not (record.get("model") or record.get("variant")) or "task" not in record:
+        raise LightformerError(f"{path}: does not say which run it is (task, model, seed); it was written without "
+                               f"--record (rerun the workflow: the command that wrote it records them)")
+    return {"model": record.get("model") or record["variant"], "task": record["task"], "seed": record.get("seed")}
 
 
 def provenance_columns(runs: list[dict], seeds: list[str], config_sha256: str | None = None,
@@ -87,8 +102,8 @@ def task_rows(task: str, evals: list[Path], params: list[Path], reports: list[Pa
               curves: list[Path] = ()) -> pd.DataFrame:
     """One row per model of the task: parameters, compression, metric mean ± sd over seeds,
     speedups per measured setting, and the compression settings or the control it is. Models are
-    named by the ``<model>/seed<n>/`` directories of ``evals`` and ``curves``, by the ``params``
-    file stems, and by the records in ``reports`` (compress reports, control records). With
+    named by the records the files carry (generate, params and train ``--record``, compress
+    reports, control records), never by where the files are. With
     ``curves``, each row has its best validation loss, and the points of a learning-rate sweep
     mark the one a researcher would pick: the lowest validation loss (never the test score)."""
     if not evals:
@@ -96,15 +111,20 @@ def task_rows(task: str, evals: list[Path], params: list[Path], reports: list[Pa
     per_model: dict[str, list[dict]] = {}
     seeds: dict[str, list[str]] = {}
     for path in map(Path, evals):
-        per_model.setdefault(path.parent.parent.name, []).append(_read_json(path))
-        seeds.setdefault(path.parent.parent.name, []).append(path.parent.name.removeprefix("seed"))
-    param_files = {Path(p).stem: Path(p) for p in params}
+        run = _read_json(path)
+        who = record_of(path, run)
+        per_model.setdefault(who["model"], []).append(run)
+        seeds.setdefault(who["model"], []).append(str(who["seed"]))
+    counts = {}
+    for path in map(Path, params):
+        content = _read_json(path)
+        counts[record_of(path, content)["model"]] = content
     records = read_records(reports)
     valid = _best_valid_losses(curves)
-    missing = sorted(set(per_model) - set(param_files)) + ([] if "baseline" in param_files else ["baseline"])
+    missing = sorted(set(per_model) - set(counts)) + ([] if "baseline" in counts else ["baseline"])
     if missing:
         raise LightformerError(f"{task}: no parameter counts given for {sorted(set(missing))}")
-    base_params = _read_json(param_files["baseline"])
+    base_params = counts["baseline"]
     speed = pd.concat([pd.read_csv(p) for p in speed_csvs], ignore_index=True) if speed_csvs else None
     manifest_sha256 = file_sha256(manifest)[:16] if manifest and Path(manifest).is_file() else None
     data = data_columns(prepared_meta)
@@ -112,7 +132,7 @@ def task_rows(task: str, evals: list[Path], params: list[Path], reports: list[Pa
     for model, runs in sorted(per_model.items(), key=lambda kv: (kv[0] != "baseline", kv[0])):
         metrics = [r.get("bleu") or r["rouge"] for r in runs]  # BLEU (translation) or ROUGE (summaries)
         scores = pd.Series([m["score"] for m in metrics])
-        params = _read_json(param_files[model])
+        params = counts[model]
         row = {"task": task, "model": model, "params_total": params["total"],
                "params_embedding": params["embedding"], "params_output_projection": params.get("output_projection", 0),
                "params_body": params["body"],
@@ -148,22 +168,18 @@ def task_rows(task: str, evals: list[Path], params: list[Path], reports: list[Pa
 
 
 def read_records(paths) -> dict[str, dict]:
-    """Model -> what it is, from compress reports and control records: keyed by their own ``variant``
-    field (compress --record, control init), else by their ``<model>/seed<n>/`` directory."""
-    out = {}
-    for p in map(Path, paths):
-        rec = _read_json(p)
-        out[rec.get("variant") or rec.get("record", {}).get("variant") or p.parent.parent.name] = rec
-    return out
+    """Model -> what it is, from compress reports and control records, keyed by the variant they
+    name (compress --record, control init --identity)."""
+    return {record_of(p, rec)["model"]: rec for p, rec in ((Path(p), _read_json(Path(p))) for p in paths)}
 
 
 def _best_valid_losses(curves) -> dict[str, float]:
-    """Model -> its lowest validation loss over the run, mean over seeds (curves in <model>/seed<n>/)."""
+    """Model -> its lowest validation loss over the run, mean over seeds."""
     per_model: dict[str, list[float]] = {}
     for p in map(Path, curves):
         losses = read_curve(p)["valid_loss"]
         if len(losses):
-            per_model.setdefault(p.parent.parent.name, []).append(float(losses.min()))
+            per_model.setdefault(run_identity(p)["model"], []).append(float(losses.min()))
     return {m: sum(v) / len(v) for m, v in per_model.items()}
 
 
@@ -300,7 +316,7 @@ def paper_comparison(tables: dict[str, pd.DataFrame], paper_speed: dict[str, pd.
     paper_speed = paper_speed or {}
     rows = []
     source = "Lv et al., Findings of ACL 2023, abstract"
-    for task, fewer, speedup in PAPER_CLAIMS:
+    for task, fewer, speedup in CLAIMS:
         df = tables.get(task)
         if df is None:
             rows.append({"task": task, "claim": "parameters", "paper": fewer, "ours": None, "source": source,
@@ -355,7 +371,7 @@ def glue_rows(runs: list[Path], speed_csvs: list[Path] = (), config_sha256: str 
     """One row per model (baseline first, then the variants): parameters and compression (mean
     over tasks; the heads differ), each task's dev metrics as mean ± sd over seeds, the task
     score (mean of its metrics) and the GLUE average with and without WNLI. ``runs`` are
-    ``.../<task>/<model>/seed<n>/metrics.json`` files."""
+    ``glue train --record`` metrics.json files."""
     from lightformer.glue.metrics import glue_average
 
     runs = [Path(p) for p in runs]
@@ -364,9 +380,10 @@ def glue_rows(runs: list[Path], speed_csvs: list[Path] = (), config_sha256: str 
     by_model: dict[str, dict[str, list[dict]]] = {}
     seeds: dict[str, set[str]] = {}
     for path in runs:
-        task, model = path.parent.parent.parent.name, path.parent.parent.name
-        by_model.setdefault(model, {}).setdefault(task, []).append(_read_json(path))
-        seeds.setdefault(model, set()).add(path.parent.name.removeprefix("seed"))
+        run = _read_json(path)
+        who = record_of(path, run)
+        by_model.setdefault(who["model"], {}).setdefault(who["task"], []).append(run)
+        seeds.setdefault(who["model"], set()).add(str(who["seed"]))
     base = by_model.get("baseline", {})
     rows = []
     for model, tasks in sorted(by_model.items(), key=lambda kv: (kv[0] != "baseline", kv[0])):
@@ -409,11 +426,11 @@ def ablation_transfer_rows(transfer: list[Path], finetuned: list[Path], reports:
     """One row per (task, variant): the transfer initialiser and rank allocation at a ratio and
     sharing level; quality right after transfer and after fine-tuning (mean ± sd over seeds), the
     held-out layer-output error of the transfer, and each one's gap to the task's baseline.
-    Files are ``<task>/<model>/seed<n>/...``: ``transfer`` and ``finetuned`` are generate JSONs,
+    Each file says which run it is (its record): ``transfer`` and ``finetuned`` are generate JSONs,
     ``reports`` compress reports, ``baselines`` the baseline's generate JSONs."""
-    def key(path: Path) -> tuple[str, str]:
-        path = Path(path)
-        return path.parents[2].name, path.parents[1].name  # (task, model)
+    def key(path, content: dict) -> tuple[str, str]:
+        who = record_of(Path(path), content)
+        return who["task"], who["model"]
 
     def metric(run: dict) -> dict:
         return run.get("bleu") or run["rouge"]
@@ -422,22 +439,24 @@ def ablation_transfer_rows(transfer: list[Path], finetuned: list[Path], reports:
     label: dict[str, str] = {}
     for kind, paths in (("transfer", transfer), ("finetuned", finetuned)):
         for p in paths:
-            run, entry = _read_json(p), collected.setdefault(key(p), {})
+            run = _read_json(p)
+            entry = collected.setdefault(key(p, run), {})
             entry.setdefault(kind, []).append(metric(run)["score"])
-            label.setdefault(key(p)[0], metric(run)["label"])
+            label.setdefault(key(p, run)[0], metric(run)["label"])
             if kind == "finetuned":
                 entry.setdefault("runs", []).append(run)
-                entry.setdefault("seeds", []).append(Path(p).parent.name.removeprefix("seed"))
+                entry.setdefault("seeds", []).append(str(record_of(Path(p), run)["seed"]))
     for p in reports:
         rep = _read_json(p)
-        entry = collected.setdefault(key(p), {})
+        entry = collected.setdefault(key(p, rep), {})
         entry["spec"], entry["label"] = rep["spec"], init_label(rep)
         entry.setdefault("error", []).append((rep.get("calibration") or {}).get("output_rel_error_mean"))
         entry["params"] = rep["params"]["compressed"]["total"]
         entry["ratio"] = rep["params"]["ratio"]
     base: dict[str, list[float]] = {}
     for p in baselines:
-        base.setdefault(key(p)[0], []).append(metric(_read_json(p))["score"])
+        run = _read_json(p)
+        base.setdefault(key(p, run)[0], []).append(metric(run)["score"])
     rows = []
     for (task, model), e in sorted(collected.items()):
         if "spec" not in e:

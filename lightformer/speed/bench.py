@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-import platform
 import statistics
 import time
 from dataclasses import dataclass
@@ -33,21 +32,13 @@ from lightformer.errors import LightformerError
 from lightformer.gpu import pick_device
 from lightformer.io import command_line
 from lightformer.speed.fast import prepare_for_inference
+from lightformer.hardware import device_name
 from lightformer.options import check_fields, option
+from lightformer.paper import SIZES
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 ENGINES = ("eager", "compiled")  # how our models decode: operator by operator, or compiled graphs
 ENGINE_LABEL = {"eager": "lightformer", "compiled": "lightformer-compiled"}  # the rows' engine column
-
-# The abstract's two translation settings at their published sizes (docs/reference.md §3): fairseq's
-# architecture and vocabularies, and the compression the abstract reports for each.
-PAPER_SIZES = {
-    "iwslt14": dict(arch="transformer_iwslt_de_en", src_vocab=8848, tgt_vocab=6632, ratio=3.8,
-                    overrides=dict(share_decoder_input_output_embed=True)),
-    "wmt14": dict(arch="transformer_wmt_en_de", src_vocab=32768, tgt_vocab=32768, ratio=1.8,
-                  overrides=dict(share_all_embeddings=True)),
-}
-
 
 def paper_size_models(task: str, seed: int = 1) -> dict:
     """A random-weight dense model of ``task``'s paper size and a LightFormer of the shapes SVD
@@ -56,9 +47,9 @@ def paper_size_models(task: str, seed: int = 1) -> dict:
     from lightformer.compress.transfer import compress
     from lightformer.models.build import build_model
 
-    if task not in PAPER_SIZES:
-        raise LightformerError(f"no paper size is known for task {task!r}; known: {', '.join(PAPER_SIZES)}")
-    p = PAPER_SIZES[task]
+    if task not in SIZES:
+        raise LightformerError(f"no paper size is known for task {task!r}; known: {', '.join(SIZES)}")
+    p = SIZES[task]
     dense = build_model(p["arch"], p["src_vocab"], p["tgt_vocab"], seed=seed, **p["overrides"])
     return {f"{task}_paper_size_baseline": dense, f"{task}_paper_size_lf": compress(dense, ratio=p["ratio"], init="random")}
 
@@ -156,19 +147,6 @@ class SpeedConfig:
             check_compiled(torch.device(self.device))
             if self.warmup < 1:
                 raise LightformerError("the compiled engine needs warmup >= 1: its graphs are built in the warm-up")
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def percentile(xs: list[float], q: float) -> float:

@@ -20,22 +20,12 @@ import torch
 from lightformer.config import PAD
 from lightformer.data.batching import collate, length_buckets
 from lightformer.errors import LightformerError
+from lightformer.hardware import peak_flops
 from lightformer.options import check_fields, option
+from lightformer.paper import LENGTHS
 from lightformer.models.losses import label_smoothed_nll_loss, seq2seq_loss
 from lightformer.train.cost import arch_of
 from lightformer.train.flops import step_macs
-
-# dense tensor-core peaks, FLOP/s, from the vendors' datasheets (docs/reference.md §8); matched on
-# torch.cuda.get_device_name(). fp32 means TF32 off: CUDA-core peak.
-PEAK_FLOPS = {
-    "H200": {"bf16": 989e12, "fp16": 989e12, "fp32": 67e12},
-    "H100": {"bf16": 989e12, "fp16": 989e12, "fp32": 67e12},  # SXM; PCIe: 756 / 51
-    "A100": {"bf16": 312e12, "fp16": 312e12, "fp32": 19.5e12},
-    "L40S": {"bf16": 362e12, "fp16": 362e12, "fp32": 91.6e12},
-}
-# BPE'd sentence lengths (tokens incl. </s>): mean and sd of fairseq's prepared train sets
-LENGTHS = {"iwslt14": (27.0, 16.0, 175), "wmt14": (31.0, 18.0, 250)}
-
 
 @dataclass
 class TrainBenchConfig:
@@ -105,19 +95,6 @@ def marian_like(model) -> torch.nn.Module:
         scale_embedding=c.scale_embedding, pad_token_id=PAD, eos_token_id=2, decoder_start_token_id=2,
         tie_word_embeddings=c.share_decoder_input_output_embed or c.share_all_embeddings)
     return MarianMTModel._from_config(hc, attn_implementation="sdpa")
-
-
-def peak_flops(device: torch.device, dtype: str, override_tflops: float | None) -> tuple[float | None, str]:
-    """(peak FLOP/s, device name); None when unknown (MFU is then left empty)."""
-    from lightformer.speed.bench import device_name
-
-    name = device_name(device)
-    if device.type != "cuda":
-        return (override_tflops * 1e12 if override_tflops else None), name
-    if override_tflops:
-        return override_tflops * 1e12, name
-    key = next((k for k in PEAK_FLOPS if k in name), None)
-    return (PEAK_FLOPS[key][dtype] if key else None), name
 
 
 def _check_dtype(device: torch.device, dtype: str) -> None:

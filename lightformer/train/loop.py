@@ -39,7 +39,7 @@ from lightformer.metrics.bleu import tokenized_bleu
 from lightformer.models.build import build_model
 from lightformer.models.losses import label_smoothed_nll_loss, seq2seq_loss
 from lightformer.models.transformer import set_dropout
-from lightformer.train.bench import peak_flops
+from lightformer.hardware import peak_flops
 from lightformer.train.flops import Throughput, step_macs
 from lightformer.train.recipes import TrainConfig
 from lightformer.train.run_dir import (
@@ -58,6 +58,7 @@ EXIT_PREEMPTED = 75  # EX_TEMPFAIL: "try again" — rerunning the same command r
 CURVE_FIELDS = ["update", "epoch", "wall_s", "tokens_seen", "lr", "train_loss", "train_nll",
                 "valid_loss", "valid_nll", "valid_ppl", "valid_bleu",
                 "train_tokens_per_s", "train_tflops", "mfu"]  # since the previous row, validation excluded
+IDENTITY = ["task", "model", "seed"]  # the run's record (lightformer train --record): reports group curves by it
 # keys that may differ between a run and its resumption (schedule length, logging, hardware)
 # (data and save_dir are paths: a run bound to its data's contents may move, and so may the data)
 RESUMABLE_CHANGES = {"data", "save_dir", "max_updates", "max_epochs", "validate_interval_updates", "save_interval_updates",
@@ -257,14 +258,15 @@ def _set_rng_state(state: dict, device) -> None:
         torch.cuda.set_rng_state(state["cuda"], device)
 
 
-def _rewrite_curve(path: Path, upto_update: int) -> None:
-    """Drop curve rows written after the checkpoint being resumed (they will be redone)."""
+def _rewrite_curve(path: Path, upto_update: int, identity: dict) -> None:
+    """Drop curve rows written after the checkpoint being resumed (they will be redone); the rows
+    kept carry this session's identity (a curve from before runs recorded it gains it)."""
     if not path.exists():
         return
     with open(path, newline="") as f:
-        rows = [r for r in csv.DictReader(f) if int(r["update"]) <= upto_update]
+        rows = [r | identity for r in csv.DictReader(f) if int(r["update"]) <= upto_update]
     with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=CURVE_FIELDS)
+        w = csv.DictWriter(f, fieldnames=CURVE_FIELDS + IDENTITY, extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)
 
@@ -316,24 +318,26 @@ def _training_device(cfg: TrainConfig, world: int) -> torch.device:
     return device
 
 
-def train(cfg: TrainConfig, progress: bool = True, restart: str = "no") -> dict:
+def train(cfg: TrainConfig, progress: bool = True, restart: str = "no", record: dict | None = None) -> dict:
     """Train (or fine-tune, or resume) as ``cfg`` says; returns the final summary. ``restart``:
-    see :func:`_open_run`. One session per run directory at a time (its writer lock; rank 0 holds
-    it for all ranks of a torchrun)."""
+    see :func:`_open_run`. ``record``: the run's identity (task, model) written into every curve
+    row with its seed, not part of the config (a run resumes whatever it is called). One session per
+    run directory at a time (its writer lock; rank 0 holds it for all ranks of a torchrun)."""
     if int(os.environ.get("RANK", "0")) != 0 or not cfg.save_dir:
-        return Trainer(cfg, progress, restart).run()
+        return Trainer(cfg, progress, restart, record).run()
     with one_writer(cfg.save_dir, "train"):
-        return Trainer(cfg, progress, restart).run()
+        return Trainer(cfg, progress, restart, record).run()
 
 
 class Trainer:
     """One session of a run: set up from the config (resuming when the run has a checkpoint), then
     updates, validation and checkpoints until max_updates/max_epochs or a stop signal."""
 
-    def __init__(self, cfg: TrainConfig, progress: bool = True, restart: str = "no"):
+    def __init__(self, cfg: TrainConfig, progress: bool = True, restart: str = "no", record: dict | None = None):
         if not cfg.data or not cfg.save_dir:
             raise LightformerError("data and save_dir must be set (e.g. data=DIR save_dir=DIR)")
         self.cfg, self.run_dir = cfg, Path(cfg.save_dir)
+        self.identity = {k: (record or {}).get(k, "") for k in IDENTITY} | {"seed": cfg.seed}
         self.rank, self.world = _distributed()
         self.device = device = _training_device(cfg, self.world)
         self.use_bf16 = cfg.bf16 and device.type == "cuda"
@@ -385,7 +389,7 @@ class Trainer:
         _event(run, f"resumed from {resume.ckpt.name} at update {self.state.num_updates}" if resume else "started")
         (run / "config.json").write_text(json.dumps(cfg.to_dict() | {"model_config": self.model.cfg.to_dict()},
                                                     indent=2) + "\n")
-        _rewrite_curve(run / "curve.csv", self.state.num_updates)
+        _rewrite_curve(run / "curve.csv", self.state.num_updates, self.identity)
         if cfg.update_tokens:
             f = self.per_update // self.world
             _event(run, f"update_freq {f}: {f} x {self.world} rank(s) x max_tokens {cfg.max_tokens} "
@@ -520,10 +524,11 @@ class Trainer:
             row = {"update": s.num_updates, "epoch": s.epoch, "wall_s": round(self.wall(), 3),
                    "tokens_seen": s.tokens_seen, "lr": self.optimizer.param_groups[0]["lr"],
                    "train_loss": s.loss / max(s.ntok, 1), "train_nll": s.nll / max(s.ntok, 1)} | metrics | rates
+            row |= self.identity
             path = self.run_dir / "curve.csv"
             new = not path.exists()
             with open(path, "a", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=CURVE_FIELDS, extrasaction="ignore")
+                w = csv.DictWriter(f, fieldnames=CURVE_FIELDS + IDENTITY, extrasaction="ignore")
                 if new:
                     w.writeheader()
                 w.writerow(row)

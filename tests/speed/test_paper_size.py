@@ -7,7 +7,8 @@ import pytest
 
 from lightformer.cli import main
 from lightformer.report.tables import paper_comparison
-from lightformer.speed.bench import PAPER_SIZES, paper_size_models
+from lightformer.paper import SIZES
+from lightformer.speed.bench import paper_size_models
 
 
 def test_paper_size_models_have_the_published_sizes_and_ratio():
@@ -19,7 +20,7 @@ def test_paper_size_models_have_the_published_sizes_and_ratio():
     assert count_parameters(base)["total"] / count_parameters(light)["total"] == pytest.approx(3.8, abs=0.05)
     with pytest.raises(Exception, match="no paper size"):
         paper_size_models("cnndm")
-    assert set(PAPER_SIZES) == {"iwslt14", "wmt14"}
+    assert set(SIZES) == {"iwslt14", "wmt14"}
 
 
 def test_speed_paper_size_rows_feed_the_paper_comparison(tmp_path):

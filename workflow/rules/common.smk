@@ -106,6 +106,13 @@ def flags(*pairs):
     return " ".join(f"{name} {shlex.quote(str(value))}" for name, value in pairs)
 
 
+def record_flag(task, model, seed=None):
+    """`--record JSON`: the identity a producer writes into its output (task, model, seed), which the
+    reports group by instead of reading directory names."""
+    record = {"task": task, "model": model} | ({"seed": int(seed)} if seed is not None else {})
+    return flags(("--record", json.dumps(record, sort_keys=True)))
+
+
 def set_flags(values, *keys):
     """The command's flags for what the config sets (all of ``values``, or ``keys`` of it), named as
     the command's options; anything unset keeps the library's default (lightformer.options)."""
@@ -376,11 +383,11 @@ def get_speed_csvs():
 def get_paper_size_csvs():
     """Paper-size random-weight timings (lightformer speed --paper-size) for the tasks that have a
     paper size, when measure_speed.paper_size_runs asks for them."""
-    from lightformer.speed.bench import PAPER_SIZES
+    from lightformer.paper import SIZES
 
     if not get_speed_settings().get("paper_size_runs", 0):
         return []
-    return [f"results/speed/paper_size/{task}.csv" for task in config["tasks"] if task in PAPER_SIZES]
+    return [f"results/speed/paper_size/{task}.csv" for task in config["tasks"] if task in SIZES]
 
 
 def get_paper_size_flags(wildcards):

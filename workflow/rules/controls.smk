@@ -38,6 +38,7 @@ rule train_control:
         model="results/controls/{task}/{control}/seed{seed}/model.safetensors",
         curve="results/controls/{task}/{control}/seed{seed}/curve.csv",
     params:
+        record=lambda wc: record_flag(wc.task, wc.control, wc.seed),
         data=lambda wc: prepared(wc.task),
         run="results/runs/controls/{task}/{control}/seed{seed}",
         args=control_train_args,
@@ -49,7 +50,7 @@ rule train_control:
     resources:
         **rule_resources("train_control"),
     shell:
-        "lightformer train --restart-if-changed --nproc-per-node {resources.gpu} {params.args} data={params.data:q} save_dir={params.run:q} seed={wildcards.seed:q}"
+        "lightformer train --restart-if-changed --nproc-per-node {resources.gpu} {params.record} {params.args} data={params.data:q} save_dir={params.run:q} seed={wildcards.seed:q}"
         " init_from={input.model:q} threads={threads} > {log:q} 2>&1"
         " && cp {params.run:q}/checkpoints/$(cat {params.run:q}/checkpoints/best)/model.safetensors {output.model:q}"
         " && cp {params.run:q}/curve.csv {output.curve:q}"

@@ -12,6 +12,7 @@ rule evaluate_model:
         hyps="results/evaluate/{task}/{model}/seed{seed}/hyps.txt",
         scores="results/evaluate/{task}/{model}/seed{seed}/hyps.txt.json",
     params:
+        record=lambda wc: record_flag(wc.task, wc.model, wc.seed),
         data=lambda wc: prepared(wc.task),
         flags=generate_flags,
     log:
@@ -22,7 +23,7 @@ rule evaluate_model:
     resources:
         **rule_resources("evaluate_model"),
     shell:
-        "lightformer generate {input.model:q} --data {params.data:q} {params.flags} --remove-bpe"
+        "lightformer generate {input.model:q} --data {params.data:q} {params.flags} {params.record} --remove-bpe"
         " --out {output.hyps:q} > {log:q} 2>&1"
 
 
@@ -33,6 +34,8 @@ rule count_params:
         lambda wc: model_path(wc.task, wc.model, SEEDS[0]),
     output:
         "results/params/{task}/{model}.json",
+    params:
+        record=lambda wc: record_flag(wc.task, wc.model),
     log:
         "results/logs/count_params/{task}/{model}.log",
     benchmark:
@@ -41,7 +44,7 @@ rule count_params:
     resources:
         **rule_resources("count_params"),
     shell:
-        "lightformer params {input:q} --json > {output:q} 2> {log:q}"
+        "lightformer params {input:q} --json {params.record} > {output:q} 2> {log:q}"
 
 
 rule evaluate_transfer:
@@ -54,6 +57,7 @@ rule evaluate_transfer:
         hyps="results/evaluate_transfer/{task}/{variant}/seed{seed}/hyps.txt",
         scores="results/evaluate_transfer/{task}/{variant}/seed{seed}/hyps.txt.json",
     params:
+        record=lambda wc: record_flag(wc.task, wc.variant, wc.seed),
         data=lambda wc: prepared(wc.task),
         flags=generate_flags,
     log:
@@ -64,5 +68,5 @@ rule evaluate_transfer:
     resources:
         **rule_resources("evaluate_transfer"),
     shell:
-        "lightformer generate {input.model:q} --data {params.data:q} {params.flags} --remove-bpe"
+        "lightformer generate {input.model:q} --data {params.data:q} {params.flags} {params.record} --remove-bpe"
         " --out {output.hyps:q} > {log:q} 2>&1"

@@ -36,6 +36,7 @@ rule glue_train_baseline:
     output:
         "results/glue/{gtask}/baseline/seed{seed}/metrics.json",
     params:
+        record=lambda wc: record_flag(wc.gtask, "baseline", wc.seed),
         init=lambda wc, input: str(Path(input.model).parent),
         data=lambda wc, input: str(Path(input.data).parent),
         out=lambda wc, output: str(Path(output[0]).parent),
@@ -49,7 +50,7 @@ rule glue_train_baseline:
         **rule_resources("glue_train_baseline"),
     shell:
         "lightformer glue train --checkpoint {params.init:q} --data {params.data:q} --out {params.out:q} --force"
-        " {params.args} seed={wildcards.seed:q} threads={threads} > {log:q} 2>&1"
+        " {params.record} {params.args} seed={wildcards.seed:q} threads={threads} > {log:q} 2>&1"
 
 
 rule glue_compress:
@@ -84,6 +85,7 @@ rule glue_finetune:
     output:
         "results/glue/{gtask}/{variant}/seed{seed}/metrics.json",
     params:
+        record=lambda wc: record_flag(wc.gtask, wc.variant, wc.seed),
         init=lambda wc, input: str(Path(input.model).parent),
         data=lambda wc, input: str(Path(input.data).parent),
         out=lambda wc, output: str(Path(output[0]).parent / "model"),
@@ -97,7 +99,7 @@ rule glue_finetune:
         **rule_resources("glue_finetune"),
     shell:
         "lightformer glue train --checkpoint {params.init:q} --data {params.data:q} --out {params.out:q} --force"
-        " {params.args} seed={wildcards.seed:q} threads={threads} > {log:q} 2>&1 && cp {params.out:q}/metrics.json {output:q}"
+        " {params.record} {params.args} seed={wildcards.seed:q} threads={threads} > {log:q} 2>&1 && cp {params.out:q}/metrics.json {output:q}"
 
 
 rule glue_speed:

@@ -11,6 +11,7 @@ rule train_baseline:
         model="results/train/{task}/baseline/seed{seed}/model.safetensors",
         curve="results/train/{task}/baseline/seed{seed}/curve.csv",
     params:
+        record=lambda wc: record_flag(wc.task, "baseline", wc.seed),
         data=lambda wc: prepared(wc.task),
         run="results/runs/train/{task}/baseline/seed{seed}",
         args=lambda wc: run_args(wc.task, "train"),
@@ -22,7 +23,7 @@ rule train_baseline:
     resources:
         **rule_resources("train_baseline"),
     shell:
-        "lightformer train --restart-if-changed --nproc-per-node {resources.gpu} {params.args} data={params.data:q} save_dir={params.run:q} seed={wildcards.seed:q}"
+        "lightformer train --restart-if-changed --nproc-per-node {resources.gpu} {params.record} {params.args} data={params.data:q} save_dir={params.run:q} seed={wildcards.seed:q}"
         " threads={threads} > {log:q} 2>&1"
         " && cp {params.run:q}/checkpoints/$(cat {params.run:q}/checkpoints/best)/model.safetensors {output.model:q}"
         " && cp {params.run:q}/curve.csv {output.curve:q}"

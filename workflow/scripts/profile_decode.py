@@ -11,7 +11,8 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 from lightformer.decode.beam import SearchConfig, beam_search
-from lightformer.speed.bench import PAPER_SIZES, paper_size_models, synthetic_sources, length_batches
+from lightformer.paper import SIZES
+from lightformer.speed.bench import length_batches, paper_size_models, synthetic_sources
 from lightformer.speed.fast import prepare_for_inference
 
 KINDS = {"products": ("aten::mm", "aten::addmm", "aten::bmm", "aten::linear"),
@@ -22,14 +23,14 @@ KINDS = {"products": ("aten::mm", "aten::addmm", "aten::bmm", "aten::linear"),
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--task", choices=list(PAPER_SIZES), default="iwslt14")
+    ap.add_argument("--task", choices=list(SIZES), default="iwslt14")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--beam", type=int, default=5)
     ap.add_argument("--src-len", type=int, default=23)
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    src = length_batches(synthetic_sources(PAPER_SIZES[args.task]["src_vocab"], args.batch, args.src_len, 0, True),
+    src = length_batches(synthetic_sources(SIZES[args.task]["src_vocab"], args.batch, args.src_len, 0, True),
                          args.batch)[0]
     cfg = SearchConfig(beam=args.beam, max_len_a=0, max_len_b=args.src_len, fixed_length=True)
     print(f"{args.task} paper size, batch {args.batch} x beam {args.beam}, {args.threads} threads, eager: "
