@@ -11,7 +11,7 @@ from lightformer.compress.plan import make_plan
 from lightformer.compress.spec import CompressionSpec
 from lightformer.config import model_config
 from lightformer.data import prepared_dir
-from lightformer.data.pipeline import recipe_default
+from lightformer.datasets.pipeline import recipe_default
 from lightformer.errors import LightformerError
 from lightformer.grid import BLOCKS
 from lightformer.train.recipes import load_train_config
@@ -76,7 +76,7 @@ def _block_problems(name, block, grid, cfg, vocabs, seen, problems):
 
 def _corpus_problems(name: str, task: dict, corpora: dict, problems: list[str]) -> None:
     """A task's own corpus: its spec must load, and tasks naming one corpus must describe it alike."""
-    from lightformer.data.corpus import from_spec
+    from lightformer.datasets.corpus import from_spec
 
     spec = (task.get("corpus") or {}) | (task.get("prepare") or {})
     try:

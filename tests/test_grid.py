@@ -10,8 +10,8 @@ import yaml
 
 from lightformer import grid
 from lightformer.compress.spec import INITS, RANK_ALLOCS
-from lightformer.data.pipeline import PREPARERS, recipe_default
-from lightformer.data.sources import DATASETS
+from lightformer.datasets.pipeline import PREPARERS, recipe_default
+from lightformer.datasets.sources import DATASETS
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA = yaml.safe_load(open(REPO / "workflow/schemas/config.schema.yaml"))

@@ -67,7 +67,8 @@ LAYERS = [
     {"errors", "version"},
     {"io", "validate", "options", "progress", "gpu", "provenance", "hardware", "paper"},
     {"config"},
-    {"metrics", "data"},  # data: the readers training needs, and acquisition and preparation
+    {"metrics", "data"},  # data: the readers training needs
+    {"datasets"},  # acquisition and preparation (and GLUE's task table, which glue/ reads)
     {"decode"},
     {"models"},
     {"compress"},

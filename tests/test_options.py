@@ -71,7 +71,7 @@ import dataclasses  # noqa: E402
 
 from lightformer.cli import build_parser  # noqa: E402
 from lightformer.compress.spec import CompressionSpec  # noqa: E402
-from lightformer.data.pipeline import DataOptions  # noqa: E402
+from lightformer.datasets.pipeline import DataOptions  # noqa: E402
 from lightformer.decode.beam import SearchConfig  # noqa: E402
 from lightformer.options import add_options, command_flags, flag_of, from_args  # noqa: E402
 from lightformer.speed.bench import SpeedConfig  # noqa: E402

@@ -5,7 +5,7 @@ import sys
 
 import yaml
 
-from lightformer.data.fixtures import custom_corpus_files
+from lightformer.datasets.fixtures import custom_corpus_files
 from lightformer.progress import plain_lines, track
 
 

@@ -5,8 +5,8 @@ from lightformer.validate import arg
 
 
 def cmd_data(args) -> None:
-    """fetch / verify / mirror / prepare DATASET (lightformer.data.pipeline)."""
-    from lightformer.data import pipeline
+    """fetch / verify / mirror / prepare DATASET (lightformer.datasets.pipeline)."""
+    from lightformer.datasets import pipeline
     from lightformer.options import from_args
 
     opts = from_args(pipeline.DataOptions, args)
@@ -16,7 +16,7 @@ def cmd_data(args) -> None:
 
 
 def cmd_data_fixtures(args) -> None:
-    from lightformer.data.fixtures import write_mirror
+    from lightformer.datasets.fixtures import write_mirror
 
     for name, path in write_mirror(args.out).items():
         print(f"{path}: embedded {name}")
@@ -31,7 +31,7 @@ def cmd_data_synthetic(args) -> None:
 
 
 def register(sub) -> None:
-    from lightformer.data.pipeline import DataOptions
+    from lightformer.datasets.pipeline import KINDS, DataOptions
     from lightformer.options import add_options
 
     s = sub.add_parser("data", help="datasets")
@@ -52,8 +52,7 @@ def register(sub) -> None:
                        ("prepare", "tokenise, clean, BPE and binarise as the fairseq recipe"),
                        ("mirror", "copy verified raw files into a mirror directory for offline nodes")):
         d = dsub.add_parser(verb, help=text)
-        d.add_argument("dataset", help="iwslt14, wmt14, wmt14_hub, cnndm, glue, bert_base_uncased, ddtp, or text "
-                                       "(your own corpus, described by --corpus)")
+        d.add_argument("dataset", help=f"{', '.join(KINDS)} (text: your own corpus, described by --corpus)")
         add_options(d, DataOptions, only=DataOptions.VERBS[verb])
         if verb == "mirror":
             d.add_argument("--to", required=True, help="mirror directory to fill")

@@ -14,8 +14,8 @@ from lightformer.validate import arg
 def cmd_glue_init(args) -> None:
     import tempfile
 
-    from lightformer.data.glue import check_task
-    from lightformer.data.glue_tasks import TASKS
+    from lightformer.datasets.glue import check_task
+    from lightformer.datasets.glue_tasks import TASKS
     from lightformer.glue.model import KIND, build_vocab, load_tokenizer, pretrained_bert, save_classifier, tiny_bert
     from lightformer.glue.train import read_rows
     from lightformer.io import check_output_dir

@@ -1,5 +1,6 @@
-"""Data: sources, downloads and the fetch/verify/mirror/prepare pipeline, text processing,
-dictionaries, prepared (memory-mapped) splits, token-bucketed batching, synthetic tasks.
+"""What training and decoding read: dictionaries, prepared (memory-mapped) splits,
+token-bucketed batching and the synthetic tasks. Getting a dataset (sources, downloads, checks,
+preparation) is :mod:`lightformer.datasets`.
 
 Every dataset lives under a data root as ``<root>/<dataset>/raw`` (fetched files and their
 manifest) and ``<root>/<dataset>/prepared`` (what training reads)."""

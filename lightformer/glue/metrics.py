@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats
 
-from lightformer.data.glue_tasks import SCORED
+from lightformer.datasets.glue_tasks import SCORED
 from lightformer.errors import LightformerError
 
 

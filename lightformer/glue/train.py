@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from lightformer.data.glue import DEV_SPLITS, check_task
-from lightformer.data.glue_tasks import TASKS, dev_split_name
+from lightformer.datasets.glue import DEV_SPLITS, check_task
+from lightformer.datasets.glue_tasks import TASKS, dev_split_name
 from lightformer.errors import LightformerError
 from lightformer.glue.metrics import glue_metrics
 from lightformer.gpu import pick_device

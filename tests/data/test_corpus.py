@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from lightformer.cli import main
-from lightformer.data import corpus as custom
-from lightformer.data.download import read_manifest
-from lightformer.data.fixtures import custom_corpus_files
+from lightformer.datasets import corpus as custom
+from lightformer.datasets.download import read_manifest
+from lightformer.datasets.fixtures import custom_corpus_files
 from lightformer.data.indexed import ParallelData
 from lightformer.errors import LightformerError
 from tests.data.test_download import server  # noqa: F401  (the loopback HTTP server fixture)

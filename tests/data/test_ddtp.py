@@ -8,7 +8,7 @@ import lzma
 import lz4.frame
 import pytest
 
-from lightformer.data import ddtp
+from lightformer.datasets import ddtp
 from lightformer.data.indexed import ParallelData
 from lightformer.errors import LightformerError
 from tests.data.test_download import server  # noqa: F401  (the loopback HTTP server fixture)

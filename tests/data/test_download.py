@@ -10,14 +10,14 @@ import pytest
 
 import lightformer as lf
 from lightformer.cli import main
-from lightformer.data import download
-from lightformer.data.archives import seg_lines
-from lightformer.data.fixtures import iwslt14_archive
+from lightformer.datasets import download
+from lightformer.datasets.archives import seg_lines
+from lightformer.datasets.fixtures import iwslt14_archive
 from lightformer.data.indexed import ParallelData
-from lightformer.data.iwslt14 import prepare_iwslt14
-from lightformer.data.sources import IWSLT14, Dataset, RemoteFile
-from lightformer.data.text import clean
-from lightformer.data.text import tokenize_lowercase as tokenize
+from lightformer.datasets.iwslt14 import prepare_iwslt14
+from lightformer.datasets.sources import IWSLT14, Dataset, RemoteFile
+from lightformer.datasets.text import clean
+from lightformer.datasets.text import tokenize_lowercase as tokenize
 
 
 class Handler(http.server.BaseHTTPRequestHandler):

@@ -9,12 +9,12 @@ import pyarrow.parquet as pq
 import pytest
 
 from lightformer.cli import main
-from lightformer.data import download, hub
-from lightformer.data.cnndm import SEP, prepare_cnndm, read_split
-from lightformer.data.fixtures import cnndm_parquet, glue_parquet, hub_listing
-from lightformer.data.glue import prepare_glue
+from lightformer.datasets import download, hub
+from lightformer.datasets.cnndm import SEP, prepare_cnndm, read_split
+from lightformer.datasets.fixtures import cnndm_parquet, glue_parquet, hub_listing
+from lightformer.datasets.glue import prepare_glue
 from lightformer.data.indexed import ParallelData
-from lightformer.data.sources import CNNDM, GLUE
+from lightformer.datasets.sources import CNNDM, GLUE
 from lightformer.errors import LightformerError
 from tests.data.test_download import server  # noqa: F401  (the loopback HTTP server fixture)
 

@@ -4,10 +4,10 @@ import pytest
 
 import lightformer as lf
 from lightformer.cli import main
-from lightformer.data.archives import seg_lines
+from lightformer.datasets.archives import seg_lines
 from lightformer.data.indexed import ParallelData
-from lightformer.data.sources import WMT14
-from lightformer.data.text import remove_non_printing, tokenize
+from lightformer.datasets.sources import WMT14
+from lightformer.datasets.text import remove_non_printing, tokenize
 
 
 def test_embedded_wmt14_fetch_verify_prepare(tmp_path):
@@ -55,7 +55,7 @@ def test_recipe_steps_on_known_sentences():
 
 
 def test_bad_valid_option():
-    from lightformer.data.wmt14 import prepare_wmt14
+    from lightformer.datasets.wmt14 import prepare_wmt14
 
     with pytest.raises(lf.LightformerError, match="valid_from"):
         prepare_wmt14(None, None, valid_from="newstest2012")

@@ -12,8 +12,8 @@ from transformers import BertConfig, BertForMaskedLM, BertForSequenceClassificat
 
 from lightformer.cli import main
 from lightformer.compress.bert import compress_bert, dense_params
-from lightformer.data.fixtures import hub_listing
-from lightformer.data.sources import BERT_BASE_UNCASED
+from lightformer.datasets.fixtures import hub_listing
+from lightformer.datasets.sources import BERT_BASE_UNCASED
 from lightformer.errors import LightformerError
 from lightformer.glue.metrics import glue_average, glue_metrics
 from lightformer.glue.model import load_classifier, save_classifier
@@ -126,8 +126,8 @@ def test_bert_is_fetched_like_a_dataset_and_becomes_a_classifier(server, tmp_pat
 def test_the_glue_task_list_is_kept_once_and_the_workflow_schema_agrees():
     import yaml
 
-    from lightformer.data.glue_tasks import TASKS
-    from lightformer.data.sources import GLUE
+    from lightformer.datasets.glue_tasks import TASKS
+    from lightformer.datasets.sources import GLUE
     from lightformer.glue.metrics import SCORED
 
     schema = yaml.safe_load(open("workflow/schemas/config.schema.yaml"))

@@ -13,8 +13,8 @@ import zipfile
 import lz4.frame
 import pytest
 
-from lightformer.data import ddtp, download
-from lightformer.data.integrity import check_complete
+from lightformer.datasets import ddtp, download
+from lightformer.datasets.integrity import check_complete
 from lightformer.errors import LightformerError
 from lightformer.io import file_sha256
 from tests.data.test_ddtp import DE, EN, MD5

@@ -7,8 +7,8 @@ import lzma
 import pytest
 
 import lightformer as lf
-from lightformer.data import ddtp, download, pipeline
-from lightformer.data.sources import Dataset, RemoteFile
+from lightformer.datasets import ddtp, download, pipeline
+from lightformer.datasets.sources import Dataset, RemoteFile
 from lightformer.io import file_sha256
 from tests.data.test_ddtp import DE, EN, MD5, apt_lists
 from tests.data.test_download import ARCHIVE, SHA, server  # noqa: F401  (the loopback HTTP server)

@@ -8,8 +8,8 @@ import pytest
 
 import lightformer as lf
 from lightformer.cli import main
-from lightformer.data import download
-from lightformer.data.sources import CNNDM, Dataset, RemoteFile
+from lightformer.datasets import download
+from lightformer.datasets.sources import CNNDM, Dataset, RemoteFile
 from tests.data.test_download import ARCHIVE, SHA, server  # noqa: F401  (the loopback HTTP server)
 from tests.data.test_hub import COMMIT, FILES, fake_hub  # noqa: F401
 from tests.integrity.helpers import tree_hashes

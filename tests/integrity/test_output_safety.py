@@ -9,7 +9,8 @@ import sys
 import pytest
 
 import lightformer as lf
-from lightformer.data import indexed, pipeline
+from lightformer.data import indexed
+from lightformer.datasets import pipeline
 from lightformer.data.indexed import ParallelData
 from lightformer.data.synthetic import write_synthetic
 from lightformer.errors import LightformerError
@@ -151,7 +152,7 @@ def test_an_interrupted_prepare_leaves_the_old_prepared_directory_whole(tmp_path
         raise KeyboardInterrupt
 
     monkeypatch.setattr(indexed, "write_parallel", crash)
-    import lightformer.data.iwslt14 as iwslt14
+    import lightformer.datasets.iwslt14 as iwslt14
 
     monkeypatch.setattr(iwslt14, "write_parallel", crash, raising=False)
     with pytest.raises(KeyboardInterrupt):

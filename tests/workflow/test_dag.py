@@ -205,7 +205,7 @@ def test_a_ddtp_task_plans_fetch_and_prepare_from_apt_lists(tmp_path):
 def test_a_custom_corpus_task_runs_from_its_files_to_its_table(tmp_path):
     """dataset: text, as the README shows it: the corpus folder named in the config, a recipe
     option under prepare:, the table saying which corpus its rows come from."""
-    from lightformer.data.fixtures import custom_corpus_files
+    from lightformer.datasets.fixtures import custom_corpus_files
 
     (tmp_path / "corpus").mkdir()
     for name, data in custom_corpus_files().items():

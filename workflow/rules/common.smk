@@ -252,7 +252,7 @@ def data_kind(wildcards):
 
 def prepare_flags(wildcards):
     """`lightformer data prepare` options of the (first) task that uses this dataset: only what the
-    config sets, so a dataset's own recipe defaults (lightformer.data.pipeline.PREPARERS) apply."""
+    config sets, so a dataset's own recipe defaults (lightformer.datasets.pipeline.PREPARERS) apply."""
     task = task_using(wildcards.dataset) or {}
     merges = [("--bpe-merges", task["bpe_merges"])] if "bpe_merges" in task else []  # else the recipe's own
     if is_corpus(wildcards.dataset):

@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 from lightformer.data import prepared_dir, raw_dir
-from lightformer.data.download import (
+from lightformer.datasets.download import (
     fetch_file,
     forget_recorded,
     mirror_listing,
@@ -34,7 +34,7 @@ from lightformer.data.download import (
     verify,
     write_manifest,
 )
-from lightformer.data.sources import DATASETS, Dataset, RemoteFile
+from lightformer.datasets.sources import DATASETS, Dataset, RemoteFile
 from lightformer.errors import LightformerError
 from lightformer.io import file_sha256
 
@@ -396,7 +396,7 @@ def spec_of(corpus: Corpus) -> dict:
 # -- prepare ------------------------------------------------------------------------------------------
 
 def _tokenize(lines: list[str], lang: str, opts: Options, workers: int) -> list[str]:
-    from lightformer.data.text import tokenize
+    from lightformer.datasets.text import tokenize
 
     if opts.tokenizer == "moses":
         lines = tokenize(lines, lang, normalize=False, workers=workers, aggressive=False, escape=True)
@@ -408,7 +408,7 @@ def _tokenize(lines: list[str], lang: str, opts: Options, workers: int) -> list[
 def prepare_translation(corpus: Corpus, splits: dict, out: Path, bpe_merges: int, workers: int) -> dict:
     from lightformer.data.dictionary import Dictionary
     from lightformer.data.indexed import write_joined, write_parallel
-    from lightformer.data.text import clean, learn_and_apply_bpe
+    from lightformer.datasets.text import clean, learn_and_apply_bpe
 
     opts = corpus.options
     text = {}
@@ -440,7 +440,7 @@ def prepare_corpus(corpus: Corpus, root: Path, bpe_merges: int = 10_000, workers
     out.mkdir(parents=True, exist_ok=True)
     if corpus.kind == "translation":
         return prepare_translation(corpus, splits, out, bpe_merges, workers)
-    from lightformer.data.cnndm import prepare_summaries
+    from lightformer.datasets.cnndm import prepare_summaries
 
     opts = corpus.options
     meta = {"dataset": corpus.name, "recipe": "custom corpus: truncated Moses tokens, joint BPE",

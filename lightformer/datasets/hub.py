@@ -2,7 +2,7 @@
 other download.
 
 A Hub source is a repository, a revision and the folders wanted (``3.0.0/``, ``cola/``). It is
-resolved to a plain :class:`~lightformer.data.sources.Dataset` whose files carry the commit in
+resolved to a plain :class:`~lightformer.datasets.sources.Dataset` whose files carry the commit in
 their URL (``<endpoint>/datasets/<repo>/resolve/<commit>/<path>``) and the sha256 and size the Hub
 stores for each LFS file, so fetch, resume, verify and mirror are the ordinary code paths. The
 listing comes, in order, from the dataset's manifest (a fetched dataset never asks again), a

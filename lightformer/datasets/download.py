@@ -21,8 +21,9 @@ from pathlib import Path
 import requests
 from tqdm.auto import tqdm
 
-from lightformer.data import hub, integrity, raw_dir
-from lightformer.data.sources import Dataset, RemoteFile
+from lightformer.data import raw_dir
+from lightformer.datasets import hub, integrity
+from lightformer.datasets.sources import Dataset, RemoteFile
 from lightformer.errors import LightformerError
 from lightformer.io import escapes, file_sha256, write_text_atomic
 

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 from lightformer.data.indexed import write_joined
-from lightformer.data.text import learn_and_apply_bpe, tokenize
+from lightformer.datasets.text import learn_and_apply_bpe, tokenize
 from lightformer.errors import LightformerError
 
 SRC, TGT = "article", "summary"

@@ -162,7 +162,7 @@ def check_translation(path: Path, lang: str, listed: dict[str, tuple[str, int]])
     its lists as lz4 frames without a content checksum, so only this sees an altered byte).
     Returns what vouches for it. With the Release listing, hashing the decompressed content is the
     whole check (a cut stream fails to decompress or hashes otherwise); without it, the format's own."""
-    from lightformer.data.integrity import check_complete
+    from lightformer.datasets.integrity import check_complete
 
     rel = f"main/i18n/Translation-{lang}"
     if rel not in listed:
@@ -182,7 +182,7 @@ def fetch_ddtp(source: Path, raw: Path, pair: tuple[str, str], suite: str, retru
     """Copy the pair's Translation files from ``source`` into ``raw`` and record their sha256 in
     ``raw/manifest.json`` on first use; later fetches must find the same bytes (``retrust``: new
     bytes replace the records, once they pass every other check)."""
-    from lightformer.data.download import read_manifest, write_manifest
+    from lightformer.datasets.download import read_manifest, write_manifest
 
     source, raw = Path(source), Path(raw)
     if not source.is_dir():
@@ -236,7 +236,7 @@ def release_sha256(text: str) -> dict[str, tuple[str, int]]:
 
 def _download_checked(url: str, dest: Path, sha: str | None, size: int | None, what: str) -> str:
     """``url`` into ``dest`` through ``dest.part``, renamed only when sha256 and size match."""
-    from lightformer.data.download import _download
+    from lightformer.datasets.download import _download
 
     part = dest.with_name(dest.name + ".part")
     part.unlink(missing_ok=True)  # the Release pins whole files: never resume into a mismatch
@@ -255,7 +255,7 @@ def fetch_ddtp_http(base_url: str, raw: Path, pair: tuple[str, str], suite: str,
     """The pair's Translation files from a Debian archive over http(s), as apt gets them: the
     suite's Release file (its sha256 recorded on first use, as apt's InRelease signature is not
     checked here), then each ``main/i18n/Translation-<lang>.{xz,bz2}`` checked against it."""
-    from lightformer.data.download import read_manifest, write_manifest
+    from lightformer.datasets.download import read_manifest, write_manifest
 
     base, raw = base_url.rstrip("/"), Path(raw)
     raw.mkdir(parents=True, exist_ok=True)
@@ -292,12 +292,12 @@ def fetch_ddtp_http(base_url: str, raw: Path, pair: tuple[str, str], suite: str,
 
 
 def verify_ddtp(raw: Path) -> dict:
-    from lightformer.data.download import read_manifest
+    from lightformer.datasets.download import read_manifest
 
     manifest = read_manifest(Path(raw))
     if not manifest.get("files"):
         raise LightformerError(f"{raw} holds no fetched DDTP files; run lightformer data fetch ddtp first")
-    from lightformer.data.download import contained
+    from lightformer.datasets.download import contained
 
     for name, rec in manifest["files"].items():
         path = contained(Path(raw), name, f"{raw}/manifest.json")
@@ -310,7 +310,7 @@ def prepare_ddtp(raw: Path, out: Path, pair: tuple[str, str], bpe_merges: int = 
     """Aligned, tokenised (Moses, lowercased, as the IWSLT recipe), length-cleaned, BPE'd splits."""
     from lightformer.data.dictionary import Dictionary
     from lightformer.data.indexed import write_parallel
-    from lightformer.data.text import clean, learn_and_apply_bpe, tokenize_lowercase
+    from lightformer.datasets.text import clean, learn_and_apply_bpe, tokenize_lowercase
 
     manifest = verify_ddtp(raw)
     by_lang = {rec["lang"]: Path(raw) / name for name, rec in manifest["files"].items()}

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lightformer.data.glue_tasks import TASKS
+from lightformer.datasets.glue_tasks import TASKS
 from lightformer.errors import LightformerError
 
 DEV_SPLITS = {t: tuple(task.dev) for t, task in TASKS.items()}

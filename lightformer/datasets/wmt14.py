@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lightformer.data.archives import read_tar_text, seg_lines
+from lightformer.datasets.archives import read_tar_text, seg_lines
 from lightformer.data.indexed import write_joined
-from lightformer.data.text import clean, learn_and_apply_bpe, tokenize
+from lightformer.datasets.text import clean, learn_and_apply_bpe, tokenize
 from lightformer.errors import LightformerError
 
 SRC, TGT = "en", "de"

@@ -11,10 +11,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from lightformer.data.archives import read_tar_text, seg_lines
+from lightformer.datasets.archives import read_tar_text, seg_lines
 from lightformer.data.dictionary import Dictionary
 from lightformer.data.indexed import write_parallel
-from lightformer.data.text import clean, learn_and_apply_bpe, tokenize_lowercase
+from lightformer.datasets.text import clean, learn_and_apply_bpe, tokenize_lowercase
 from lightformer.errors import LightformerError
 
 SRC, TGT = "de", "en"

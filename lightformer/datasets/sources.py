@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from lightformer.data.glue_tasks import TASKS as GLUE_TASK_TABLE
-from lightformer.data.hub import HubSource, RemoteFile
+from lightformer.datasets.glue_tasks import TASKS as GLUE_TASK_TABLE
+from lightformer.datasets.hub import HubSource, RemoteFile
 from lightformer.errors import LightformerError
 
 __all__ = ["DATASETS", "Dataset", "RemoteFile", "get_dataset"]
@@ -20,7 +20,7 @@ class Dataset:
     files: tuple[RemoteFile, ...]
     notes: str = ""
     expected: dict = field(default_factory=dict)  # split sizes the real data gives
-    hub: HubSource | None = None  # files listed by the Hub at a commit (lightformer.data.hub)
+    hub: HubSource | None = None  # files listed by the Hub at a commit (lightformer.datasets.hub)
 
 
 IWSLT14 = Dataset(

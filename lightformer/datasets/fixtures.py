@@ -13,7 +13,7 @@ import random
 import tarfile
 from pathlib import Path
 
-from lightformer.data.iwslt14 import TEST_SETS
+from lightformer.datasets.iwslt14 import TEST_SETS
 
 LEXICON = {
     "der": "the", "die": "the", "das": "the", "den": "the", "ein": "a", "eine": "a", "hund": "dog", "katze": "cat",
@@ -175,7 +175,7 @@ def cnndm_parquet(train: int = 900, valid: int = 100, test: int = 100, seed: int
 
 
 def custom_corpus_files(sizes: dict[str, int] | None = None, seed: int = 7) -> dict[str, bytes]:
-    """A corpus of one's own in every layout ``lightformer.data.corpus`` reads: parallel files
+    """A corpus of one's own in every layout ``lightformer.datasets.corpus`` reads: parallel files
     ``<split>.de``/``<split>.en``, the same pairs as ``<split>.tsv``, and ``<split>.jsonl``
     documents (field ``text``) with newline-joined ``summary`` (their first two sentences)."""
     rng = random.Random(seed)
@@ -227,7 +227,7 @@ def _glue_example(task: str, rng: random.Random) -> tuple[list[str], float]:
 def glue_parquet(train: int = 400, valid: int = 100, test: int = 50, seed: int = 5) -> dict[str, bytes]:
     """nyu-mll/glue's files per task (<task>/<split>-00000-of-00001.parquet; columns as the Hub's,
     plus idx); test labels are -1 as on the Hub; MNLI has matched and mismatched dev/test."""
-    from lightformer.data.glue_tasks import TASKS
+    from lightformer.datasets.glue_tasks import TASKS
 
     out = {}
     for t, task in enumerate(TASKS):
@@ -282,7 +282,7 @@ def write_mirror(root: str | Path) -> dict[str, Path]:
     import hashlib
     import json
 
-    from lightformer.data.sources import CNNDM, GLUE, WMT14_HUB
+    from lightformer.datasets.sources import CNNDM, GLUE, WMT14_HUB
 
     root = Path(root)
     written = {}
