@@ -41,12 +41,14 @@ train() {  # STAGE MODEL [init_from] -- recipe args...
     local stage=$1 model=$2 init=$3; shift 3
     local dir="$OUT/$stage/$model/seed1" runs="$OUT/runs/$stage/$model"
     mkdir -p "$dir" "$OUT/evaluate/$model/seed1"
-    run $LF train --restart-if-changed "$@" data="$DATA" save_dir="$runs" seed=1 ${init:+init_from=$init}
+    local who="{\"task\": \"ddtp\", \"model\": \"$model\", \"seed\": 1}"  # what the reports group by
+    run $LF train --restart-if-changed --record "$who" "$@" data="$DATA" save_dir="$runs" seed=1 ${init:+init_from=$init}
     cp "$runs/checkpoints/$(cat "$runs/checkpoints/best")/model.safetensors" "$dir/model.safetensors"
     cp "$runs/curve.csv" "$dir/curve.csv"
-    run $LF generate "$dir/model.safetensors" --data "$DATA" "${GEN[@]}" --remove-bpe \
+    run $LF generate "$dir/model.safetensors" --data "$DATA" "${GEN[@]}" --remove-bpe --record "$who" \
         --out "$OUT/evaluate/$model/seed1/hyps.txt"
-    $LF params "$dir/model.safetensors" --json > "$OUT/params/$model.json"
+    $LF params "$dir/model.safetensors" --json --record "{\"task\": \"ddtp\", \"model\": \"$model\"}" \
+        > "$OUT/params/$model.json"
 }
 
 mkdir -p "$OUT/params" "$OUT/evaluate"
@@ -57,7 +59,7 @@ for init in svd random random_svd; do  # svd: fine-tuned; the random inits: the 
     name=r3.8_k1_$init; budget=finetune; label=$init; args=("${FT[@]}")
     if [ "$init" != svd ]; then name=${name}_full; budget=full; label=${init}_full; args=("${BASE[@]}"); fi
     mkdir -p "$OUT/compress/$name/seed1"
-    record="{\"variant\": \"$name\", \"family\": \"$name\", \"init\": \"$init\", \"budget\": \"$budget\", \"init_label\": \"$label\", \"lr_scale\": 1.0}"
+    record="{\"task\": \"ddtp\", \"seed\": 1, \"variant\": \"$name\", \"family\": \"$name\", \"init\": \"$init\", \"budget\": \"$budget\", \"init_label\": \"$label\", \"lr_scale\": 1.0}"
     run $LF compress "$base" --ratio 3.8 --init "$init" --seed 1 --out "$OUT/compress/$name/seed1/model.safetensors" \
         --report "$OUT/compress/$name/seed1/report.json" --record "$record"
     timed train finetune "$name" "$OUT/compress/$name/seed1/model.safetensors" "${args[@]}"
@@ -68,7 +70,8 @@ for control in dense_small share_all share_sandwich; do
     mkdir -p "$OUT/controls/$name/seed1"
     run $LF control init --control "$control" "${ratio[@]}" --seed 1 --data "$DATA" \
         --out "$OUT/controls/$name/seed1/init.safetensors" --record "$OUT/controls/$name/seed1/control.json" \
-        --identity "{\"variant\": \"$name\", \"family\": \"$name\", \"lr_scale\": 1.0}" "${BASE[@]}"
+        --identity "{\"task\": \"ddtp\", \"seed\": 1, \"variant\": \"$name\", \"family\": \"$name\", \"lr_scale\": 1.0}" \
+        "${BASE[@]}"
     timed train controls "$name" "$OUT/controls/$name/seed1/init.safetensors" "${BASE[@]}"
 done
 
