@@ -11,7 +11,7 @@ import pytest
 from lightformer.data.synthetic import write_synthetic
 from tests.integrity.helpers import refused
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("records")]  # its fixture trains once, on one worker
 
 
 def lf(*args):

@@ -13,7 +13,8 @@ import pandas as pd
 
 old, new = Path(sys.argv[1]), Path(sys.argv[2])
 VOLATILE = ("commit", "config_sha256", "data_manifest_sha256", "torch", "cuda", "measured", "command", "device_name",
-            "_ms", "speedup", "per_s", "seconds", "wall", "sent_s", "tok_s", "provenance", "threads", "tokens_per_run")
+            "_ms", "speedup", "per_s", "seconds", "wall", "sent_s", "tok_s", "provenance", "threads", "tokens_per_run",
+            "flops_to_target")  # FLOPs per token read back from timed windows (TFLOP/s over tok/s): equal to rounding
 ok = True
 for a in sorted(old.glob("*.csv")):
     b = new / a.name
