@@ -7,23 +7,11 @@ import lightformer as lf
 SLOW = ("tests/workflow/", "tests/slurm/", "tests/integration/")
 
 
-# the longest single tests (minutes each on two cores): started first, so that under `-n 2` neither
-# worker sits idle at the end waiting for one of them (xdist hands out tests in collection order)
-LONGEST = ("tests/workflow/test_dag.py::test_whole_dag", "tests/integration/test_gpu_evidence.py",
-           "tests/workflow/test_changed.py::test_changed_data", "tests/workflow/test_dag.py::test_a_custom_corpus")
-
-
 def pytest_collection_modifyitems(items):
-    """The end-to-end suites are `slow`: `make test-fast` leaves them out, `make test` (CI) runs all.
-    Order: the longest tests, then the other slow ones, then the rest (a stable sort)."""
+    """The end-to-end suites are `slow`: `make test-fast` leaves them out, `make test` (CI) runs all."""
     for item in items:
         if any(part in item.nodeid for part in SLOW):
             item.add_marker(pytest.mark.slow)
-
-    def order(item):
-        longest = [i for i, prefix in enumerate(LONGEST) if item.nodeid.startswith(prefix)]
-        return (0, longest[0]) if longest else (1 if item.get_closest_marker("slow") else 2, 0)
-    items.sort(key=order)
 
 
 @pytest.fixture(autouse=True)
