@@ -1,3 +1,5 @@
+import os
+
 import pytest
 import torch
 
@@ -5,6 +7,13 @@ import lightformer as lf
 
 
 SLOW = ("tests/workflow/", "tests/slurm/", "tests/integration/")
+
+
+def pytest_configure(config):
+    """One intra-op thread per xdist worker: two workers on two cores, each with two threads that
+    spin-wait on tiny tensors, spent minutes of CPU doing nothing (a 400-step fixture took 111 s)."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        torch.set_num_threads(1)
 
 
 def pytest_collection_modifyitems(items):

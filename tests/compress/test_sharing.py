@@ -93,6 +93,7 @@ def test_group_size_must_divide_layer_count():
         lf.compress(tiny("transformer_tiny6"), rank=4, share_layers=4)
 
 
+@pytest.mark.slow  # paper-scale plans (half a minute): make test runs it, make test-fast does not
 def test_plan_alone_predicts_paper_scale_counts():
     """The analytic count used by the ratio solver equals the real model's, at paper scale."""
     m = lf.build_model("transformer_iwslt_de_en", 8848, 6632, share_decoder_input_output_embed=True)

@@ -83,6 +83,7 @@ def test_cli_appends_rows_and_reports_exit_2_on_bad_input(tmp_path, capsys):
     assert r.returncode == 2 and "Traceback" not in r.stderr
 
 
+@pytest.mark.slow  # end to end (30-60 s): make test runs it, make test-fast does not
 def test_gpu_script_reduced_mode_runs_on_cpu(tmp_path):
     """The IWSLT half; the WMT half runs inside gpu_evidence.sh (tests/integration/test_gpu_evidence.py)."""
     env = dict(os.environ, REDUCED="1", PYTHON=sys.executable, TASKS="iwslt14")

@@ -29,6 +29,7 @@ def _weights(run: Path) -> dict:
     return load_file(str(pointed(run, "last") / "model.safetensors"))
 
 
+@pytest.mark.slow  # end to end (30-60 s): make test runs it, make test-fast does not
 def test_synthetic_copy_task_trains_past_90_bleu_and_generates(copy_data, tmp_path, capsys):
     run = tmp_path / "run"
     assert main(["train", "--recipe", "synthetic", f"data={copy_data}", f"save_dir={run}", "threads=2"]) == 0
