@@ -22,6 +22,24 @@ def json_object(text: str) -> dict:
     return value
 
 
+def record_object(text: str) -> dict:
+    """An argparse type for ``--record``: a JSON object whose identity fields are what reports group
+    by, so they are checked here: task, model and variant non-empty text without control
+    characters, seed an integer >= 0."""
+    import argparse
+
+    record = json_object(text)
+    for key in ("task", "model", "variant"):
+        value = record.get(key)
+        if value is not None and (not isinstance(value, str) or not value.strip()
+                                  or any(ord(c) < 32 or c == "\ufeff" for c in value)):
+            raise argparse.ArgumentTypeError(f"{key}={value!r}: expected a name (text, no control characters)")
+    seed = record.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+        raise argparse.ArgumentTypeError(f"seed={seed!r}: expected an integer >= 0")
+    return record
+
+
 def parse_overrides(pairs: list[str]) -> dict:
     """``--set key=value`` model options, typed by ModelConfig (lightformer.options)."""
     from lightformer.config import ModelConfig

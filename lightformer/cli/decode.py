@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from lightformer.cli.common import RECORD_HELP, json_object
+from lightformer.cli.common import RECORD_HELP, record_object
 from lightformer.errors import LightformerError
 from lightformer.io import command_line, write_text_atomic
 from lightformer.provenance import provenance
@@ -106,7 +106,7 @@ def register(sub) -> None:
                    default="tokenized", help="BLEU kind, or rouge for summaries (CNN/DailyMail)")
     s.add_argument("--device", default="auto")
     s.add_argument("--out", required=True, help="hypotheses, one per line in split order (+ OUT.json)")
-    s.add_argument("--record", type=json_object, help=RECORD_HELP)
+    s.add_argument("--record", type=record_object, help=RECORD_HELP)
     s.set_defaults(func=cmd_generate, gpu=True)
 
     s = sub.add_parser("translate", help="translate lines (tokenised + BPE as in training) from a file or stdin")

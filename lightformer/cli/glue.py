@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lightformer.cli.common import RECORD_HELP, json_object
+from lightformer.cli.common import RECORD_HELP, record_object
 from lightformer.errors import LightformerError
 from lightformer.io import command_line, write_text_atomic
 from lightformer.provenance import provenance
@@ -99,7 +99,7 @@ def register(sub) -> None:
     g.add_argument("--task", help="default: the checkpoint's task")
     g.add_argument("--out", required=True)
     g.add_argument("--force", action="store_true", help="replace an existing --out classifier (only one this wrote)")
-    g.add_argument("--record", type=json_object, help=RECORD_HELP)
+    g.add_argument("--record", type=record_object, help=RECORD_HELP)
     g.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="lr=2e-5 epochs=3 batch_size=32 max_len=128 seed=1")
     g.set_defaults(func=cmd_glue_train, gpu=True)
 

@@ -5,7 +5,7 @@ import json
 import sys
 from pathlib import Path
 
-from lightformer.cli.common import RECORD_HELP, json_object, parse_overrides
+from lightformer.cli.common import RECORD_HELP, json_object, parse_overrides, record_object
 from lightformer.errors import LightformerError
 from lightformer.io import command_line, write_text_atomic
 from lightformer.validate import arg, distinct_outputs
@@ -84,11 +84,11 @@ def cmd_params(args) -> None:
     from lightformer.checkpoint import load_checkpoint
     from lightformer.compress.count import count_parameters
 
+    if args.record and (len(args.checkpoints) > 1 or not args.json):  # refused before any file is read
+        raise LightformerError("--record names one checkpoint's counts: give one checkpoint and --json")
     counts = [count_parameters(load_checkpoint(path, verify=args.verify)) for path in args.checkpoints]
     if args.verify:
         print("\n".join(f"{p}: content digest OK" for p in args.checkpoints), file=sys.stderr)
-    if args.record and (len(counts) > 1 or not args.json):
-        raise LightformerError("--record names one checkpoint's counts: give one checkpoint and --json")
     if args.json:
         rows = [{"checkpoint": p} | c for p, c in zip(args.checkpoints, counts)]
         print(json.dumps(counts[0] | ({"record": args.record} if args.record else {}) if len(counts) == 1 else rows,
@@ -198,7 +198,7 @@ def register(sub) -> None:
     s.add_argument("checkpoints", nargs="+")
     s.add_argument("--json", action="store_true")
     s.add_argument("--verify", action="store_true", help="recompute each file's content digest (a flipped byte fails)")
-    s.add_argument("--record", type=json_object, help=RECORD_HELP)
+    s.add_argument("--record", type=record_object, help=RECORD_HELP)
     s.set_defaults(func=cmd_params)
 
     s = sub.add_parser("compress", help="SVD weight transfer (or random init) to a LightFormer")
@@ -212,7 +212,7 @@ def register(sub) -> None:
     s.add_argument("--report", help="JSON report: per-matrix rank, error and energy kept")
     s.add_argument("--force", action="store_true", help="a GLUE classifier --out directory: replace an existing one "
                                                        "(only one this project wrote)")
-    s.add_argument("--record", type=json_object, help="a JSON object stored as the report's 'record': the run's "
+    s.add_argument("--record", type=record_object, help="a JSON object stored as the report's 'record': the run's "
                                                       "identity (task, variant, seed, budget) that reports group by")
     s.set_defaults(func=cmd_compress)
 

@@ -6,7 +6,7 @@ import os
 import sys
 from pathlib import Path
 
-from lightformer.cli.common import RECORD_HELP, json_object
+from lightformer.cli.common import RECORD_HELP, record_object
 from lightformer.errors import LightformerError
 from lightformer.io import command_line, write_rows
 from lightformer.validate import arg, distinct_outputs
@@ -156,7 +156,7 @@ def register(sub) -> None:
     how.add_argument("--restart-if-changed", action="store_true",
                      help="resume when config, data and init_from are unchanged, else move the run aside and start "
                           "over (what the workflow uses); without either flag a changed run is an error")
-    s.add_argument("--record", type=json_object, help=RECORD_HELP)
+    s.add_argument("--record", type=record_object, help=RECORD_HELP)
     s.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="last word, e.g. data=DIR save_dir=DIR lr=1e-3")
     s.set_defaults(func=cmd_train, gpu=True)
 

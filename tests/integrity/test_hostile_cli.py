@@ -156,3 +156,17 @@ def test_translate_input_lines_are_checked(work, tmp_path):
     assert r.returncode == 0 and len(r.stdout.decode().splitlines()) == 2
     refused("translate", root / "dense.safetensors", "--data", data, stdin=b"1 2\n3 \xff\xfe 4\n", watch=(tmp_path,),
             expect="stdin:2: not UTF-8")
+
+
+@pytest.mark.parametrize("record,expect", [('["a"]', "expected an object"), ('{"task": ""}', "task=''"),
+                                           ('{"model": "a\\u0000b"}', "model="), ('{"seed": -1}', "seed=-1"),
+                                           ('{"seed": true}', "seed=True")])
+def test_a_bad_run_record_is_refused_before_anything_runs(work, tmp_path, record, expect):
+    root, _ = work
+    refused("params", root / "dense.safetensors", "--json", "--record", record, watch=(tmp_path,), expect=expect)
+
+
+def test_params_record_needs_one_checkpoint_and_json(work, tmp_path):
+    root, _ = work
+    refused("params", root / "dense.safetensors", "--record", '{"task": "t", "model": "m"}', watch=(tmp_path,),
+            expect="give one checkpoint and --json")
