@@ -55,3 +55,40 @@ def test_the_readme_is_a_front_page():
     assert len(text.splitlines()) <= 150
     for page in re.findall(r"\(docs/([\w-]+\.md)\)", text):
         assert (REPO / "docs" / page).is_file()
+
+
+def _typed_snakemake_commands():
+    """Every `snakemake ...` command the repository tells a user to type (docs, README, config and
+    profile comments), up to two spaces of prose after it."""
+    command = re.compile(r"(?:^|`|#\s+|\$\s+)snakemake\s([^`#\n]*)", re.M)
+    for name, text in _tracked_text_files():
+        if name.startswith("tests/") or name.endswith(".py"):
+            continue
+        for m in command.finditer(text):
+            args = re.split(r"\s{2,}", m.group(1).strip())[0].split()
+            if args and (args[0].startswith("-") or "/" in args[0] or args[0] == "all"):
+                yield name, args
+
+
+def test_every_typed_snakemake_command_parses_as_snakemake_reads_it():
+    """Snakemake's own parser reads `--configfile` greedily: a target typed after it would be read as
+    a config file. Every documented command parses, names config files and profiles that exist, and
+    asks for `all` or a result path (`...`, a value left to the reader, stands for an existing file)."""
+    from snakemake.cli import get_argument_parser
+
+    commands = list(_typed_snakemake_commands())
+    assert len(commands) >= 10, "the command pattern is wrong"
+    wrong = []
+    for name, args in commands:
+        try:
+            parsed = get_argument_parser().parse_args(["config.yaml" if a == "..." else a for a in args])
+        except SystemExit:
+            wrong.append((name, args, "does not parse"))
+            continue
+        for path in [*(parsed.configfile or []), parsed.workflow_profile, *(parsed.profile and [parsed.profile] or [])]:
+            if path is not None and not (REPO / str(path)).exists():
+                wrong.append((name, args, f"{path} does not exist"))
+        for target in parsed.targets:
+            if target != "all" and not target.startswith("results/"):
+                wrong.append((name, args, f"target {target!r}"))
+    assert wrong == []
