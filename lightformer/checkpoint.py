@@ -24,6 +24,7 @@ from lightformer.compress.plan import Group, plan_from_json
 from lightformer.config import ModelConfig
 from lightformer.errors import LightformerError
 from lightformer.io import atomic_path, command_line
+from lightformer.models.build import shapes_only
 from lightformer.models.transformer import Transformer
 
 FORMAT = "lightformer-model"
@@ -190,7 +191,7 @@ def _build(cfg: ModelConfig, groups: list[Group] | None, where: str) -> Transfor
 
 def _check_shapes(path: Path, cfg: ModelConfig, groups: list[Group] | None) -> None:
     """Every stored tensor has the shape the architecture and plan imply (read from the header only)."""
-    with torch.device("meta"):
+    with shapes_only():
         expected = {k: tuple(v.shape) for k, v in _unique_tensors(_build(cfg, groups, str(path))).items()}
     with safe_open(str(path), framework="pt") as f:
         stored = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}

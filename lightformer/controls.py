@@ -19,6 +19,7 @@ import torch
 from lightformer.compress.count import count_parameters
 from lightformer.config import ModelConfig
 from lightformer.errors import LightformerError
+from lightformer.models.build import shapes_only
 from lightformer.models.transformer import Transformer
 
 SHARING = {"share_all": "all", "share_sandwich": "sandwich", "share_cycle_rev": "cycle_rev"}
@@ -27,7 +28,7 @@ CONTROLS = ("dense_small", *SHARING)
 
 def counts(cfg: ModelConfig) -> dict:
     """Parameter counts by role of the model ``cfg`` builds (on the meta device: no memory, no time)."""
-    with torch.device("meta"):
+    with shapes_only():
         return count_parameters(Transformer(cfg))
 
 

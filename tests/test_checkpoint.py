@@ -89,3 +89,31 @@ def test_atomic_dir_replaces_on_success_and_leaves_nothing_on_a_crash(tmp_path):
         (d / "b").write_text("2")
     assert sorted(p.name for p in out.iterdir()) == [OUTPUT_MARK, "b"]  # replaced, not merged
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]  # the old one moved aside, then removed
+
+
+def test_loading_checks_shapes_without_the_compiler_stack(tmp_path):
+    """The header's shape check builds the model on the meta device; it must not run the random
+    fills or factories whose meta kernels import TorchDynamo (0.8 s of every job that loads a
+    checkpoint: generate, compress, params). The loaded model still has its positions table."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "m.safetensors"
+    lf.save_checkpoint(lf.compress(tiny(), rank=4, share_qkv=True), path)
+    probe = (f"import sys, lightformer as lf; m = lf.load_checkpoint({str(path)!r}); "
+             f"print('torch._dynamo' in sys.modules, m.encoder.embed_positions.table.device, "
+             f"float(m.encoder.embed_positions.table.abs().sum()) > 0)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "cpu", "True"]
+
+
+def test_positions_table_follows_the_default_device_with_the_same_values():
+    from lightformer.models.build import shapes_only
+    from lightformer.models.transformer import sinusoidal_table
+
+    with shapes_only():
+        meta = lf.build_model("transformer_tiny", 20, 20)
+    assert meta.encoder.embed_positions.table.is_meta and meta.encoder.embed_tokens.weight.is_meta
+    cpu = lf.build_model("transformer_tiny", 20, 20)
+    assert {k: v.shape for k, v in meta.state_dict().items()} == {k: v.shape for k, v in cpu.state_dict().items()}
+    torch.testing.assert_close(cpu.encoder.embed_positions.table, sinusoidal_table(1024 + 2, 32, 1))

@@ -28,15 +28,18 @@ if TYPE_CHECKING:  # decoding state lives in lightformer.decode; the model only 
 # --- positions --------------------------------------------------------------------------------
 
 def sinusoidal_table(num_positions: int, dim: int, padding_idx: int) -> torch.Tensor:
-    """fairseq's SinusoidalPositionalEmbedding.get_embedding: [sin | cos] halves, pad row zero."""
+    """fairseq's SinusoidalPositionalEmbedding.get_embedding: [sin | cos] halves, pad row zero.
+    Computed on the CPU whatever the default device (the same values everywhere; on the meta
+    device these operators would run torch's Python reference kernels), then moved there."""
     half = dim // 2
-    freq = torch.exp(torch.arange(half, dtype=torch.float) * -(math.log(10000) / (half - 1)))
-    angles = torch.arange(num_positions, dtype=torch.float)[:, None] * freq[None, :]
+    cpu = torch.device("cpu")
+    freq = torch.exp(torch.arange(half, dtype=torch.float, device=cpu) * -(math.log(10000) / (half - 1)))
+    angles = torch.arange(num_positions, dtype=torch.float, device=cpu)[:, None] * freq[None, :]
     table = torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
     if dim % 2:
-        table = torch.cat([table, torch.zeros(num_positions, 1)], dim=1)
+        table = torch.cat([table, torch.zeros(num_positions, 1, device=cpu)], dim=1)
     table[padding_idx] = 0
-    return table
+    return table.to(torch.get_default_device())
 
 
 class SinusoidalPositions(nn.Module):
