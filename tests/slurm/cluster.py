@@ -58,8 +58,9 @@ class LocalSlurm:
     # -- configuration ----------------------------------------------------------------------
     def write_config(self) -> None:
         conf = CONF_DIR / "slurm.conf"
-        if conf.exists() and MARKER not in conf.read_text():
-            raise RuntimeError(f"{conf} exists and is not ours; refusing to overwrite a real cluster's config")
+        for path in (conf, CONF_DIR / "gres.conf"):
+            if path.exists() and MARKER not in path.read_text():
+                raise RuntimeError(f"{path} exists and is not ours; refusing to overwrite a real cluster's config")
         for sub in ("ctld", "d"):
             (self.state / sub).mkdir(parents=True, exist_ok=True)
         for i in range(2):
@@ -116,6 +117,15 @@ class LocalSlurm:
             else:
                 os.kill(pid, signal.SIGKILL)
         self.pids.clear()
+        self.remove_config()
+
+    def remove_config(self) -> None:
+        """Leave the machine as found: a slurm.conf naming a stopped controller makes every later
+        `scontrol` wait ~9 s for it, and the SLURM executor plugin runs `scontrol show config`
+        whenever Snakemake loads its plugins, i.e. at the start of every snakemake command."""
+        for conf in (CONF_DIR / "slurm.conf", CONF_DIR / "gres.conf"):
+            if conf.exists() and MARKER in conf.read_text():
+                conf.unlink()
 
     # -- helpers for tests ------------------------------------------------------------------
     def jobs(self) -> list[dict]:

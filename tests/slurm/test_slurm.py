@@ -37,9 +37,11 @@ def cluster(tmp_path_factory):
     why = missing_requirements()
     if why:
         pytest.fail(f"{why} (or deselect the SLURM tests with -m 'not slurm')")
-    slurm = LocalSlurm(tmp_path_factory.mktemp("slurm-state")).start()
-    yield slurm
-    slurm.stop()
+    slurm = LocalSlurm(tmp_path_factory.mktemp("slurm-state"))
+    try:
+        yield slurm.start()
+    finally:  # also after a failed start: no daemon and no config of ours outlives the tests
+        slurm.stop()
 
 
 def snakemake(workdir, *args, configfile=CONFIG, profile="slurm", timeout=900):
@@ -134,3 +136,21 @@ def test_multigpu_profile_trains_data_parallel_on_the_gpus_of_one_job(cluster, t
     log = (tmp_path / "results/logs/train_baseline/iwslt14/seed1.log").read_text()
     assert "2 ranks, update_freq 2 -> 1 per rank" in log
     assert (tmp_path / MODEL).stat().st_size > 0
+
+
+def test_the_test_cluster_removes_only_its_own_config(tmp_path, monkeypatch):
+    """A slurm.conf left naming a stopped controller made every later `scontrol`, and so every
+    snakemake start (the SLURM plugin asks for the config when it loads), wait ~9 s."""
+    import tests.slurm.cluster as cluster
+
+    monkeypatch.setattr(cluster, "CONF_DIR", tmp_path / "etc")
+    slurm = LocalSlurm(tmp_path / "state")
+    slurm.write_config()
+    assert {p.name for p in (tmp_path / "etc").iterdir()} == {"slurm.conf", "gres.conf"}
+    slurm.stop()
+    assert list((tmp_path / "etc").iterdir()) == []
+    (tmp_path / "etc/gres.conf").write_text("NodeName=real Name=gpu File=/dev/nvidia0\n")  # someone else's
+    with pytest.raises(RuntimeError, match="not ours"):
+        slurm.write_config()
+    slurm.stop()
+    assert (tmp_path / "etc/gres.conf").exists()
