@@ -25,7 +25,7 @@ def rec(model, seed=None, task="copy"):
     return json.dumps({"task": task, "model": model} | ({"seed": seed} if seed else {}))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def outputs(tmp_path_factory):
     """A baseline trained and a variant compressed and fine-tuned, two seeds each, every output
     named only by a number in one flat directory."""

@@ -19,7 +19,12 @@ from tests.conftest import batch, trained_like
 INITS = ["svd_whiten", "svd_fisher", "asvd"]
 
 
-@pytest.fixture(scope="module")
+# its fixture is built once: every test on one worker (xdist_group), kept for the session
+# (a module fixture is rebuilt whenever the worker runs another module in between)
+pytestmark = pytest.mark.xdist_group("data-aware")
+
+
+@pytest.fixture(scope="session")
 def setup(tmp_path_factory):
     """A tiny model whose vocabulary matches a synthetic prepared directory."""
     data = write_synthetic(tmp_path_factory.mktemp("calib") / "copy", "copy", train=400, valid=60, test=20)

@@ -35,7 +35,12 @@ def reverse_batch(g, n=32):
     return src, prev, out
 
 
-@pytest.fixture(scope="module")
+# its fixture is built once: every test on one worker (xdist_group), kept for the session
+# (a module fixture is rebuilt whenever the worker runs another module in between)
+pytestmark = pytest.mark.xdist_group("ct2")
+
+
+@pytest.fixture(scope="session")
 def trained():
     """A two-layer model taught to reverse sequences (about 10 s on 2 CPU cores)."""
     torch.manual_seed(0)

@@ -16,7 +16,12 @@ ARGS = ["--recipe", "synthetic", "save_interval_updates=40", "validate_interval_
         "threads=1", "keep_last=50"]
 
 
-@pytest.fixture(scope="module")
+# its fixture is built once: every test on one worker (xdist_group), kept for the session
+# (a module fixture is rebuilt whenever the worker runs another module in between)
+pytestmark = pytest.mark.xdist_group("resume-integrity")
+
+
+@pytest.fixture(scope="session")
 def base(tmp_path_factory):
     """A finished 120-update run (checkpoints every 40 updates and at each epoch end)."""
     root = tmp_path_factory.mktemp("resume")

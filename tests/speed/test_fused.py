@@ -16,7 +16,12 @@ from lightformer.speed.fast import prepare_for_inference
 HERE = Path(__file__).resolve().parent
 
 
-@pytest.fixture(scope="module")
+# its fixture is built once: every test on one worker (xdist_group), kept for the session
+# (a module fixture is rebuilt whenever the worker runs another module in between)
+pytestmark = pytest.mark.xdist_group("fused")
+
+
+@pytest.fixture(scope="session")
 def checked():
     env = dict(os.environ, TRITON_INTERPRET="1")
     r = subprocess.run([sys.executable, str(HERE / "fused_check.py")], capture_output=True, text=True, env=env,

@@ -22,7 +22,7 @@ MODEL = "results/train/iwslt14/baseline/seed1/model.safetensors"
 RUN = "results/runs/train/iwslt14/baseline/seed1"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def uninterrupted(tmp_path_factory):
     """Data prepared once and the reference run, trained without interruption."""
     work = tmp_path_factory.mktemp("reference")
