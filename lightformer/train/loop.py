@@ -34,7 +34,7 @@ from lightformer.data.indexed import ParallelData, fingerprint
 from lightformer.decode.beam import SearchConfig, beam_search
 from lightformer.errors import LightformerError
 from lightformer.gpu import pick_device
-from lightformer.io import file_sha256, one_writer
+from lightformer.io import atomic_path, file_sha256, one_writer
 from lightformer.metrics.bleu import tokenized_bleu
 from lightformer.models.build import build_model
 from lightformer.models.losses import label_smoothed_nll_loss, seq2seq_loss
@@ -260,12 +260,13 @@ def _set_rng_state(state: dict, device) -> None:
 
 def _rewrite_curve(path: Path, upto_update: int, identity: dict) -> None:
     """Drop curve rows written after the checkpoint being resumed (they will be redone); the rows
-    kept carry this session's identity (a curve from before runs recorded it gains it)."""
+    kept carry this session's identity (a curve from before runs recorded it gains it). Replaced
+    atomically: a crash mid-rewrite leaves the old curve, never half of it."""
     if not path.exists():
         return
     with open(path, newline="") as f:
         rows = [r | identity for r in csv.DictReader(f) if int(r["update"]) <= upto_update]
-    with open(path, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=CURVE_FIELDS + IDENTITY, extrasaction="ignore")
         w.writeheader()
         w.writerows(rows)

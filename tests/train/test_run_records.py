@@ -30,3 +30,33 @@ def test_config_json_dimensions_dropout_overrides_and_plain_progress(tmp_path):
     events = (ft / "events.log").read_text()
     assert "the recipe sets dropout=0.0 (the init_from checkpoint had 0.2)" in events
     assert lf.load_checkpoint(pointed(ft, "last") / "model.safetensors").cfg.dropout == 0.0
+
+
+def test_a_crash_while_the_curve_is_cut_back_leaves_the_old_curve(tmp_path, monkeypatch):
+    """Resuming cuts curve.csv back to the checkpoint; a failure half-way (a full disk) must leave
+    the curve as it was and no temporary file beside it."""
+    import csv
+
+    import pytest
+
+    from lightformer.train import loop
+
+    path = tmp_path / "curve.csv"
+    rows = [{"update": u, "epoch": 1, "train_loss": 5.0 - u / 10} for u in (10, 20, 30)]
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=loop.CURVE_FIELDS + loop.IDENTITY, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    before = path.read_text()
+
+    def full_disk(self, rows):
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as m:
+        m.setattr(csv.DictWriter, "writerows", full_disk)
+        with pytest.raises(OSError):
+            loop._rewrite_curve(path, 20, {"task": "t", "model": "m", "seed": 1})
+    assert path.read_text() == before and [p.name for p in tmp_path.iterdir()] == ["curve.csv"]
+    loop._rewrite_curve(path, 20, {"task": "t", "model": "m", "seed": 1})
+    kept = list(csv.DictReader(open(path)))
+    assert [r["update"] for r in kept] == ["10", "20"] and {r["model"] for r in kept} == {"m"}
