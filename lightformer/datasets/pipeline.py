@@ -8,6 +8,7 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from lightformer.data import prepared_dir, raw_dir
 from lightformer.errors import LightformerError
@@ -48,10 +49,11 @@ class DataOptions:
     tgt_max_tokens: int = option(100, check="at_least_1", help="CNN/DailyMail: truncate summaries (See et al.: 100)")
 
     # which verb reads which option (the CLI offers each verb only its own)
-    VERBS = {"fetch": ("root", "corpus", "pair", "suite", "source", "mirror", "embedded", "retrust", "revision"),
-             "verify": ("root", "corpus"), "mirror": ("root", "corpus"),
-             "prepare": ("root", "corpus", "pair", "bpe_merges", "expected", "valid_from", "workers",
-                         "src_max_tokens", "tgt_max_tokens")}
+    VERBS: ClassVar[dict[str, tuple[str, ...]]] = {
+        "fetch": ("root", "corpus", "pair", "suite", "source", "mirror", "embedded", "retrust", "revision"),
+        "verify": ("root", "corpus"), "mirror": ("root", "corpus"),
+        "prepare": ("root", "corpus", "pair", "bpe_merges", "expected", "valid_from", "workers",
+                    "src_max_tokens", "tgt_max_tokens")}
 
     def __post_init__(self):
         check_fields(self)
