@@ -268,3 +268,24 @@ def test_the_bare_commands_work_from_the_repository_root(tmp_path):
     assert plan.returncode == 0, plan.stderr[-3000:]
     tasks = set(re.findall(r"task=(\w+)", plan.stdout + plan.stderr))
     assert tasks == {"wmt14"}
+
+
+def test_the_real_small_overlay_plans_only_jobs_the_full_grid_runs_too(tmp_path):
+    """workflow/configs/real-small-first.yaml promises that the full grid reuses its jobs: every
+    training, compression, decoding, counting and control command it plans, real-small.yaml plans
+    the same (same command, same paths), and it plans the controls it names."""
+    def commands(*configs, targets):
+        r = subprocess.run([SNAKEMAKE, "-s", str(REPO / "Snakefile"), *targets, "-n", "-p", "--cores", "2",
+                            "--configfile", *[str(REPO / c) for c in configs]],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr[-3000:]
+        verbs = ("train", "compress", "generate", "params", "control")
+        return {line.removeprefix("Shell command: ") for line in (r.stdout + r.stderr).splitlines()
+                if re.match(r"Shell command: lightformer (%s) " % "|".join(verbs), line)}
+
+    full = commands("workflow/configs/real-small.yaml", targets=["all"])
+    first = commands("workflow/configs/real-small.yaml", "workflow/configs/real-small-first.yaml",
+                     targets=["results/tables/ddtp.csv", "results/tables/convergence_ddtp.csv"])
+    assert first and first <= full, sorted(first - full)[:3]
+    assert any("--control dense_small" in c for c in first) and any("--control share_all" in c for c in first)
+    assert any("random_svd_full" in c for c in first) and len(first) < len(full) / 2
