@@ -59,13 +59,13 @@ def cmd_report_lightweight(args) -> None:
     """Ours beside published light-weight Transformers of the benchmark (lightformer.report.published)."""
     import pandas as pd
 
-    from lightformer.report.published import lightweight_figure, lightweight_table
+    from lightformer.report.published import lightweight_figure, lightweight_table, lightweight_view
     from lightformer.report.tables import write_table
     from lightformer.validate import distinct_outputs
 
     distinct_outputs([args.table], [args.out, args.markdown, args.figure])
     table = lightweight_table(pd.read_csv(args.table), args.task, args.dataset)
-    write_table(table, Path(args.out), Path(args.markdown) if args.markdown else None)
+    write_table(table, Path(args.out), Path(args.markdown) if args.markdown else None, view=lightweight_view)
     if args.figure:
         lightweight_figure(table, Path(args.figure))
     print(f"{args.out}: {int((table['kind'] != 'published').sum())} of ours, {int((table['kind'] == 'published').sum())} "
@@ -74,7 +74,7 @@ def cmd_report_lightweight(args) -> None:
 
 def cmd_report_convergence(args) -> None:
     """Updates and training FLOPs to the baseline's final validation loss + margin (lightformer.report.convergence)."""
-    from lightformer.report.convergence import convergence_figure, convergence_rows, run_identity
+    from lightformer.report.convergence import convergence_figure, convergence_rows, convergence_view, run_identity
     from lightformer.report.tables import read_records, write_table
     from lightformer.validate import distinct_outputs
 
@@ -85,7 +85,7 @@ def cmd_report_convergence(args) -> None:
     df = convergence_rows(curves, read_records(args.records), args.margin)
     if df.empty:
         raise LightformerError("no baseline curve with validation losses among --curves")
-    write_table(df, Path(args.out), Path(args.markdown) if args.markdown else None)
+    write_table(df, Path(args.out), Path(args.markdown) if args.markdown else None, view=convergence_view)
     if args.figure:
         convergence_figure(curves, Path(args.figure))
     print(f"{args.out}: {len(df)} models against validation loss {df['target_valid_loss'].iloc[0]:.3f}")

@@ -90,6 +90,21 @@ def convergence_rows(curves: dict[str, list[Path]], records: dict[str, dict], ma
         drop=True)
 
 
+def convergence_view(df: pd.DataFrame) -> pd.DataFrame:
+    """The convergence table as a reader takes it (the CSV keeps tokens and every loss): updates
+    after the parent's (SVD transfer starts from the trained baseline) and to the target loss."""
+    target = df["target_valid_loss"].iloc[0]
+    out = pd.DataFrame({"model": df["model"], "init": df["init"].replace("", "-")})
+    out["best valid loss"] = df["best_valid_loss"]
+    out["updates run"] = [f"{u:,}" + (f" after the parent's {p:,}" if p else "")
+                          for u, p in zip(df["updates_run"], df["parent_updates"])]
+    out[f"updates to valid loss {target:.2f}"] = df["updates_to_target"].map(
+        lambda v: v if isinstance(v, str) else f"{v:,.0f}")
+    if "train_flops_to_target" in df:
+        out["training FLOPs to it"] = df["train_flops_to_target"].map(lambda v: "" if pd.isna(v) else f"{v:.2g}")
+    return out
+
+
 def convergence_figure(curves: dict[str, list[Path]], path: Path) -> None:
     """Validation loss against updates and against training FLOPs, one line per model (first seed)."""
     from lightformer.report.figures import pyplot, save_figure

@@ -86,6 +86,21 @@ def lightweight_table(df, task: str, dataset: str):
     return pd.DataFrame(ours(df, task) + published)
 
 
+def lightweight_view(table):
+    """The comparison as a paper prints it; each row keeps its own parameter convention, BLEU
+    flavour and source (the CSV has both counts where we know them)."""
+    import pandas as pd
+
+    def bleu(b, s, n):
+        return f"{b:.2f} ± {s:.2f}" if pd.notna(n) and n > 1 and pd.notna(s) else f"{b:.2f}"
+
+    return pd.DataFrame({"model": table["model"], "kind": table["kind"],
+                         "params (M)": table["params_m"].map(lambda m: f"{m:.2f}"),
+                         "counted": table["params_convention"],
+                         "BLEU": [bleu(b, s, n) for b, s, n in zip(table["bleu"], table["bleu_sd"], table["seeds"])],
+                         "BLEU flavour": table["bleu_flavour"], "source": table["source"]})
+
+
 def lightweight_figure(table, path) -> None:
     """BLEU against parameters without embeddings (the published convention where both exist): ours
     filled with their Pareto front, published hollow, never joined with ours."""
