@@ -97,7 +97,7 @@ def test_speed_times_both_engines_in_one_interleaved_run():
     from lightformer.speed.bench import SpeedConfig, run_speed
     from tests.conftest import tiny
 
-    dense = tiny("transformer_tiny", src=40, tgt=40)  # two layers: the graphs build in half the time
+    dense = tiny("transformer_tiny6", src=40, tgt=40)
     models = {"dense": dense, "light": lf.compress(dense, rank=4, share_qkv=True)}
     cfg = SpeedConfig(beam=3, src_len=7, runs=2, warmup=1, threads=1, engines=("eager", "compiled"))
     rows = {r["model"]: r for r in run_speed(models, cfg, progress=False)}
