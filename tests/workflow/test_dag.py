@@ -292,3 +292,26 @@ def test_the_real_small_overlay_plans_only_jobs_the_full_grid_runs_too(tmp_path)
     assert first and first <= full, sorted(first - full)[:3]
     assert any("--control dense_small" in c for c in first) and any("--control share_all" in c for c in first)
     assert any("random_svd_full" in c for c in first) and len(first) < len(full) / 2
+
+
+def test_dense_small_trains_under_a_recipe_that_states_the_baselines_width(tmp_path):
+    """A recipe that sets the width (real-small.yaml: model.embed_dim=128, FFN 512) builds the
+    baseline and, narrowed, dense_small; training dense_small must not restate the baseline's
+    width over its own checkpoint (lightformer train refuses a width that differs from init_from)."""
+    config = yaml.safe_load(TINY.read_text())
+    config["seeds"] = [1]
+    task = config["tasks"]["iwslt14"]
+    config["tasks"] = {"iwslt14": task}
+    config.pop("glue")
+    config["measure_speed"]["tasks"] = {"iwslt14": config["measure_speed"]["tasks"]["iwslt14"]}
+    task.pop("ablation")
+    task["train"]["overrides"] |= {"max_updates": 6, "validate_interval_updates": 3, "model.embed_dim": 32,
+                                   "model.encoder_ffn_dim": 64, "model.decoder_ffn_dim": 64, "model.dropout": 0.2}
+    task["controls"] = {"models": ["dense_small"], "lr_scale": [1.0]}
+    path = tmp_path / "wide.yaml"
+    path.write_text(yaml.safe_dump(config))
+    r = snakemake(tmp_path, "results/controls/iwslt14/dense_small_r2.0/seed1/model.safetensors", "-p", configfile=path)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    from lightformer.checkpoint import read_metadata
+    model = read_metadata(tmp_path / "results/controls/iwslt14/dense_small_r2.0/seed1/model.safetensors")["model"]
+    assert model["embed_dim"] < 32 and model["dropout"] == 0.2  # its own width; the recipe's dropout

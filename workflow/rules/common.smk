@@ -323,9 +323,13 @@ def lr_override(task, stage, scale):
 
 
 def control_train_args(wildcards):
-    """The baseline's recipe and budget, at the control's learning-rate scale."""
+    """The baseline's recipe and budget, at the control's learning-rate scale. dense_small's init
+    checkpoint has its own, narrower shapes, so the recipe's shape overrides are left out for it
+    (lightformer train refuses a width that differs from init_from's); the sharing controls have
+    the baseline's shapes, which the recipe restates."""
     c = get_controls(wildcards.task)[wildcards.control]
-    return f"{run_args(wildcards.task, 'train')} {lr_override(wildcards.task, 'train', c.lr_scale)}".strip()
+    args = run_args(wildcards.task, "train", shapes=c.control != "dense_small")
+    return f"{args} {lr_override(wildcards.task, 'train', c.lr_scale)}".strip()
 
 
 def control_init_flags(wildcards):
@@ -346,10 +350,15 @@ def finetune_args(wildcards):
     return f"{run_args(wildcards.task, stage)} {lr_override(wildcards.task, stage, v.lr_scale)}".strip()
 
 
-def run_args(task, stage):
-    """`--recipe R key=value ...` for lightformer train, shell-quoted."""
+DROPOUTS = ("model.dropout", "model.attention_dropout", "model.activation_dropout")
+
+
+def run_args(task, stage, shapes=True):
+    """`--recipe R key=value ...` for lightformer train, shell-quoted; ``shapes=False`` leaves out
+    the model overrides other than dropout (the init checkpoint's own shapes stand)."""
     run = config["tasks"][task][stage]
-    pairs = [shlex.quote(f"{k}={v}") for k, v in run.get("overrides", {}).items()]
+    pairs = [shlex.quote(f"{k}={v}") for k, v in run.get("overrides", {}).items()
+             if shapes or not k.startswith("model.") or k in DROPOUTS]
     return " ".join(["--recipe", shlex.quote(run["recipe"]), *pairs])
 
 
