@@ -54,17 +54,77 @@ def claims() -> str:
         out.append(f"| {name}: speedup | {speedup}x | {x(eager['speedup_same_engine'])} CPU eager, "
                    f"{x(comp['speedup_same_engine'])} CPU compiled, {x(lf_gpu['speedup'])} GPU | {cpu_note}; "
                    f"{gpu_note}; random weights, fixed length | `{COMPILED}`, `speed_nvidia-h200.csv` |")
-    base, svd, rnd = ddtp["baseline"], ddtp["r3.8_k1_svd"], ddtp["r3.8_k1_random_full"]
-    out.append(f"| similar BLEU at fewer parameters | similar | {float(svd['metric_mean']):.2f} vs "
-               f"{float(base['metric_mean']):.2f} BLEU at {x(svd['compression'])} | real text at toy scale (DDTP de-en, "
-               f"d 128, 1,200 + 200 updates on 2 CPU cores); paper scale not yet run | "
-               f"`real-small-ddtp/ddtp.csv` |")
-    out.append(f"| SVD transfer speeds up convergence | faster | {float(svd['metric_mean']):.2f} BLEU after 200 "
-               f"fine-tuning updates vs {float(rnd['metric_mean']):.2f} for random factors after 1,200 | "
-               f"the same run; random factors do not train under this recipe (docs/controls.md) | "
-               f"`real-small-ddtp/ddtp.csv` |")
-    out.append("| out-performs light-weight Transformers | yes | not yet measured | the controls and the published "
-               "rows are built (docs/controls.md); their runs are owed | — |")
+    first = {r["model"]: r for r in rows(f"{FIRST}/ddtp.csv")}
+    conv = {r["model"]: r for r in rows(f"{FIRST}/convergence_ddtp.csv")}
+    base, svd, rsvd = first["baseline"], first["r3.8_k1_svd"], first["r3.8_k1_random_svd_full"]
+    small, shared, rnd = first["dense_small_r3.8"], first["share_all"], ddtp["r3.8_k1_random_full"]
+    where = f"`{FIRST}/ddtp.csv`"
+    ft, full = int(conv["r3.8_k1_svd"]["updates_run"]), int(conv["baseline"]["updates_run"])
+
+    def bleu(r):
+        return f"{float(r['metric_mean']):.2f}"
+
+    out.append(f"| similar BLEU at fewer parameters | similar | {bleu(svd)} vs {bleu(base)} BLEU at {x(svd['compression'])} | "
+               f"real text at toy scale (DDTP de-en, d 128, {full:,} + {ft:,} updates on 2 CPU cores, one seed); "
+               f"paper scale not yet run | {where} |")
+    loss = float(conv["r3.8_k1_svd"]["best_valid_loss"])
+    out.append(f"| SVD transfer speeds up convergence | faster | in the small model's own updates: validation loss "
+               f"{loss:.2f} after {ft:,}; `random_svd` (balanced random factors) {reaches('r3.8_k1_random_svd_full', loss)}"
+               f" (not counting the baseline's {full:,} SVD transfer starts from). Given those {full:,}, `random_svd` "
+               f"reaches {bleu(rsvd)} BLEU, plain random factors {bleu(rnd)} (earlier run) | the same run "
+               f"(docs/controls.md) | `{FIRST}/convergence_ddtp.csv`, `real-small-ddtp/ddtp.csv` |")
+    out.append(f"| out-performs light-weight Transformers | yes | not at toy scale: {bleu(svd)} BLEU against "
+               f"`dense_small` {bleu(small)} ({x(small['compression'])}) and `share_all` {bleu(shared)} "
+               f"({x(shared['compression'])}), both trained {full:,} updates | the same run; published rows beside ours "
+               f"in `lightweight_ddtp.md` are other benchmarks' | {where} |")
+    return "\n".join(out)
+
+
+FIRST = "real-small-first"
+FIRST_MODELS = (("baseline", "the dense baseline"), ("r3.8_k1_svd", "LightFormer: SVD transfer, then 200 fine-tuning updates"),
+                ("r3.8_k1_random_svd_full", "the same factors from the SVD of a fresh dense model, the baseline's budget"),
+                ("dense_small_r3.8", "a dense model of the same size, the baseline's budget"),
+                ("share_all", "one layer shared by all (Universal/ALBERT), the baseline's budget"))
+
+
+def reaches(model: str, loss: float) -> str:
+    """Where a real-small-first curve first reaches a validation loss: between which validations."""
+    curve = [(int(r["update"]), float(r["valid_loss"])) for r in rows(f"{FIRST}/curves/{model}.csv") if r["valid_loss"]]
+    after = next((i for i, (_, v) in enumerate(curve) if v <= loss), None)
+    if after is None:
+        return "does not reach it"
+    return f"reaches it between updates {curve[after - 1][0] if after else 0:,} and {curve[after][0]:,}"
+
+
+def first() -> str:
+    """The controls run on real text (real-small-first.yaml): size, validation loss, test BLEU and
+    updates to the baseline's final validation loss + 0.1, per model; plain random factors from the
+    earlier run of the same recipe (real-small-ddtp)."""
+    table = {r["model"]: r for r in rows(f"{FIRST}/ddtp.csv")}
+    conv = {r["model"]: r for r in rows(f"{FIRST}/convergence_ddtp.csv")}
+    target = float(next(iter(conv.values()))["target_valid_loss"])
+    out = [f"| model | what it is | parameters (w/o embeddings) | x fewer | best valid loss | test BLEU | "
+           f"updates to valid loss {target:.2f} |", "|---|---|---|---|---|---|---|"]
+    for model, what in FIRST_MODELS:
+        r, c = table[model], conv[model]
+        run = int(c["updates_run"])
+        after = f" (after the baseline's {int(c['parent_updates']):,})" if int(c["parent_updates"]) else ""
+        reach = c["updates_to_target"] if c["updates_to_target"] == "not reached" else f"{float(c['updates_to_target']):,.0f} of {run:,}"
+        out.append(f"| {model} | {what} | {int(r['params_total']):,} ({int(r['params_body']):,}) | "
+                   f"{float(r['compression']):.2f} | {float(c['best_valid_loss']):.2f} | "
+                   f"{float(r['metric_mean']):.2f} | {reach}{after} |")
+    old = {r["model"]: r for r in rows("real-small-ddtp/ddtp.csv")}["r3.8_k1_random_full"]
+    old_loss = min(float(r["valid_loss"]) for r in rows("real-small-ddtp/curves/r3.8_k1_random_full.csv")
+                   if r["valid_loss"])
+    out.append(f"| r3.8_k1_random_full | plain random factors, the baseline's budget (earlier run, `real-small-ddtp/`) | "
+               f"{int(old['params_total']):,} ({int(old['params_body']):,}) | {float(old['compression']):.2f} | "
+               f"{old_loss:.2f} | {float(old['metric_mean']):.2f} | {'not reached' if old_loss > target else 'reached'} |")
+    svd = [r for r in rows(f"{FIRST}/curves/r3.8_k1_svd.csv") if r["valid_loss"]]
+    reached = float(svd[-1]["valid_loss"])
+    spans = [f"`{model}` {reaches(model, reached)}" for model in ("r3.8_k1_random_svd_full", "baseline")]
+    out.append("")
+    out.append(f"SVD transfer's validation loss after its {int(svd[-1]['update'])} updates, {reached:.2f}: "
+               f"{'; '.join(spans)} (the validations on either side).")
     return "\n".join(out)
 
 
@@ -227,6 +287,7 @@ def gpu_bounds() -> str:
 
 
 BLOCKS = {"claims": ("README.md", claims), "diagnosis": ("docs/controls.md", diagnosis),
+          "first": ("docs/controls.md", first),
           "compiled": ("docs/speed.md", compiled), "gpu": ("docs/speed.md", gpu),
           "eager_ct2": ("docs/speed.md", eager_ct2), "cpu_bounds": ("docs/speed.md", cpu_bounds),
           "gpu_bounds": ("docs/speed.md", gpu_bounds)}
