@@ -14,6 +14,7 @@ from lightformer.options import check_known
 # fairseq's Dictionary: <s>=0, <pad>=1, </s>=2, <unk>=3 (docs/reference.md §3).
 BOS, PAD, EOS, UNK = 0, 1, 2, 3
 LAYER_SHARING = ("none", "all", "sandwich", "cycle_rev")  # dense cross-layer sharing (models/layer_sharing.py)
+DROPOUTS = ("dropout", "attention_dropout", "activation_dropout")  # the model options fine-tuning may change
 
 
 @dataclass
@@ -48,7 +49,7 @@ class ModelConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise LightformerError(f"{name}={value!r} is invalid: expected a positive integer")
-        for name in ("dropout", "attention_dropout", "activation_dropout"):
+        for name in DROPOUTS:
             value = getattr(self, name)
             if not 0.0 <= float(value) < 1.0:
                 raise LightformerError(f"{name}={value!r} is out of range: allowed 0 <= p < 1")

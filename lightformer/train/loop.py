@@ -29,6 +29,7 @@ import torch.distributed as dist
 from tqdm.auto import tqdm
 
 from lightformer.checkpoint import load_checkpoint
+from lightformer.config import DROPOUTS
 from lightformer.data.batching import collate, epoch_order, length_buckets
 from lightformer.data.indexed import ParallelData, fingerprint
 from lightformer.decode.beam import SearchConfig, beam_search
@@ -163,7 +164,7 @@ def _build_model(cfg: TrainConfig, data: ParallelData, resume: Resume | None):
         return resume.model
     if cfg.init_from:
         model = load_checkpoint(cfg.init_from)
-        drop = {k: v for k, v in cfg.model.items() if k in ("dropout", "attention_dropout", "activation_dropout")}
+        drop = {k: v for k, v in cfg.model.items() if k in DROPOUTS}
         # a training recipe may restate the checkpoint's own shapes (random init at the baseline's budget)
         other = sorted(k for k in set(cfg.model) - set(drop) if getattr(model.cfg, k, None) != cfg.model[k])
         if other:

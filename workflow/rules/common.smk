@@ -350,15 +350,14 @@ def finetune_args(wildcards):
     return f"{run_args(wildcards.task, stage)} {lr_override(wildcards.task, stage, v.lr_scale)}".strip()
 
 
-DROPOUTS = ("model.dropout", "model.attention_dropout", "model.activation_dropout")
-
-
 def run_args(task, stage, shapes=True):
     """`--recipe R key=value ...` for lightformer train, shell-quoted; ``shapes=False`` leaves out
     the model overrides other than dropout (the init checkpoint's own shapes stand)."""
+    from lightformer.config import DROPOUTS
+
     run = config["tasks"][task][stage]
     pairs = [shlex.quote(f"{k}={v}") for k, v in run.get("overrides", {}).items()
-             if shapes or not k.startswith("model.") or k in DROPOUTS]
+             if shapes or not k.startswith("model.") or k.removeprefix("model.") in DROPOUTS]
     return " ".join(["--recipe", shlex.quote(run["recipe"]), *pairs])
 
 
