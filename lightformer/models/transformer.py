@@ -96,6 +96,8 @@ class MultiheadAttention(nn.Module):
 
     def _heads(self, t: torch.Tensor) -> torch.Tensor:
         B, T, _ = t.shape
+        if T == 1:  # a decoding step: the same layout without a transpose (an exported graph would copy)
+            return t.view(B, self.num_heads, 1, self.head_dim)
         return t.view(B, T, self.num_heads, self.head_dim).transpose(1, 2)  # (B, H, T, hd)
 
     def qkv(self, x: torch.Tensor):
@@ -127,7 +129,8 @@ class MultiheadAttention(nn.Module):
             q, k, v, attn_mask=mask, is_causal=is_causal,
             dropout_p=self.dropout if self.training else 0.0)  # (B, H, Tq, hd); scale hd^-1/2 as fairseq
         B, H, T, hd = out.shape
-        return self.out_proj(out.transpose(1, 2).reshape(B, T, H * hd))
+        out = out.reshape(B, 1, H * hd) if T == 1 else out.transpose(1, 2).reshape(B, T, H * hd)
+        return self.out_proj(out)
 
 
 # --- layers -----------------------------------------------------------------------------------

@@ -30,15 +30,17 @@ from lightformer.decode.beam import SearchConfig, beam_search
 from lightformer.decode.cache import init_cache
 from lightformer.errors import LightformerError
 from lightformer.gpu import pick_device
-from lightformer.io import command_line
-from lightformer.speed.fast import prepare_for_inference
 from lightformer.hardware import device_name
+from lightformer.io import command_line
 from lightformer.options import check_fields, option
 from lightformer.paper import SIZES
+from lightformer.speed.fast import prepare_for_inference
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
-ENGINES = ("eager", "compiled")  # how our models decode: operator by operator, or compiled graphs
-ENGINE_LABEL = {"eager": "lightformer", "compiled": "lightformer-compiled"}  # the rows' engine column
+# how our models decode: operator by operator, compiled graphs, or exported to an inference runtime
+ENGINES = ("eager", "compiled", "onnxruntime", "openvino")
+ENGINE_LABEL = {"eager": "lightformer", "compiled": "lightformer-compiled",  # the rows' engine column
+                "onnxruntime": "lightformer-onnxruntime", "openvino": "lightformer-openvino"}
 
 def paper_size_models(task: str, seed: int = 1) -> dict:
     """A random-weight dense model of ``task``'s paper size and a LightFormer of the shapes SVD
@@ -107,8 +109,10 @@ class SpeedConfig:
                                     "changes outputs slightly")
     engines: tuple[str, ...] = option(("eager",), flag="--engine", choices=ENGINES,
                                       help="how our models decode, each timed in the same interleaved run: eager "
-                                           "(operator by operator) and/or compiled (CPU: TorchInductor graphs per "
-                                           "search step, built in the warm-up; decode/compiled.py)")
+                                           "(operator by operator), compiled (CPU: TorchInductor graphs per search "
+                                           "step, built in the warm-up; decode/compiled.py), onnxruntime or openvino "
+                                           "(CPU: encoder and decoder step exported to ONNX, run in that runtime, "
+                                           "quantised by ONNX Runtime under --int8; speed/runtime.py)")
     seed: int = option(0, check="nonnegative", help="the synthetic sources")
 
     def __post_init__(self):
@@ -147,6 +151,13 @@ class SpeedConfig:
             check_compiled(torch.device(self.device))
             if self.warmup < 1:
                 raise LightformerError("the compiled engine needs warmup >= 1: its graphs are built in the warm-up")
+        for runtime in set(self.engines) & {"onnxruntime", "openvino"}:
+            from lightformer.speed.runtime import check_runtime
+
+            check_runtime(runtime, torch.device(self.device))
+            if self.dtype != "fp32":
+                raise LightformerError(f"the {runtime} engine runs the fp32 export (int8 with --int8); "
+                                       f"drop --dtype {self.dtype}")
 
 
 def percentile(xs: list[float], q: float) -> float:
@@ -238,9 +249,11 @@ def launches_per_step(model, rows: int, src_len: int, tgt_len: int, device: torc
     top-level ATen operators on a CPU. Counted on a static-cache step halfway through the target,
     the shape a CUDA graph replays; the beam search's own operators are not included. A compiled
     ``engine``: the ATen operators its step graph still dispatches (its C++ wrapper calls the
-    BLAS products directly; what it dispatches are mostly views and copies around them)."""
+    BLAS products directly; what it dispatches are mostly views and copies around them); a runtime
+    ``engine``: the nodes of its exported step graph (before the runtime's own fusions) and the
+    ATen operators around it."""
     if engine is not None:
-        return _compiled_launches(engine, rows, src_len, tgt_len, device)
+        return _compiled_launches(engine, rows, src_len, tgt_len, device) + getattr(engine, "step_nodes", 0)
     from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
 
@@ -323,6 +336,24 @@ def _runnable(models: dict, cfg: SpeedConfig, device: torch.device) -> tuple[dic
     return run_models, params
 
 
+def _engines(models: dict, run_models: dict, ours: list[str], cfg: SpeedConfig, device: torch.device) -> dict:
+    """{(model, engine): the search engine} for every engine but eager. Runtimes export the fp32
+    inference model and, under --int8, quantise it themselves (not FBGEMM's int8 modules)."""
+    built = {}
+    for e in cfg.engines:
+        for n in ours:
+            if e == "compiled":
+                from lightformer.decode.compiled import CompiledSearch
+
+                built[n, e] = CompiledSearch(run_models[n])
+            elif e != "eager":
+                from lightformer.speed.runtime import RuntimeSearch
+
+                fp32 = prepare_for_inference(models[n], device=device) if cfg.int8 else run_models[n]
+                built[n, e] = RuntimeSearch(fp32, e, int8=cfg.int8, threads=cfg.threads or torch.get_num_threads())
+    return built
+
+
 def _source_batches(cfg: SpeedConfig, src_vocab: int, sources: list[torch.Tensor] | None,
                     device: torch.device) -> tuple[list[torch.Tensor], int]:
     """(batches on the device, sentences per run): latency is one fixed synthetic sentence."""
@@ -398,14 +429,9 @@ def run_speed(models: dict, cfg: SpeedConfig, progress: bool = True,
     search = SearchConfig(beam=cfg.beam, lenpen=cfg.lenpen, max_len_a=0, max_len_b=cfg.tgt_len,
                           min_len=1, fixed_length=cfg.fixed_length)
     timer = Timer(device)
-    compiled = {}
-    if "compiled" in cfg.engines:
-        from lightformer.decode.compiled import CompiledSearch
-
-        compiled = {n: CompiledSearch(run_models[n]) for n in ours}
-    runners = {row: _torch_runner(run_models[n], search, timer, {}, cfg.cuda_graph, compiled.get(n) if e == "compiled"
-                                  else None) if e else _ct2_runner(run_models[n], cfg, batches)
-               for row, (n, e) in entries.items()}
+    built = _engines(models, run_models, ours, cfg, device)  # {(model, engine): its search engine}
+    runners = {row: _torch_runner(run_models[n], search, timer, {}, cfg.cuda_graph, built.get((n, e)))
+               if e else _ct2_runner(run_models[n], cfg, batches) for row, (n, e) in entries.items()}
     times = _time_interleaved(runners, batches, cfg, device, progress)
     meta = {
         "protocol": cfg.protocol, "device": device.type, "device_name": device_name(device),
@@ -429,7 +455,7 @@ def run_speed(models: dict, cfg: SpeedConfig, progress: bool = True,
         t, ct2 = times[row], e is None
         mac = mac_of.get(n)
         launches = "" if ct2 else launches_per_step(run_models[n], rows_per_step, cfg.src_len, cfg.tgt_len, device,
-                                                    compiled.get(n) if e == "compiled" else None)
+                                                    built.get((n, e)))
         same = speedup_stats(times[first_of_engine[e]]["total"], t["total"])
         rows.append({
             "model": row, "entry": n, "engine": "ctranslate2" if ct2 else ENGINE_LABEL[e],
@@ -441,7 +467,8 @@ def run_speed(models: dict, cfg: SpeedConfig, progress: bool = True,
             "launches_per_step": launches,
             "launches_unit": "" if ct2 else ("cuda kernels" if device.type == "cuda" else
                                              "aten ops dispatched by the compiled step" if e == "compiled"
-                                             else "aten ops"),
+                                             else "aten ops" if e == "eager"
+                                             else "onnx nodes of the exported step + aten ops around it"),
             "encoder_ms": math.nan if ct2 else 1e3 * trimmed_mean(t["enc"]),
             "decoder_ms": math.nan if ct2 else 1e3 * trimmed_mean(t["dec"]),
             "total_ms": 1e3 * trimmed_mean(t["total"]),

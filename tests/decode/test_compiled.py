@@ -93,19 +93,23 @@ def test_compiled_engine_is_refused_off_the_cpu():
         check_compiled(torch.device("cuda"))
 
 
-def test_speed_times_both_engines_in_one_interleaved_run():
+def test_speed_times_every_engine_in_one_interleaved_run():
     from lightformer.speed.bench import SpeedConfig, run_speed
     from tests.conftest import tiny
 
     dense = tiny("transformer_tiny6", src=40, tgt=40)
     models = {"dense": dense, "light": lf.compress(dense, rank=4, share_qkv=True)}
-    cfg = SpeedConfig(beam=3, src_len=7, runs=2, warmup=1, threads=1, engines=("eager", "compiled"))
+    cfg = SpeedConfig(beam=3, src_len=7, runs=2, warmup=1, threads=1, engines=("eager", "compiled", "onnxruntime"))
     rows = {r["model"]: r for r in run_speed(models, cfg, progress=False)}
-    assert list(rows) == ["dense", "light", "dense_compiled", "light_compiled"]
-    assert {r["engine"] for r in rows.values()} == {"lightformer", "lightformer-compiled"}
+    assert list(rows) == ["dense", "light", "dense_compiled", "light_compiled", "dense_onnxruntime",
+                          "light_onnxruntime"]
+    assert {r["engine"] for r in rows.values()} == {"lightformer", "lightformer-compiled", "lightformer-onnxruntime"}
     assert rows["light_compiled"]["engine_reference"] == "dense_compiled"  # compiled against compiled
+    assert rows["light_onnxruntime"]["engine_reference"] == "dense_onnxruntime"
     assert rows["dense_compiled"]["speedup_same_engine"] == 1.0 and rows["dense"]["speedup"] == 1.0
     assert rows["dense_compiled"]["macs_per_tgt_token"] == rows["dense"]["macs_per_tgt_token"]
     for name in models:  # the compiled step dispatches fewer operators (graphs with symbolic sizes: more)
         eager, compiled = rows[name]["launches_per_step"], rows[f"{name}_compiled"]["launches_per_step"]
         assert 0 < compiled < 0.75 * eager, (name, compiled, eager)
+        assert rows[f"{name}_onnxruntime"]["launches_unit"].startswith("onnx nodes")
+        assert rows[f"{name}_onnxruntime"]["launches_per_step"] > 0 and rows[f"{name}_onnxruntime"]["total_ms"] > 0

@@ -12,27 +12,16 @@ import lightformer as lf
 from lightformer.data.batching import collate
 from lightformer.decode.beam import SearchConfig, beam_search
 from lightformer.errors import LightformerError
-from lightformer.export.ct2 import MARKER, export_ct2, factorised_modules, read_export, synthetic_symbols
-from tests.conftest import trained_like
+from lightformer.export.ct2 import (
+    MARKER,
+    export_ct2,
+    factorised_modules,
+    read_export,
+    synthetic_symbols,
+)
+from tests.conftest import reverse_model, trained_like
 
 V = 24
-
-
-def reverse_batch(g, n=32):
-    rows = []
-    for _ in range(n):
-        L = int(torch.randint(3, 9, (1,), generator=g))
-        rows.append(torch.randint(4, V, (L,), generator=g))
-    src = collate([torch.cat([r, torch.tensor([2])]) for r in rows])["src_tokens"]
-    tgt = [torch.cat([r.flip(0), torch.tensor([2])]) for r in rows]
-    T = max(len(t) for t in tgt)
-    out = torch.full((n, T), 1)
-    prev = torch.full((n, T), 1)
-    for i, t in enumerate(tgt):
-        out[i, :len(t)] = t
-        prev[i, 0] = 2
-        prev[i, 1:len(t)] = t[:-1]
-    return src, prev, out
 
 
 # its fixture is built once: every test on one worker (xdist_group), kept for the session
@@ -42,20 +31,7 @@ pytestmark = pytest.mark.xdist_group("ct2")
 
 @pytest.fixture(scope="session")
 def trained():
-    """A two-layer model taught to reverse sequences (about 10 s on 2 CPU cores)."""
-    torch.manual_seed(0)
-    m = lf.build_model("transformer_tiny", V, V, seed=3, dropout=0.0, share_decoder_input_output_embed=True)
-    opt = torch.optim.Adam(m.parameters(), lr=3e-3)
-    g = torch.Generator().manual_seed(0)
-    m.train()
-    for _ in range(400):
-        src, prev, out = reverse_batch(g)
-        loss = F.cross_entropy(m(src, prev).reshape(-1, V), out.reshape(-1), ignore_index=1)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    assert loss.item() < 0.5, loss.item()  # it learned the task: peaked distributions
-    return m.eval()
+    return reverse_model(V)
 
 
 def sources(n=12, seed=7):

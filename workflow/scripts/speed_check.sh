@@ -10,7 +10,8 @@
 #
 #   bash workflow/scripts/speed_check.sh [OUTDIR]            # one H100/H200: ~10 min (TASKS=iwslt14 / wmt14: half)
 #   DEVICE=cpu bash workflow/scripts/speed_check.sh DIR      # CPU: batch 1, 1 thread, fp32 and int8; batch 32,
-#                                                            # all threads; eager and compiled (~1 h on 2 cores)
+#                                                            # all threads; eager, compiled, ONNX Runtime and
+#                                                            # OpenVINO (ENGINES=...; about 1 h per task on 2 cores)
 #   REDUCED=1 bash workflow/scripts/speed_check.sh DIR       # CPU, tiny models, few runs (tests)
 #
 # CTranslate2 rows need the ctranslate2 package (carry its wheel to an offline GPU host); its wheels
@@ -95,12 +96,13 @@ speed() {  # title, then lightformer speed arguments; a failure is logged and th
 }
 
 measure_cpu() {  # task beam lenpen src_len: batch 1, one thread, fp32 then int8; then batch 32, all threads;
-    # each run times our models eager and compiled (decode/compiled.py), interleaved with CTranslate2's
+    # each run times our models under every engine (ENGINES: eager, compiled = decode/compiled.py,
+    # onnxruntime and openvino = speed/runtime.py), interleaved with CTranslate2's
     local task=$1 beam=$2 lenpen=$3 src_len=$4
     local ours=("$CK/${task}_baseline.safetensors" "$CK/${task}_lf_k1.safetensors" "$CK/${task}_lf_k2qkv.safetensors")
     local names=("${task}_baseline" "${task}_lf_k1" "${task}_lf_k2qkv")
     local common=(--beam "$beam" --lenpen "$lenpen" --src-len "$src_len" --warmup "$WARMUP" --task "$task"
-                  --engine eager compiled)
+                  --engine ${ENGINES:-eager compiled onnxruntime openvino})
     local lat=(--protocol latency --runs "$LAT_RUNS" --threads "${THREADS:-1}")
     local tp=(--protocol throughput --batch 32 --sentences "${CPU_SENTENCES:-128}" --runs "${TP_RUNS:-3}"
               --threads "${TP_THREADS:-$(nproc)}")
