@@ -158,6 +158,9 @@ class SpeedConfig:
             if self.dtype != "fp32":
                 raise LightformerError(f"the {runtime} engine runs the fp32 export (int8 with --int8); "
                                        f"drop --dtype {self.dtype}")
+        if self.int8 and "openvino" in self.engines:
+            raise LightformerError("--int8 is ONNX Runtime's quantisation, which OpenVINO runs 3-4x slower than ONNX Runtime "
+                                   "does (docs/speed.md); time openvino without --int8")
 
 
 def percentile(xs: list[float], q: float) -> float:

@@ -67,6 +67,12 @@ def test_bad_speed_options():
         SpeedConfig(device="cuda", engines=("compiled",))
     with pytest.raises(lf.LightformerError, match="warmup"):
         SpeedConfig(engines=("compiled",), warmup=0)
+    with pytest.raises(lf.LightformerError, match="CPU path"):
+        SpeedConfig(device="cuda", engines=("onnxruntime",))
+    with pytest.raises(lf.LightformerError, match="fp32 export"):
+        SpeedConfig(engines=("eager", "openvino"), dtype="bf16")
+    with pytest.raises(lf.LightformerError, match="without --int8"):
+        SpeedConfig(engines=("onnxruntime", "openvino"), int8=True)
 
 
 def test_cli_appends_rows_and_reports_exit_2_on_bad_input(tmp_path, capsys):

@@ -1,6 +1,6 @@
 """The tables of numbers in README.md and docs/, rendered from the committed measurements in
 results/reference/ so no number in them is typed by hand: the README's claims-vs-ours table,
-docs/controls.md's diagnosis table and docs/speed.md's CPU, compiled and GPU tables and its
+docs/controls.md's diagnosis table and docs/speed.md's CPU, compiled, runtime and GPU tables and its
 account of what bounds the CPU numbers, each between its markers.
 
     python workflow/scripts/doc_numbers.py            # print them
@@ -32,6 +32,7 @@ def pick(table: list[dict], **match) -> dict:
 
 
 COMPILED = "speed_cpu-2core_compiled.csv"
+RUNTIMES = "speed_cpu-2core_runtimes.csv"
 
 
 def x(value) -> str:
@@ -168,12 +169,13 @@ def diagnosis() -> str:
     return "\n".join(out)
 
 
-def compiled() -> str:
-    """Eager against compiled decoding on this CPU, per task and setting: ms per run of our dense
-    model, LightFormer's speedup over it under the same engine and precision, CTranslate2's time."""
-    table = rows(COMPILED)
-    out = ["| task, setting | engine | our dense | LightFormer k1 | LightFormer k2qkv | CTranslate2 (dense weights) |",
-           "|---|---|---|---|---|---|"]
+def engine_table(csv_name: str, engines: tuple[str, ...]) -> str:
+    """Our engines on this CPU, per task and setting: ms per run of our dense model, LightFormer's
+    speedup over it under the same engine and precision, our dense model against CTranslate2 on
+    the same weights in the same run (>1: ours is slower), CTranslate2's times."""
+    table = rows(csv_name)
+    out = ["| task, setting | engine | our dense | LightFormer k1 | LightFormer k2qkv | dense / CTranslate2 "
+           "| CTranslate2 (dense weights) |", "|---|---|---|---|---|---|---|"]
     settings = (("latency", "False", "batch 1, fp32, 1 thread"), ("latency", "True", "batch 1, int8, 1 thread"),
                 ("throughput", "False", "batch 32, fp32, 2 threads"))
     for task in ("iwslt14", "wmt14"):
@@ -182,19 +184,59 @@ def compiled() -> str:
             mine = [r for r in table if r["task"] == task and r["protocol"] == protocol and r["int8"] == int8]
             if not mine:
                 continue
-            ct2 = ", ".join(f"{r['compute_type'].split('_')[0]} {float(r['total_ms']):,.0f} ms" for r in mine
-                            if r["engine"] == "ctranslate2")
-            for engine, suffix in (("lightformer", ""), ("lightformer-compiled", "_compiled")):
-                sfx = ("_int8" if int8 == "True" else "") + suffix
+            ct2_rows = [r for r in mine if r["engine"] == "ctranslate2"]
+            ct2 = ", ".join(f"{r['compute_type'].split('_')[0]} {float(r['total_ms']):,.0f} ms" for r in ct2_rows)
+            same_precision = [r for r in ct2_rows if r["compute_type"].startswith("int8") == (int8 == "True")]
+            for i, engine in enumerate(engines):
+                sfx = ("_int8" if int8 == "True" else "") + ("" if engine == "eager" else f"_{engine}")
+                label_engine = "lightformer" if engine == "eager" else f"lightformer-{engine}"
+                if not any(r["engine"] == label_engine for r in mine):
+                    continue  # not run in this setting (OpenVINO in int8)
 
                 def get(model):
-                    return pick(mine, model=f"{task}_{model}{sfx}", engine=engine)
+                    return pick(mine, model=f"{task}_{model}{sfx}", engine=label_engine)
                 base = get("baseline")
                 cells = [f"{float(get(m)['total_ms']):,.0f} ms: **{float(get(m)['speedup_same_engine']):.2f}x**"
                          for m in ("lf_k1", "lf_k2qkv")]
-                out.append(f"| {name}, {label} | {engine.removeprefix('lightformer-') if suffix else 'eager'} | "
-                           f"{float(base['total_ms']):,.0f} ms | {cells[0]} | {cells[1]} | "
-                           f"{ct2 if not suffix else ''} |")
+                vs = f"{float(base['total_ms']) / float(same_precision[0]['total_ms']):.2f}" if same_precision else ""
+                out.append(f"| {name}, {label} | {engine} | {float(base['total_ms']):,.0f} ms | {cells[0]} | "
+                           f"{cells[1]} | {vs} | {ct2 if i == 0 else ''} |")
+    return "\n".join(out)
+
+
+def compiled() -> str:
+    return engine_table(COMPILED, ("eager", "compiled"))
+
+
+def runtimes() -> str:
+    return engine_table(RUNTIMES, ("eager", "compiled", "onnxruntime", "openvino"))
+
+
+def runtime_findings() -> str:
+    """What the runtime table says against issue 25's CPU targets, each figure read from it."""
+    table = rows(RUNTIMES)
+
+    def ms(task, model, engine, int8="False"):
+        return float(pick(table, task=task, model=model, engine=engine, int8=int8, protocol="latency")["total_ms"])
+
+    def same(task, model, engine, int8="False"):
+        return float(pick(table, task=task, model=model, engine=engine, int8=int8,
+                          protocol="latency")["speedup_same_engine"])
+    out = []
+    for task, name, target in (("iwslt14", "IWSLT", 3.0), ("wmt14", "WMT", 1.7)):
+        ct2 = ms(task, f"{task}_ct2_fp32", "ctranslate2")
+        ct8 = ms(task, f"{task}_ct2_int8", "ctranslate2", "True")
+        dense = {e: ms(task, f"{task}_baseline{s}", f"lightformer{s.replace('_', '-')}")
+                 for e, s in (("eager", ""), ("compiled", "_compiled"), ("ONNX Runtime", "_onnxruntime"))}
+        lf8 = min(ms(task, f"{task}_lf_{k}_int8{s}", f"lightformer{s.replace('_', '-')}", "True")
+                  for k in ("k1", "k2qkv") for s in ("", "_compiled", "_onnxruntime"))
+        out.append(
+            f"- **{name}**: LightFormer k1 over our dense model is {same(task, f'{task}_lf_k1_compiled', 'lightformer-compiled'):.2f}x "
+            f"compiled and {same(task, f'{task}_lf_k1_onnxruntime', 'lightformer-onnxruntime'):.2f}x in ONNX Runtime "
+            f"(target {target}x, compiled against compiled). Our dense model against CTranslate2 fp32 ({ct2:,.0f} ms): "
+            + ", ".join(f"{e} {t / ct2:.2f}x" for e, t in dense.items())
+            + f" (target within 1.1x). The fastest LightFormer in int8 takes {lf8:,.0f} ms, CTranslate2 int8 on the "
+              f"dense model {ct8:,.0f} ms ({lf8 / ct8:.2f}x; target: faster).")
     return "\n".join(out)
 
 
@@ -301,7 +343,9 @@ def gpu_bounds() -> str:
 
 BLOCKS = {"claims": ("README.md", claims), "diagnosis": ("docs/controls.md", diagnosis),
           "first": ("docs/controls.md", first),
-          "compiled": ("docs/speed.md", compiled), "gpu": ("docs/speed.md", gpu),
+          "compiled": ("docs/speed.md", compiled), "runtimes": ("docs/speed.md", runtimes),
+          "runtime_findings": ("docs/speed.md", runtime_findings),
+          "gpu": ("docs/speed.md", gpu),
           "eager_ct2": ("docs/speed.md", eager_ct2), "cpu_bounds": ("docs/speed.md", cpu_bounds),
           "gpu_bounds": ("docs/speed.md", gpu_bounds)}
 

@@ -101,8 +101,9 @@ measure_cpu() {  # task beam lenpen src_len: batch 1, one thread, fp32 then int8
     local task=$1 beam=$2 lenpen=$3 src_len=$4
     local ours=("$CK/${task}_baseline.safetensors" "$CK/${task}_lf_k1.safetensors" "$CK/${task}_lf_k2qkv.safetensors")
     local names=("${task}_baseline" "${task}_lf_k1" "${task}_lf_k2qkv")
-    local common=(--beam "$beam" --lenpen "$lenpen" --src-len "$src_len" --warmup "$WARMUP" --task "$task"
-                  --engine ${ENGINES:-eager compiled onnxruntime openvino})
+    local engines=(${ENGINES:-eager compiled onnxruntime openvino}) int8_engines=() e
+    for e in "${engines[@]}"; do [ "$e" = openvino ] || int8_engines+=("$e"); done  # int8: ONNX Runtime's quantisation
+    local common=(--beam "$beam" --lenpen "$lenpen" --src-len "$src_len" --warmup "$WARMUP" --task "$task")
     local lat=(--protocol latency --runs "$LAT_RUNS" --threads "${THREADS:-1}")
     local tp=(--protocol throughput --batch 32 --sentences "${CPU_SENTENCES:-128}" --runs "${TP_RUNS:-3}"
               --threads "${TP_THREADS:-$(nproc)}")
@@ -112,11 +113,12 @@ measure_cpu() {  # task beam lenpen src_len: batch 1, one thread, fp32 then int8
         ctn=("${task}_ct2_fp32" "${task}_ct2_int8")
         ct8=("ct2:$CK/${task}_baseline.ct2:int8"); ct8n=("${task}_ct2_int8")
     fi
-    speed "$task batch 1, fp32" "${ours[@]}" "${ct[@]}" --names "${names[@]}" "${ctn[@]}" "${lat[@]}" "${common[@]}"
+    speed "$task batch 1, fp32" "${ours[@]}" "${ct[@]}" --names "${names[@]}" "${ctn[@]}" "${lat[@]}" "${common[@]}" \
+        --engine "${engines[@]}"
     speed "$task batch 1, int8" "${ours[@]}" "${ct8[@]}" --names "${names[@]/%/_int8}" "${ct8n[@]}" --int8 \
-        "${lat[@]}" "${common[@]}"
+        "${lat[@]}" "${common[@]}" --engine "${int8_engines[@]}"
     [ "${THROUGHPUT:-1}" = 1 ] && speed "$task batch 32, fp32" "${ours[@]}" "${ct[@]}" --names "${names[@]}" \
-        "${ctn[@]}" "${tp[@]}" "${common[@]}"
+        "${ctn[@]}" "${tp[@]}" "${common[@]}" --engine "${engines[@]}"
     return 0
 }
 
