@@ -21,13 +21,15 @@ demo: install
 
 # two workers (a 2-core machine; tests sharing a module-scoped run stay on one: xdist_group) and,
 # beside them, the SLURM tests: those mostly wait on the scheduler and its polling, so they overlap
-# the rest (their report is printed after the others'); the status is the worse of the two
+# the rest (their report is printed after the others'); the status is the worse of the two.
+# OMP_WAIT_POLICY=PASSIVE: OpenMP threads sleep instead of spinning while they wait; the tests and
+# the jobs they start share two cores, and spinning threads took CPU from the processes at work
 test: install
-	@$(BIN)/python -m pytest -q -m slurm > .slurm-tests.log 2>&1 & slurm=$$!; \
+	@export OMP_WAIT_POLICY=PASSIVE; $(BIN)/python -m pytest -q -m slurm > .slurm-tests.log 2>&1 & slurm=$$!; \
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup -m "not slurm"; rest=$$?; \
 	wait $$slurm; status=$$?; echo "== SLURM tests (run beside the others)"; cat .slurm-tests.log; \
 	rm -f .slurm-tests.log; [ $$rest = 0 ] && [ $$status = 0 ]
 
 # the inner loop: everything but the real workflow, SLURM and end-to-end suites (make test runs them)
 test-fast: install
-	$(BIN)/python -m pytest -q -m "not slow" -n 2
+	OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest -q -m "not slow" -n 2

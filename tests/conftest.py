@@ -17,18 +17,16 @@ def pytest_configure(config):
         torch.set_num_threads(1)
 
 
-# the longest first (as --durations measured them on a 2-core machine): xdist hands tests out in
-# collection order, and the whole-DAG run (~5 min) collected last kept one worker busy ~100 s after
-# the other had finished
-LONGEST_FIRST = ("tests/workflow/test_dag.py", "tests/integration/test_gpu_evidence.py", "tests/workflow/test_resume.py",
-                 "tests/workflow/test_changed.py", "tests/test_records.py", "tests/speed/test_runtime.py",
-                 "tests/train/test_train.py", "tests/decode/test_compiled.py")
+# the whole-DAG run (~5 min) first: xdist hands tests out in collection order, and collected last it
+# kept one worker busy ~100 s after the other had finished. Only it: the other long suites moved up
+# with it ran at the same time as it and the SLURM tests, and every one of them slowed down
+LONGEST_FIRST = ("tests/workflow/test_dag.py",)
 
 
 def pytest_collection_modifyitems(items):
     """The end-to-end suites are `slow`: `make test-fast` leaves them out, `make test` (CI) runs all.
-    Modules named in LONGEST_FIRST are collected first, in that order (whole modules, so module
-    fixtures are still built once)."""
+    Modules named in LONGEST_FIRST are collected first (whole modules, so module fixtures are
+    still built once)."""
     for item in items:
         if any(part in item.nodeid for part in SLOW):
             item.add_marker(pytest.mark.slow)

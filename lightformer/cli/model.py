@@ -174,6 +174,25 @@ def cmd_export_ct2(args) -> None:
           f"{report['vocabulary']} vocabulary); {report['note']}")
 
 
+def cmd_export_onnx(args) -> None:
+    import torch
+
+    from lightformer.checkpoint import load_checkpoint
+    from lightformer.export.onnx import KIND, export_onnx_dir
+    from lightformer.io import check_output_dir, file_sha256
+    from lightformer.speed.fast import prepare_for_inference
+    from lightformer.speed.runtime import check_runtime
+
+    check_runtime("onnxruntime", torch.device("cpu"))  # the exporter (onnxscript) and the quantiser
+    check_output_dir(args.out, KIND, inputs=(args.checkpoint,), force=args.force)
+    model = prepare_for_inference(load_checkpoint(args.checkpoint).float().eval())
+    report = export_onnx_dir(model, args.out, int8=args.int8, force=args.force,
+                             source={"checkpoint": str(args.checkpoint), "checkpoint_sha256": file_sha256(args.checkpoint),
+                                     "command": command_line()})
+    print(f"{args.out}: encoder.onnx and step.onnx (opset {report['opset']['step']}{', int8' if args.int8 else ''}; "
+          f"the step's inputs and cache layout in lightformer_export.json)")
+
+
 def register(sub) -> None:
     from lightformer.compress.spec import CompressionSpec
     from lightformer.config import PRESETS
@@ -227,6 +246,13 @@ def register(sub) -> None:
                                           "the compute type can still be chosen when loading")
     e.add_argument("--force", action="store_true", help="replace an existing --out directory (only one an earlier export wrote)")
     e.set_defaults(func=cmd_export_ct2)
+    e = esub.add_parser("onnx", help="two ONNX graphs, the encoder and one decoder step over a static cache, as "
+                                     "lightformer speed --engine onnxruntime|openvino runs them (speed/runtime.py)")
+    e.add_argument("checkpoint")
+    e.add_argument("--out", required=True, help="directory to write")
+    e.add_argument("--int8", action="store_true", help="ONNX Runtime's dynamic int8 quantisation of every product")
+    e.add_argument("--force", action="store_true", help="replace an existing --out directory (only one an earlier export wrote)")
+    e.set_defaults(func=cmd_export_onnx)
 
 
 def _register_control(sub) -> None:

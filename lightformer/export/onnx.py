@@ -14,9 +14,12 @@ import contextlib
 import io
 import logging
 import warnings
+import json
 from pathlib import Path
 
 import torch
+
+from lightformer.io import atomic_dir, check_output_dir
 
 # the step at opset 23, which has Attention: scaled_dot_product_attention exports as one node, not
 # a dozen (transposes, masking, NaN guards): 504 -> 292 nodes per IWSLT LightFormer step. The
@@ -155,3 +158,30 @@ def quantize_int8(path: Path, out_dir: Path) -> Path:
         quantize_dynamic(path, out, weight_type=QuantType.QInt8, per_channel=True,
                          op_types_to_quantize=["MatMul", "Gemm"])
     return out
+
+
+KIND = "ONNX export"
+MARKER = "lightformer_export.json"
+
+
+def export_onnx_dir(model, out_dir: str | Path, *, int8: bool = False, source: dict | None = None,
+                    force: bool = False) -> dict:
+    """A directory a runtime can decode from without this package's model code: encoder.onnx and
+    step.onnx (``int8``: quantised), and what they are in ``MARKER`` (their inputs, the cache layout,
+    the model's config). ``model``: prepared for inference (``prepare_for_inference``), fp32."""
+    out = Path(out_dir)
+    check_output_dir(out, KIND, force=force)
+    inputs, outputs = step_names(len(model.decoder.layers))
+    report = {"kind": KIND, "int8": int8, "opset": OPSET, "encoder": ["src_tokens", "padding_mask"],
+              "encoder_outputs": ["out", "cross_k", "cross_v"], "step": inputs, "step_outputs": outputs,
+              "cache": "per layer (rows, heads, capacity, head_dim); the step returns the new token's keys/values "
+                       "for the caller to write at `step`, and attends where self_mask is true",
+              "model": model.cfg.to_dict(),
+              "source": source or {}}
+    with atomic_dir(out, KIND, force=force) as tmp:  # a crash leaves no half export under the name
+        paths = export_onnx(model, tmp)
+        if int8:
+            for p in paths:
+                quantize_int8(p, tmp).replace(p)
+        (tmp / MARKER).write_text(json.dumps(report, indent=2, default=str) + "\n")
+    return report

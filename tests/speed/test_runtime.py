@@ -99,3 +99,23 @@ def test_encoder_output_is_ours_and_refusals(exported, trained):
         check_runtime("tensorrt", torch.device("cpu"))
     with pytest.raises(LightformerError, match="fp32 model"):
         RuntimeSearch(prepare_for_inference(trained, int8=True))
+
+
+def test_export_onnx_writes_a_directory_a_runtime_decodes_from(trained, tmp_path):
+    """`lightformer export onnx`: the two graphs and their description; the same tokens when loaded."""
+    import json
+
+    from lightformer.checkpoint import save_checkpoint
+    from lightformer.cli import main
+
+    save_checkpoint(trained, tmp_path / "m.safetensors")
+    out = tmp_path / "onnx"
+    assert main(["export", "onnx", str(tmp_path / "m.safetensors"), "--out", str(out)]) == 0
+    described = json.loads((out / "lightformer_export.json").read_text())
+    assert described["step"][:4] == ["token", "step", "self_mask", "memory_mask"] and not described["int8"]
+    model = prepare_for_inference(trained)
+    engine = RuntimeSearch(model, export=(out / "encoder.onnx", out / "step.onnx"))
+    cfg = SearchConfig(beam=4, max_len_b=12)
+    assert_same(beam_search(model, sources(), cfg, engine=engine), beam_search(model, sources(), cfg))
+    # an existing output is not replaced without --force (a usage error, exit 2)
+    assert main(["export", "onnx", str(tmp_path / "m.safetensors"), "--out", str(out)]) == 2
