@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import warnings
-import json
 from pathlib import Path
 
 import torch
@@ -84,7 +84,8 @@ class _StepGraph(torch.nn.Module):
 
 def step_names(layers: int) -> tuple[list[str], list[str]]:
     """(inputs, outputs) of the step graph, as a runtime is fed: per-layer names are ``k.3`` etc."""
-    per = lambda *names: [f"{n}.{i}" for n in names for i in range(layers)]  # noqa: E731
+    def per(*names):
+        return [f"{n}.{i}" for n in names for i in range(layers)]
     return (["token", "step", "self_mask", "memory_mask"] + per("k", "v", "cross_k", "cross_v"),
             ["logits"] + per("new_k", "new_v"))
 
