@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from lightformer.export.ct2 import MARKER  # one name for what every export says of itself
 from lightformer.io import atomic_dir, check_output_dir
 
 # the step at opset 23, which has Attention: scaled_dot_product_attention exports as one node, not
@@ -162,7 +163,6 @@ def quantize_int8(path: Path, out_dir: Path) -> Path:
 
 
 KIND = "ONNX export"
-MARKER = "lightformer_export.json"
 
 
 def export_onnx_dir(model, out_dir: str | Path, *, int8: bool = False, source: dict | None = None,

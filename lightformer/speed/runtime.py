@@ -79,10 +79,21 @@ class RuntimeCache:
         self.k, self.v, self.cross_k, self.cross_v, self.memory_mask = k, v, cross_k, cross_v, memory_mask
         self.self_mask = torch.zeros(1, 1, 1, k.size(3), dtype=torch.bool)
         self.step = torch.zeros((), dtype=torch.long)
+        # the step's feeds as numpy views, built once: the step and mask change in place, the
+        # cross-attention keys/values never, self-attention's buffers only when reordered
+        self.feeds = {"step": self.step.numpy(), "self_mask": self.self_mask.numpy(),
+                      "memory_mask": memory_mask.numpy()} | _per_layer(cross_k=cross_k, cross_v=cross_v)
+        self.feeds |= _per_layer(k=k, v=v)
 
     def reorder(self, order: torch.Tensor) -> None:
         self.k = self.k.index_select(1, order)
         self.v = self.v.index_select(1, order)
+        self.feeds |= _per_layer(k=self.k, v=self.v)
+
+
+def _per_layer(**stacked: torch.Tensor) -> dict:
+    """{"k.0": numpy view of k[0], ...}: each layer's buffer as the step graph's input of that name."""
+    return {f"{name}.{i}": t[i].numpy() for name, t in stacked.items() for i in range(t.size(0))}
 
 
 class RuntimeSearch:
@@ -134,11 +145,7 @@ class RuntimeSearch:
         runtime reads each layer's cache as a numpy view of the stacked torch buffers."""
         cache.self_mask.index_fill_(3, cache.step.view(1), True)
         L = cache.k.size(0)
-        feeds = {"token": token.numpy(), "step": cache.step.numpy(), "self_mask": cache.self_mask.numpy(),
-                 "memory_mask": cache.memory_mask.numpy()}
-        for name, t in (("k", cache.k), ("v", cache.v), ("cross_k", cache.cross_k), ("cross_v", cache.cross_v)):
-            feeds.update({f"{name}.{i}": t[i].numpy() for i in range(L)})
-        out = [torch.from_numpy(a) for a in self._step(feeds)]
+        out = [torch.from_numpy(a) for a in self._step(cache.feeds | {"token": token.numpy()})]
         cache.k.index_copy_(3, cache.step.view(1), torch.stack(out[1:1 + L]))
         cache.v.index_copy_(3, cache.step.view(1), torch.stack(out[1 + L:]))
         cache.step.add_(1)

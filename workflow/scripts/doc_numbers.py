@@ -219,9 +219,9 @@ def runtime_findings() -> str:
     def ms(task, model, engine, int8="False"):
         return float(pick(table, task=task, model=model, engine=engine, int8=int8, protocol="latency")["total_ms"])
 
-    def same(task, model, engine, int8="False"):
+    def same(task, model, engine, int8="False", protocol="latency"):
         return float(pick(table, task=task, model=model, engine=engine, int8=int8,
-                          protocol="latency")["speedup_same_engine"])
+                          protocol=protocol)["speedup_same_engine"])
     out = []
     for task, name, target in (("iwslt14", "IWSLT", 3.0), ("wmt14", "WMT", 1.7)):
         ct2 = ms(task, f"{task}_ct2_fp32", "ctranslate2")
@@ -241,19 +241,18 @@ def runtime_findings() -> str:
     if tp:
         def tms(model, engine):
             return float(pick(tp, model=model, engine=engine)["total_ms"])
+
+        def lf(engine):
+            sfx = "" if engine == "lightformer" else "_" + engine.removeprefix("lightformer-")
+            return f"{same('iwslt14', f'iwslt14_lf_k1{sfx}', engine, protocol='throughput'):.2f}"
         eager = tms("iwslt14_baseline", "lightformer")
         out.append(
             f"- **Throughput** (IWSLT, batch 32 x beam 5, 2 threads): the runtimes are slower than eager decoding "
             f"(our dense model {eager / tms('iwslt14_baseline_onnxruntime', 'lightformer-onnxruntime'):.2f}x in ONNX "
             f"Runtime, {eager / tms('iwslt14_baseline_openvino', 'lightformer-openvino'):.2f}x in OpenVINO), and "
-            f"LightFormer k1 over dense stays at {same_tp(tp, 'lightformer')}x eager, {same_tp(tp, 'lightformer-compiled')}x "
-            f"compiled and {same_tp(tp, 'lightformer-onnxruntime')}x in ONNX Runtime (target 0.8 x its MAC ratio, 3.0x).")
+            f"LightFormer k1 over dense stays at {lf('lightformer')}x eager, {lf('lightformer-compiled')}x "
+            f"compiled and {lf('lightformer-onnxruntime')}x in ONNX Runtime (target 0.8 x its MAC ratio, 3.0x).")
     return "\n".join(out)
-
-
-def same_tp(tp: list[dict], engine: str) -> str:
-    sfx = "" if engine == "lightformer" else "_" + engine.removeprefix("lightformer-")
-    return f"{float(pick(tp, model=f'iwslt14_lf_k1{sfx}', engine=engine)['speedup_same_engine']):.2f}"
 
 
 EAGER_CT2 = "speed_cpu-2core_ct2.csv"
