@@ -121,14 +121,17 @@ class Control:
 
 def expand_controls(block: dict | None, ratios: list[float]) -> dict[str, Control]:
     """Control name -> Control: each model of ``block['models']``, dense_small once per ratio (the
-    block's own, else the grid's), each at every ``lr_scale``."""
+    block's own, else the grid's), each at every ``lr_scale``: one list for all models, or a list per
+    model (a sweep where it matters, e.g. dense_small, without paying it for every sharing pattern)."""
     out = {}
     if not block:
         return out
-    for model, lr_scale in itertools.product(block["models"], block.get("lr_scale", [1.0])):
-        for ratio in (block.get("ratio") or ratios) if model == "dense_small" else [None]:
-            c = Control(model, ratio, float(lr_scale))
-            out[c.name] = c
+    scales = block.get("lr_scale", [1.0])
+    for model in block["models"]:
+        for lr_scale in scales.get(model, [1.0]) if isinstance(scales, dict) else scales:
+            for ratio in (block.get("ratio") or ratios) if model == "dense_small" else [None]:
+                c = Control(model, ratio, float(lr_scale))
+                out[c.name] = c
     return out
 
 

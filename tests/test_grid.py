@@ -28,6 +28,8 @@ def test_the_schema_enums_are_the_librarys_lists():
     from lightformer.controls import CONTROLS
 
     assert SCHEMA["$defs"]["controls"]["properties"]["models"]["items"]["enum"] == list(CONTROLS)
+    per_model = SCHEMA["$defs"]["controls"]["properties"]["lr_scale"]["oneOf"][1]
+    assert per_model["propertyNames"]["enum"] == list(CONTROLS)
     assert set(grid.BLOCKS) <= set(SCHEMA["properties"]["tasks"]["additionalProperties"]["properties"])
 
 
@@ -105,3 +107,23 @@ def test_a_task_without_bpe_merges_gets_its_datasets_recipe_in_the_dry_run(tmp_p
     assert not any(f in line for line in commands("generate") for f in ("--beam", "--lenpen", "--metric"))
     assert not any("--calib-batches" in line for line in commands("compress"))
     assert not any(f in line for line in commands("speed") for f in ("--runs", "--beam", "--src-len", "--batch"))
+
+
+def test_a_control_sweep_can_differ_per_model():
+    """A learning-rate sweep for dense_small without paying it for every sharing pattern; a model the
+    mapping leaves out trains once, at the baseline's rate. The schema takes both spellings and
+    refuses a model it does not know."""
+    import jsonschema
+
+    block = {"models": ["dense_small", "share_all"], "ratio": [3.8], "lr_scale": {"dense_small": [0.5, 1.0, 2.0]}}
+    assert sorted(grid.expand_controls(block, [])) == ["dense_small_r3.8", "dense_small_r3.8_lr0.5",
+                                                      "dense_small_r3.8_lr2", "share_all"]
+    shared = dict(block, lr_scale=[0.5, 1.0])
+    assert sorted(grid.expand_controls(shared, [])) == ["dense_small_r3.8", "dense_small_r3.8_lr0.5", "share_all",
+                                                       "share_all_lr0.5"]
+    schema = dict(SCHEMA["$defs"]["controls"], **{"$defs": SCHEMA["$defs"]})
+    for ok in (block, shared):
+        jsonschema.validate(ok, schema)
+    for bad in ({"share_everything": [1.0]}, {"dense_small": []}, {"dense_small": [0]}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(dict(block, lr_scale=bad), schema)
