@@ -10,7 +10,7 @@ from lightformer.paper import CLAIMS
 
 
 COLUMNS = ["task", "model", "engine", "compute_type", "device", "device_name", "protocol", "dtype", "threads", "batch", "beam",
-           "cuda_graph", "fused_lowrank", "int8", "params", "compression", "speedup", "speedup_p10", "speedup_p90",
+           "cuda_graph", "whole_step", "fused_lowrank", "int8", "params", "compression", "speedup", "speedup_p10", "speedup_p90",
            "engine_reference", "speedup_same_engine", "encoder_ms",
            "decoder_ms", "total_ms", "sentences_per_s", "tokens_per_s", "macs_per_tgt_token", "launches_per_step", "launches_unit", "tokens_per_run", "runs", "torch",
            "measured", "checkpoint", "command"]
@@ -31,6 +31,8 @@ def load_speed(paths: list[str | Path]) -> pd.DataFrame:
     if "engine" not in df.columns:  # CSVs from before CTranslate2 rows existed
         df["engine"] = "lightformer"
     df["engine"] = df["engine"].fillna("lightformer")
+    if "whole_step" not in df.columns:  # CSVs from before the whole step could run on the device
+        df["whole_step"] = False
     return df[[c for c in COLUMNS if c in df.columns]]
 
 
@@ -39,7 +41,7 @@ def write_speed_table(df: pd.DataFrame, csv_path: str | Path, markdown_path: str
     df.to_csv(csv_path, index=False)
     if markdown_path:
         cols = ["task", "model", "engine", "device_name", "protocol", "dtype", "threads", "batch", "beam", "cuda_graph",
-                "fused_lowrank", "params", "compression", "launches_per_step", "speedup", "speedup_p10", "speedup_p90",
+                "whole_step", "fused_lowrank", "params", "compression", "launches_per_step", "speedup", "speedup_p10", "speedup_p90",
                 "speedup_same_engine", "total_ms", "tokens_per_s"]
         show = df[[c for c in cols if c in df.columns]].copy()
         show["speedup"] = [f"{s:.2f} ({a:.2f}–{b:.2f})" for s, a, b in
@@ -81,6 +83,7 @@ def speed_figure(df: pd.DataFrame, png_path: str | Path) -> None:
     df["setting"] = (df["engine"].map(lambda e: {"ctranslate2": "ct2 ", "lightformer-compiled": "compiled "}.get(e, ""))
                      + df["device"].astype(str) + " " + df.get("compute_type", df["dtype"]).fillna(df["dtype"]).astype(str)
                      + df["cuda_graph"].map(lambda g: " graph" if str(g) == "True" else "")
+                     + df["whole_step"].map(lambda w: " whole-step" if str(w) == "True" else "")
                      + df["threads"].map(lambda t: f" {int(t)}thr" if pd.notna(t) and str(t) != "" else ""))
     protocols = sorted(df["protocol"].unique())
     fig, axes = plt.subplots(1, len(protocols), figsize=(5.5 * len(protocols), 4.2), squeeze=False)

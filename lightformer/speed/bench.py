@@ -28,6 +28,7 @@ from lightformer.config import EOS
 from lightformer.data.batching import collate
 from lightformer.decode.beam import SearchConfig, beam_search
 from lightformer.decode.cache import init_cache
+from lightformer.decode.device_search import device_beam_search
 from lightformer.errors import LightformerError
 from lightformer.gpu import pick_device
 from lightformer.hardware import device_name
@@ -103,6 +104,9 @@ class SpeedConfig:
     fixed_length: bool = option(True, flag="--free-length", help="stop at </s> (trained models only)")
     fast: bool = option(True, flag="--no-fast-path", help="time the training-time modules as they are")
     cuda_graph: bool = option(False, help="GPU: replay each decoder step as a CUDA graph (captured in the warm-up)")
+    whole_step: bool = option(False, help="the whole search step on the device, finished hypotheses included "
+                                          "(decode/device_search.py); with --cuda-graph the graph holds all of it and "
+                                          "the host never waits for a step")
     fused_lowrank: bool = option(False, help="GPU: each low-rank product A(Bx)+b (packed q/k/v too) in one Triton "
                                              "launch (speed/fused.py)")
     int8: bool = option(False, help="CPU: every product in int8 (FBGEMM, dynamic activations; speed/int8.py); "
@@ -138,6 +142,8 @@ class SpeedConfig:
             if not self.fast:
                 raise LightformerError("--int8 is part of the fast path; drop --no-fast-path")
             check_int8(torch.device(self.device), DTYPES[self.dtype])
+        if self.whole_step and tuple(self.engines) != ("eager",):
+            raise LightformerError("--whole-step runs the models' own modules: use it with --engine eager")
         if self.cuda_graph and self.warmup < 1:
             raise LightformerError("cuda_graph needs warmup >= 1: graphs are captured in the warm-up")
         self.engines = tuple(self.engines)
@@ -299,13 +305,17 @@ def _compiled_launches(engine, rows: int, src_len: int, tgt_len: int, device: to
     return sum(1 for e in prof.events() if counted(e))
 
 
-def _torch_runner(m, search: SearchConfig, timer: Timer, pool: dict, cuda_graph: bool, engine=None):
+def _torch_runner(m, search: SearchConfig, timer: Timer, pool: dict, cuda_graph: bool, engine=None,
+                  whole_step: bool = False):
     encoder = m.encoder if engine is None else engine.encoder
 
     def run(src: torch.Tensor) -> tuple[float, float, float, int]:
         enc, t_enc = timer(lambda: encoder(src))
-        hyps, t_dec = timer(lambda: beam_search(m, src, search, encoder_out=enc, graph_pool=pool,
-                                                cuda_graph=cuda_graph, engine=engine))
+        if whole_step:
+            hyps, t_dec = timer(lambda: device_beam_search(m, src, search, enc, cuda_graph, pool))
+        else:
+            hyps, t_dec = timer(lambda: beam_search(m, src, search, encoder_out=enc, graph_pool=pool,
+                                                    cuda_graph=cuda_graph, engine=engine))
         return t_enc, t_dec, t_enc + t_dec, sum(len(h[0].tokens) + 1 for h in hyps)
     return run
 
@@ -433,7 +443,7 @@ def run_speed(models: dict, cfg: SpeedConfig, progress: bool = True,
                           min_len=1, fixed_length=cfg.fixed_length)
     timer = Timer(device)
     built = _engines(models, run_models, ours, cfg, device)  # {(model, engine): its search engine}
-    runners = {row: _torch_runner(run_models[n], search, timer, {}, cfg.cuda_graph, built.get((n, e)))
+    runners = {row: _torch_runner(run_models[n], search, timer, {}, cfg.cuda_graph, built.get((n, e)), cfg.whole_step)
                if e else _ct2_runner(run_models[n], cfg, batches) for row, (n, e) in entries.items()}
     times = _time_interleaved(runners, batches, cfg, device, progress)
     meta = {
@@ -467,7 +477,7 @@ def run_speed(models: dict, cfg: SpeedConfig, progress: bool = True,
             "params_body": params[n]["body"],
             "compression": params[entries[first][0]]["total"] / params[n]["total"],
             "macs_per_src_token": "" if ct2 else round(mac[0]), "macs_per_tgt_token": "" if ct2 else round(mac[1]),
-            "launches_per_step": launches,
+            "launches_per_step": launches, "whole_step": cfg.whole_step and not ct2,  # CTranslate2 runs its own search
             "launches_unit": "" if ct2 else ("cuda kernels" if device.type == "cuda" else
                                              "aten ops dispatched by the compiled step" if e == "compiled"
                                              else "aten ops" if e == "eager"

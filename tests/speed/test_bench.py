@@ -99,6 +99,8 @@ def test_gpu_script_reduced_mode_runs_on_cpu(tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "speed.csv")))
     assert {(r["protocol"], r["task"]) for r in rows} == {(p, "iwslt14") for p in ("latency", "throughput")}
     assert {r["engine"] for r in rows} >= {"lightformer", "ctranslate2"} and "FAILED" not in r.stdout
+    whole = {(r["protocol"], r["model"]) for r in rows if r["whole_step"] == "True"}
+    assert whole == {(p, f"iwslt14_{m}_whole") for p in ("latency", "throughput") for m in ("baseline", "lf_k1", "lf_k2qkv")}
 
 
 def test_throughput_on_a_prepared_test_split(tmp_path):

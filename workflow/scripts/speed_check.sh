@@ -4,7 +4,8 @@
 # one rank; k2qkv = bases shared by pairs of layers and by q/k/v), and CTranslate2 exports of the
 # dense models, then times them interleaved at batch 1 (HAT latency), batch 128 and a large batch
 # (1,024 sentences), fp32 and bf16, every decoder step a CUDA graph, with and without the fused
-# low-rank kernel. Random weights need fixed-length decoding, so every model runs the same steps.
+# low-rank kernel, and with the whole search step in the graph (NO_WHOLE=1: without). Random
+# weights need fixed-length decoding, so every model runs the same steps.
 # First it checks, on the GPU, what the CPU tests cannot: the fused kernel in bf16, fused and
 # graphed decoding against eager decoding.
 #
@@ -33,17 +34,18 @@ LOG="$OUTDIR/speed.log"
 : > "$LOG"
 
 if [ "${DEVICE:-}" = cpu ] && [ "${REDUCED:-0}" != 1 ]; then  # paper sizes, the CPU protocol
-    LAT_RUNS=${LAT_RUNS:-30}; WARMUP=3; GRAPH=""; FUSED=""
+    LAT_RUNS=${LAT_RUNS:-30}; WARMUP=3; GRAPH=""; FUSED=""; WHOLE=""
     IWSLT=(transformer_iwslt_de_en 8848 6632 --share-decoder-input-output-embed)
     WMT=(transformer_wmt_en_de 32768 32768 --share-all-embeddings)
 elif [ "${REDUCED:-0}" = 1 ]; then
-    DEVICE=cpu; LAT_RUNS=2; TP_RUNS=1; WARMUP=1; SENTENCES=12; BATCH=4; LARGE=8; GRAPH=""; FUSED=""
+    DEVICE=cpu; LAT_RUNS=2; TP_RUNS=1; WARMUP=1; SENTENCES=12; BATCH=4; LARGE=8; GRAPH=""; FUSED=""; WHOLE=--whole-step
     IWSLT=(transformer_tiny6 50 40 --share-decoder-input-output-embed)
     WMT=(transformer_tiny6 64 64 --share-all-embeddings)
 else
     DEVICE=cuda; LAT_RUNS=${LAT_RUNS:-60}; TP_RUNS=${TP_RUNS:-5}; WARMUP=3; SENTENCES=512; BATCH=128; LARGE=1024
-    GRAPH=--cuda-graph; FUSED=--fused-lowrank
+    GRAPH=--cuda-graph; FUSED=--fused-lowrank; WHOLE=--whole-step
     [ "${NO_FUSED:-0}" = 1 ] && FUSED=""
+    [ "${NO_WHOLE:-0}" = 1 ] && WHOLE=""
     IWSLT=(transformer_iwslt_de_en 8848 6632 --share-decoder-input-output-embed)
     WMT=(transformer_wmt_en_de 32768 32768 --share-all-embeddings)
 fi
@@ -138,7 +140,8 @@ measure() {  # task beam lenpen src_len
     local lat=(--protocol latency --runs "$LAT_RUNS")
     local b128=(--protocol throughput --runs "$TP_RUNS" --batch "$BATCH" --sentences "$SENTENCES")
     local big=(--protocol throughput --runs "$TP_RUNS" --batch "$LARGE" --sentences "$LARGE")
-    local bf16=bf16 g=${GRAPH:+, graph}
+    local bf16=bf16 g=${GRAPH:+, graph} wdt=bf16
+    [ "$DEVICE" = cpu ] && wdt=fp32  # REDUCED: the whole-step rows run on the CPU too
     [ "${FP32:-1}" = 1 ] && speed "$task batch 1, fp32$g" "${ours[@]}" "${ct[@]}" --names "${names[@]}" "${ctn[@]}" \
         --dtype fp32 $GRAPH "${lat[@]}" "${common[@]}"
     [ "$DEVICE" = cuda ] && [ "${LARGE_FIRST:-0}" = 1 ] && speed "$task batch $LARGE, bf16$g" "${ours[@]}" "${ct16[@]}" \
@@ -147,12 +150,17 @@ measure() {  # task beam lenpen src_len
         --dtype $bf16 $GRAPH "${lat[@]}" "${common[@]}"
     [ -n "$FUSED" ] && speed "$task batch 1, bf16$g + fused" "${ours[@]}" --names "${names[@]}" \
         --dtype $bf16 $GRAPH $FUSED "${lat[@]}" "${common[@]}"
+    # the whole search step in the graph (decode/device_search.py), beside CTranslate2 in the same run
+    [ -n "$WHOLE" ] && speed "$task batch 1, $wdt$g${FUSED:+ + fused} + whole step" "${ours[@]}" "${ct16[@]}" \
+        --names "${names[@]/%/_whole}" "${ct16n[@]}" --dtype $wdt $GRAPH $FUSED $WHOLE "${lat[@]}" "${common[@]}"
     [ "${FP32:-1}" = 1 ] && speed "$task batch $BATCH, fp32$g" "${ours[@]}" "${ct[@]}" --names "${names[@]}" "${ctn[@]}" \
         --dtype fp32 $GRAPH "${b128[@]}" "${common[@]}"
     [ "$DEVICE" = cuda ] && speed "$task batch $BATCH, bf16$g" "${ours[@]}" "${ct16[@]}" --names "${names[@]}" "${ct16n[@]}" \
         --dtype $bf16 $GRAPH "${b128[@]}" "${common[@]}"
     [ -n "$FUSED" ] && speed "$task batch $BATCH, bf16$g + fused" "${ours[@]}" --names "${names[@]}" \
         --dtype $bf16 $GRAPH $FUSED "${b128[@]}" "${common[@]}"
+    [ -n "$WHOLE" ] && speed "$task batch $BATCH, $wdt$g${FUSED:+ + fused} + whole step" "${ours[@]}" "${ct16[@]}" \
+        --names "${names[@]/%/_whole}" "${ct16n[@]}" --dtype $wdt $GRAPH $FUSED $WHOLE "${b128[@]}" "${common[@]}"
     [ "$DEVICE" = cuda ] && [ "${LARGE_FIRST:-0}" != 1 ] && speed "$task batch $LARGE, bf16$g" "${ours[@]}" "${ct16[@]}" --names "${names[@]}" "${ct16n[@]}" \
         --dtype $bf16 $GRAPH "${big[@]}" "${common[@]}"
     [ "${FP32:-1}" = 1 ] && speed "$task batch $LARGE, fp32$g" "${ours[@]}" "${ct[@]}" --names "${names[@]}" "${ctn[@]}" \
@@ -168,6 +176,7 @@ if [ "$DEVICE" = cuda ]; then  # what only a GPU can check: bf16 kernel, fused +
     $PY - <<'PYEOF' 2>&1 | tee -a "$LOG"
 import torch, torch.nn.functional as F, lightformer as lf
 from lightformer.decode import SearchConfig, beam_search
+from lightformer.decode.device_search import device_beam_search
 from lightformer.speed.fast import prepare_for_inference
 from lightformer.speed.fused import lowrank_linear
 torch.manual_seed(0)
@@ -191,9 +200,13 @@ m = lf.compress(lf.build_model("transformer_tiny6", 50, 50, seed=1, share_all_em
 src = torch.randint(4, 50, (3, 9), device="cuda"); src[:, -1] = 2; src[0, :3] = 1
 cfg = SearchConfig(beam=4, max_len_b=10)
 eager = beam_search(prepare_for_inference(m, device="cuda"), src, cfg)
-for name, kw in [("cuda-graph", {}), ("fused", {"fused_lowrank": True}), ("fused + cuda-graph", {"fused_lowrank": True})]:
+for name, kw in [("cuda-graph", {}), ("fused", {"fused_lowrank": True}), ("fused + cuda-graph", {"fused_lowrank": True}),
+                 ("whole step", {}), ("whole step + cuda-graph", {}), ("fused + whole step + cuda-graph", {"fused_lowrank": True})]:
     fast = prepare_for_inference(m, device="cuda", **kw)
-    got = beam_search(fast, src, cfg, cuda_graph="graph" in name, graph_pool={})
+    pool = {}
+    for _ in range(2):  # the second search replays the graphs captured by the first
+        search = device_beam_search if "whole" in name else beam_search
+        got = search(fast, src, cfg, cuda_graph="graph" in name, graph_pool=pool)
     same = all([h.tokens for h in a] == [h.tokens for h in b] and
                max(abs(x.score - y.score) for x, y in zip(a, b)) < 1e-4 for a, b in zip(eager, got))
     print(f"{name} decoding equals eager decoding:", "OK" if same else "MISMATCH")
