@@ -196,6 +196,25 @@ for M in (5, 640, 5120):  # one launch vs two, outside a graph (launch cost incl
         W = torch.randn(N, K, device="cuda", dtype=torch.bfloat16)
         t_d = do_bench(lambda: F.linear(x, W, b)) * 1e3
         print(f"rows {M:5} {K}->{R}->{N}: fused {t_f:7.1f} us, two GEMMs {t_2:7.1f} us, dense GEMM {t_d:7.1f} us")
+def in_graph(fn, n=50):  # us per call with no launch cost from Python: n calls replayed as one graph
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            fn()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        for _ in range(n):
+            fn()
+    return do_bench(graph.replay) * 1e3 / n
+for M in (5, 640):  # how decoding sees them: inside a CUDA graph
+    for K, N, R in [(512, 512, 81), (512, 1024, 81), (1024, 1024, 300), (512, 6632, 120)]:
+        x, A, B, b = (torch.randn(*s, device="cuda", dtype=torch.bfloat16) for s in [(M, K), (N, R), (R, K), (N,)])
+        W = torch.randn(N, K, device="cuda", dtype=torch.bfloat16)
+        t_f, t_2 = in_graph(lambda: lowrank_linear(x, A, B, b)), in_graph(lambda: F.linear(F.linear(x, B), A, b))
+        t_d = in_graph(lambda: F.linear(x, W, b))
+        print(f"in a graph, rows {M:4} {K}->{R}->{N}: fused {t_f:6.1f} us, two GEMMs {t_2:6.1f} us, dense GEMM {t_d:6.1f} us")
 m = lf.compress(lf.build_model("transformer_tiny6", 50, 50, seed=1, share_all_embeddings=True), rank=6, share_qkv=True)
 src = torch.randint(4, 50, (3, 9), device="cuda"); src[:, -1] = 2; src[0, :3] = 1
 cfg = SearchConfig(beam=4, max_len_b=10)
