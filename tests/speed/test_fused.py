@@ -31,10 +31,14 @@ def checked():
 
 
 def test_kernel_equals_two_products(checked):
+    """Both kernels: the one the fused path runs, and the rank-parallel one the GPU checks time
+    (shapes with several rank slices, odd sizes, no bias, one row)."""
+    assert {row["kernel"] for row in checked["kernel"]} == {"one program per block", "rank-parallel"}
     for row in checked["kernel"]:
         tol = 1e-2 if "float16" in row["dtype"] else 1e-5
         assert row["rel_err"] < tol, row
         assert row["out_shape"][:2] == [row["shape"][0], 2]  # leading dims kept
+        assert row["out_dtype"] == row["dtype"]
     assert checked["fallback_equal"] and checked["fallback_rank"]
 
 
