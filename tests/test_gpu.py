@@ -7,30 +7,35 @@ import pytest
 
 from lightformer.errors import LightformerError
 
-PROBE = ("import os, sys, time; from lightformer.gpu import claim_gpu; "
+PROBE = ("import os, sys; from lightformer.gpu import claim_gpu; "
          "i = claim_gpu(count=2, wait_s=float(sys.argv[1])); print(i, os.environ.get('CUDA_VISIBLE_DEVICES'), flush=True); "
-         "time.sleep(float(sys.argv[2]))")
+         "sys.stdin.read()")  # holds its GPU until the test closes its stdin: no timing to race on a loaded machine
 
 
-def _start(locks, wait, hold):
+def _start(locks, wait):
     env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"} | {"LIGHTFORMER_GPU_LOCKS": str(locks)}
-    return subprocess.Popen([sys.executable, "-c", PROBE, str(wait), str(hold)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen([sys.executable, "-c", PROBE, str(wait)], env=env, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _release(p) -> None:
+    p.stdin.close()
+    p.wait(timeout=30)
 
 
 def test_concurrent_jobs_get_different_gpus_and_a_third_waits(tmp_path):
-    a = _start(tmp_path, 5, 3)
+    a = _start(tmp_path, 5)
     assert a.stdout.readline().split() == ["0", "0"]
-    b = _start(tmp_path, 5, 3)
+    b = _start(tmp_path, 5)
     assert b.stdout.readline().split() == ["1", "1"]
-    c = _start(tmp_path, 0.5, 0)  # both taken: gives up after 0.5 s with advice
-    _, err = c.communicate(timeout=30)
+    c = _start(tmp_path, 0.5)  # both taken: gives up after 0.5 s with advice
+    _, err = c.communicate(timeout=60)
     assert c.returncode != 0 and "stayed taken" in err and "--resources gpu=2" in err
-    a.wait(timeout=30)  # a exits: its lock is released with the process
-    d = _start(tmp_path, 5, 0)
+    _release(a)  # a exits: its lock is released with the process
+    d = _start(tmp_path, 5)
     assert d.stdout.readline().split() == ["0", "0"]
     for p in (b, d):
-        p.wait(timeout=30)
+        _release(p)
 
 
 def test_scheduler_assignment_is_left_alone(tmp_path, monkeypatch):
