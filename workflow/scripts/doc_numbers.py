@@ -100,6 +100,43 @@ def first() -> str:
     return "\n".join(out)
 
 
+FULL = "real-small"
+SWEPT = (("r3.8_k1_random_full", "plain random factors"), ("r3.8_k1_random_svd_full", "random_svd factors"),
+         ("dense_small_r3.8", "dense model of LightFormer's size"))
+
+
+def sweep() -> str:
+    """The full real-small grid: every point of each learning-rate sweep (the selected one by
+    validation loss in bold), then each model at its selected rate against the baseline's
+    convergence target."""
+    table = rows(f"{FULL}/ddtp.csv")
+    conv = {r["model"]: r for r in rows(f"{FULL}/convergence_ddtp.csv")}
+    import yaml
+
+    config = yaml.safe_load(open(REPO / "workflow/configs/real-small.yaml"))
+    base_lr = float(config["tasks"]["ddtp"]["train"]["overrides"]["lr"])  # what lr_scale multiplies
+    out = ["| model | learning rate | best valid loss | test BLEU |", "|---|---|---|---|"]
+    for family, what in SWEPT:
+        for r in sorted((r for r in table if r["family"] == family), key=lambda r: float(r["lr_scale"])):
+            mark = "**" if r["lr_selected"] == "True" else ""
+            out.append(f"| {what} (`{r['model']}`) | {mark}{float(r['lr_scale']):g} x = {float(r['lr_scale']) * base_lr:.1e}{mark} | "
+                       f"{mark}{float(r['valid_loss_best']):.2f}{mark} | {float(r['metric_mean']):.2f} |")
+    target = float(conv["baseline"]["target_valid_loss"])
+    out += ["", f"| model (at its selected rate) | parameters (w/o embeddings) | x fewer | best valid loss | test BLEU | "
+            f"updates to valid loss {target:.2f} |", "|---|---|---|---|---|---|"]
+    for r in table:
+        if r["lr_selected"] == "False":
+            continue
+        c = conv[r["model"]]
+        run = f"{int(c['updates_run']):,}"
+        after = f" (after the baseline's {int(c['parent_updates']):,})" if int(c["parent_updates"]) else ""
+        reach = f"not reached in {run}" if c["updates_to_target"] == "not reached" else \
+            f"{float(c['updates_to_target']):,.0f} of {run}"
+        out.append(f"| {r['model']} | {int(r['params_total']):,} ({int(r['params_body']):,}) | {float(r['compression']):.2f} | "
+                   f"{float(c['best_valid_loss']):.2f} | {float(r['metric_mean']):.2f} | {reach}{after} |")
+    return "\n".join(out)
+
+
 def claims() -> str:
     cpu = rows(COMPILED)
     gpu = rows("speed_nvidia-h200.csv")
@@ -357,7 +394,7 @@ def gpu_bounds() -> str:
 
 
 BLOCKS = {"claims": ("README.md", claims), "diagnosis": ("docs/controls.md", diagnosis),
-          "first": ("docs/controls.md", first),
+          "first": ("docs/controls.md", first), "sweep": ("docs/controls.md", sweep),
           "compiled": ("docs/speed.md", compiled), "runtimes": ("docs/speed.md", runtimes),
           "runtime_findings": ("docs/speed.md", runtime_findings),
           "gpu": ("docs/speed.md", gpu),
