@@ -394,7 +394,7 @@ def gpu_bounds() -> str:
 
 
 BLOCKS = {"claims": ("README.md", claims), "diagnosis": ("docs/controls.md", diagnosis),
-          "first": ("docs/controls.md", first), "sweep": ("docs/controls.md", sweep),
+          "first": ("docs/controls.md", first),
           "compiled": ("docs/speed.md", compiled), "runtimes": ("docs/speed.md", runtimes),
           "runtime_findings": ("docs/speed.md", runtime_findings),
           "gpu": ("docs/speed.md", gpu),
