@@ -110,17 +110,19 @@ def convergence_figure(curves: dict[str, list[Path]], path: Path) -> None:
     from lightformer.report.figures import pyplot, save_figure
 
     plt, _ = pyplot()
-    fig, (by_update, by_flops) = plt.subplots(1, 2, figsize=(11, 4))
-    for model, paths in sorted(curves.items()):
-        df = read_curve(Path(paths[0]))
-        if not len(df):
-            continue
+    fig, (by_update, by_flops) = plt.subplots(1, 2, figsize=(13, 4.5))
+    models = sorted(m for m, paths in curves.items() if len(read_curve(Path(paths[0]))))
+    colours = plt.get_cmap("tab20" if len(models) > 10 else "tab10")  # a grid with sweeps has ~20 lines
+    for i, model in enumerate(models):
+        df = read_curve(Path(curves[model][0]))
         style = "-" if model == "baseline" else "--" if "scratch" in model or model.startswith(("dense_small", "share_")) else ":"
-        by_update.plot(df["update"], df["valid_loss"], style, label=model)
+        kw = {"color": colours(i % colours.N), "label": model, "lw": 2 if model == "baseline" else 1.3}
+        by_update.plot(df["update"], df["valid_loss"], style, **kw)
         fpt = flops_per_token(df)
         if fpt:
-            by_flops.plot(df["tokens_seen"] * fpt, df["valid_loss"], style, label=model)
+            by_flops.plot(df["tokens_seen"] * fpt, df["valid_loss"], style, **kw)
     by_update.set(xlabel="updates", ylabel="validation loss")
     by_flops.set(xlabel="training FLOPs (own run)", ylabel="validation loss", xscale="log")
-    by_update.legend(fontsize=6)
+    by_flops.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the plots, not over the lines
+    fig.tight_layout()
     save_figure(fig, path)

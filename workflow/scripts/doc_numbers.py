@@ -40,6 +40,7 @@ def x(value) -> str:
 
 
 FIRST = "real-small-first"
+FULL = "real-small"  # the whole real-small.yaml grid, learning-rate sweeps included
 FIRST_MODELS = (("baseline", "the dense baseline"), ("r3.8_k1_svd", "LightFormer: SVD transfer, then fine-tuning"),
                 ("r3.8_k1_random_svd_full", "the same factors from the SVD of a fresh dense model, the baseline's budget"),
                 ("dense_small_r3.8", "a dense model of the same size, the baseline's budget"),
@@ -51,9 +52,9 @@ def curve(run: str, model: str):
     return read_curve(REF / run / "curves" / f"{model}.csv")
 
 
-def reaches(model: str, loss: float) -> str:
-    """Where a real-small-first curve first reaches a validation loss: between which validations."""
-    rows_ = curve(FIRST, model)
+def reaches(model: str, loss: float, run: str = FIRST) -> str:
+    """Where a committed curve first reaches a validation loss: between which validations."""
+    rows_ = curve(run, model)
     hit = first_reaching(rows_, loss)
     if hit is None:
         return "does not reach it"
@@ -100,7 +101,6 @@ def first() -> str:
     return "\n".join(out)
 
 
-FULL = "real-small"
 SWEPT = (("r3.8_k1_random_full", "plain random factors"), ("r3.8_k1_random_svd_full", "random_svd factors"),
          ("dense_small_r3.8", "dense model of LightFormer's size"))
 
@@ -154,28 +154,38 @@ def claims() -> str:
         out.append(f"| {name}: speedup | {speedup}x | {x(eager['speedup_same_engine'])} CPU eager, "
                    f"{x(comp['speedup_same_engine'])} CPU compiled, {x(lf_gpu['speedup'])} GPU | {cpu_note}; "
                    f"{gpu_note}; random weights, fixed length | `{COMPILED}`, `speed_nvidia-h200.csv` |")
-    first = {r["model"]: r for r in rows(f"{FIRST}/ddtp.csv")}
-    conv = {r["model"]: r for r in rows(f"{FIRST}/convergence_ddtp.csv")}
-    base, svd, rsvd = first["baseline"], first["r3.8_k1_svd"], first["r3.8_k1_random_svd_full"]
-    small, shared, rnd = first["dense_small_r3.8"], first["share_all"], ddtp["r3.8_k1_random_full"]
-    where = f"`{FIRST}/ddtp.csv`"
-    (ft, loss), full = svd_transfer(), int(conv["baseline"]["updates_run"])
+    full = {r["model"]: r for r in rows(f"{FULL}/ddtp.csv")}
+    conv = {r["model"]: r for r in rows(f"{FULL}/convergence_ddtp.csv")}
+
+    def selected(family):  # the point of a learning-rate sweep chosen by validation loss
+        return next(r for r in full.values() if r["family"] == family and r["lr_selected"] != "False")
+
+    base, svd, svd2, rsvd = full["baseline"], full["r3.8_k1_svd"], full["r3.8_k2_svd"], selected("r3.8_k1_random_svd_full")
+    small, shared, rnd = selected("dense_small_r3.8"), full["share_all"], selected("r3.8_k1_random_full")
+    where = f"`{FULL}/ddtp.csv`"
+    ft, full_updates = int(conv["r3.8_k1_svd"]["updates_run"]), int(conv["baseline"]["updates_run"])
+    loss = float(conv["r3.8_k1_svd"]["final_valid_loss"])
 
     def bleu(r):
         return f"{float(r['metric_mean']):.2f}"
 
-    out.append(f"| similar BLEU at fewer parameters | similar | {bleu(svd)} vs {bleu(base)} BLEU at {x(svd['compression'])} | "
-               f"real text at toy scale (DDTP de-en, d 128, {full:,} + {ft:,} updates on 2 CPU cores, one seed); "
-               f"paper scale not yet run | {where} |")
+    def lr(r):
+        return f"lr x{float(r['lr_scale']):g}"
+
+    half = full["r2.0_k2_svd"]
+    out.append(f"| similar BLEU at fewer parameters | similar | {bleu(base)} BLEU dense; {bleu(half)} at "
+               f"{x(half['compression'])} (k2); {bleu(svd)} (k1) and {bleu(svd2)} (k2) at {x(svd['compression'])} | real text at toy scale (DDTP de-en, d 128, {full_updates:,} + {ft:,} updates "
+               f"on 2 CPU cores, one seed); paper scale not yet run | {where} |")
     out.append(f"| SVD transfer speeds up convergence | faster | in the small model's own updates: validation loss "
-               f"{loss:.2f} after {ft:,}; `random_svd` (balanced random factors) {reaches('r3.8_k1_random_svd_full', loss)}"
-               f" (not counting the baseline's {full:,} SVD transfer starts from). Given those {full:,}, `random_svd` "
-               f"reaches {bleu(rsvd)} BLEU, plain random factors {bleu(rnd)} (earlier run) | the same run "
-               f"(docs/controls.md) | `{FIRST}/convergence_ddtp.csv`, `real-small-ddtp/ddtp.csv` |")
-    out.append(f"| out-performs light-weight Transformers | yes | not at toy scale: {bleu(svd)} BLEU against "
-               f"`dense_small` {bleu(small)} ({x(small['compression'])}) and `share_all` {bleu(shared)} "
-               f"({x(shared['compression'])}), both trained {full:,} updates | the same run; published rows beside ours "
-               f"in `lightweight_ddtp.md` are other benchmarks' | {where} |")
+               f"{loss:.2f} after {ft:,}; `random_svd` (balanced random factors) {reaches('r3.8_k1_random_svd_full', loss, FULL)}"
+               f" (not counting the baseline's {full_updates:,} SVD transfer starts from). Given those {full_updates:,}, "
+               f"each at its best of three learning rates, `random_svd` reaches {bleu(rsvd)} BLEU, plain random factors "
+               f"{bleu(rnd)} ({lr(rnd)}) | the same run (docs/controls.md) | `{FULL}/convergence_ddtp.csv` |")
+    out.append(f"| out-performs light-weight Transformers | yes | mixed at toy scale: {bleu(svd2)} BLEU (k2, "
+               f"{x(svd2['compression'])}) against `dense_small` {bleu(small)} ({x(small['compression'])}, {lr(small)}, "
+               f"chosen by validation loss; {bleu(full['dense_small_r3.8'])} at lr x1) and `share_all` {bleu(shared)} "
+               f"({x(shared['compression'])}), both trained {full_updates:,} updates | the same run; published rows "
+               f"beside ours in `lightweight_ddtp.md` are other benchmarks' | {where}, `{FULL}/paper_comparison.md` |")
     return "\n".join(out)
 
 
@@ -394,7 +404,7 @@ def gpu_bounds() -> str:
 
 
 BLOCKS = {"claims": ("README.md", claims), "diagnosis": ("docs/controls.md", diagnosis),
-          "first": ("docs/controls.md", first),
+          "first": ("docs/controls.md", first), "sweep": ("docs/controls.md", sweep),
           "compiled": ("docs/speed.md", compiled), "runtimes": ("docs/speed.md", runtimes),
           "runtime_findings": ("docs/speed.md", runtime_findings),
           "gpu": ("docs/speed.md", gpu),
