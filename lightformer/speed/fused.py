@@ -38,6 +38,23 @@ except ImportError:  # the fused path is optional; fused_available() says why no
 
 if triton is not None:
     @triton.jit
+    def _rank_code(x_ptr, b_ptr, rm, rr, M, K, R, sxm, sxk, sbr, sbk,
+                   IEEE: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_K: tl.constexpr, BLOCK_R: tl.constexpr):
+        """h = x B^T for the rows ``rm`` and the rank slice ``rr``, over the whole input (fp32)."""
+        h = tl.zeros((BLOCK_M, BLOCK_R), dtype=tl.float32)
+        for k0 in range(0, K, BLOCK_K):
+            rk = k0 + tl.arange(0, BLOCK_K)
+            x = tl.load(x_ptr + rm[:, None] * sxm + rk[None, :] * sxk,
+                        mask=(rm[:, None] < M) & (rk[None, :] < K), other=0.0)
+            bt = tl.load(b_ptr + rr[None, :] * sbr + rk[:, None] * sbk,
+                         mask=(rr[None, :] < R) & (rk[:, None] < K), other=0.0)  # B^T tile (K, R)
+            if IEEE:
+                h += tl.dot(x, bt, input_precision="ieee")
+            else:
+                h += tl.dot(x, bt)
+        return h
+
+    @triton.jit
     def _lowrank_kernel(x_ptr, b_ptr, a_ptr, bias_ptr, y_ptr, M, N, K, R,
                         sxm, sxk, sbr, sbk, san, sar, sym, syn,
                         HAS_BIAS: tl.constexpr, IEEE: tl.constexpr,
@@ -49,17 +66,7 @@ if triton is not None:
         acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
         for r0 in range(0, R, BLOCK_R):
             rr = r0 + tl.arange(0, BLOCK_R)
-            h = tl.zeros((BLOCK_M, BLOCK_R), dtype=tl.float32)
-            for k0 in range(0, K, BLOCK_K):
-                rk = k0 + tl.arange(0, BLOCK_K)
-                x = tl.load(x_ptr + rm[:, None] * sxm + rk[None, :] * sxk,
-                            mask=(rm[:, None] < M) & (rk[None, :] < K), other=0.0)
-                bt = tl.load(b_ptr + rr[None, :] * sbr + rk[:, None] * sbk,
-                             mask=(rr[None, :] < R) & (rk[:, None] < K), other=0.0)  # B^T tile (K, R)
-                if IEEE:
-                    h += tl.dot(x, bt, input_precision="ieee")
-                else:
-                    h += tl.dot(x, bt)
+            h = _rank_code(x_ptr, b_ptr, rm, rr, M, K, R, sxm, sxk, sbr, sbk, IEEE, BLOCK_M, BLOCK_K, BLOCK_R)
             at = tl.load(a_ptr + rn[None, :] * san + rr[:, None] * sar,
                          mask=(rn[None, :] < N) & (rr[:, None] < R), other=0.0)  # A^T tile (R, N)
             hc = h.to(at.dtype)  # rounded like the two-product path's intermediate
@@ -88,17 +95,7 @@ if triton is not None:
         rm = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
         rn = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
         rr = pid_r * BLOCK_R + tl.arange(0, BLOCK_R)
-        h = tl.zeros((BLOCK_M, BLOCK_R), dtype=tl.float32)
-        for k0 in range(0, K, BLOCK_K):
-            rk = k0 + tl.arange(0, BLOCK_K)
-            x = tl.load(x_ptr + rm[:, None] * sxm + rk[None, :] * sxk,
-                        mask=(rm[:, None] < M) & (rk[None, :] < K), other=0.0)
-            bt = tl.load(b_ptr + rr[None, :] * sbr + rk[:, None] * sbk,
-                         mask=(rr[None, :] < R) & (rk[:, None] < K), other=0.0)
-            if IEEE:
-                h += tl.dot(x, bt, input_precision="ieee")
-            else:
-                h += tl.dot(x, bt)
+        h = _rank_code(x_ptr, b_ptr, rm, rr, M, K, R, sxm, sxk, sbr, sbk, IEEE, BLOCK_M, BLOCK_K, BLOCK_R)
         at = tl.load(a_ptr + rn[None, :] * san + rr[:, None] * sar,
                      mask=(rn[None, :] < N) & (rr[:, None] < R), other=0.0)
         hc = h.to(at.dtype)
