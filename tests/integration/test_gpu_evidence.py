@@ -19,7 +19,7 @@ def test_the_gpu_evidence_script_runs_reduced_on_cpu(tmp_path):
                        env=dict(os.environ, REDUCED="1", DATA=str(data), PYTHON=sys.executable), timeout=1500)
     assert r.returncode == 0, (out / "evidence.log").read_text() if (out / "evidence.log").exists() else r.stderr[-3000:]
     log = (out / "evidence.log").read_text()
-    assert all(f"# {part}: ok" in log for part in ("training", "real-text", "speed"))
+    assert all(f"# {part}: ok" in log for part in ("training", "real-text", "speed", "speed-whole"))
     # 1. training: ours and Hugging Face's on the same batches, the fused loss and its before, the loop, the price
     rows = list(csv.DictReader(open(out / "train/train.csv")))
     assert {(r["arch"], r["kind"], r["engine"]) for r in rows} == {
@@ -44,3 +44,8 @@ def test_the_gpu_evidence_script_runs_reduced_on_cpu(tmp_path):
     # 3. speed: the WMT rows
     speed = list(csv.DictReader(open(out / "speed/speed.csv")))
     assert {(r["protocol"], r["task"]) for r in speed} == {(p, "wmt14") for p in ("latency", "throughput")}
+    # 4. IWSLT with the whole search step on the device: only those rows, each model beside CTranslate2
+    whole = list(csv.DictReader(open(out / "speed-whole/speed.csv")))
+    ours = [r for r in whole if r["engine"] == "lightformer"]
+    assert {(r["protocol"], r["task"]) for r in whole} == {(p, "iwslt14") for p in ("latency", "throughput")}
+    assert ours and all(r["whole_step"] == "True" for r in ours) and any(r["engine"] == "ctranslate2" for r in whole)

@@ -4,7 +4,8 @@
 #   1. training throughput and MFU, ours and Hugging Face's, fused and dense loss, the loop itself,
 #      and the paper grid priced in GPU-hours (train_check.sh -> OUT/train/);
 #   2. real text at transformer_iwslt_de_en size with the controls (real_text_check.sh -> OUT/real/);
-#   3. the WMT speed rows: CTranslate2, unfused and fused in one run (speed_check.sh -> OUT/speed/).
+#   3. the WMT speed rows: CTranslate2, unfused and fused in one run (speed_check.sh -> OUT/speed/);
+#   4. IWSLT with the whole search step in the CUDA graph, beside CTranslate2 (-> OUT/speed-whole/).
 #
 #   DATA=ddtp_prepared bash workflow/scripts/gpu_evidence.sh OUT            # one GPU, about 9 minutes
 #   REDUCED=1 DATA=DIR bash workflow/scripts/gpu_evidence.sh OUT            # CPU, tiny (tests)
@@ -31,5 +32,7 @@ if [ "${REDUCED:-0}" = 1 ]; then
 else
     part speed env TASKS=wmt14 LAT_RUNS=${LAT_RUNS:-30} TP_RUNS=${TP_RUNS:-3} bash "$here/speed_check.sh" "$OUT/speed"
 fi
+part speed-whole env TASKS=iwslt14 ONLY_WHOLE=1 LAT_RUNS=${LAT_RUNS:-30} TP_RUNS=${TP_RUNS:-3} \
+    bash "$here/speed_check.sh" "$OUT/speed-whole"
 cat "$LOG"
 ! grep -q FAILED "$LOG"

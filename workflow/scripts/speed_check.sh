@@ -142,6 +142,13 @@ measure() {  # task beam lenpen src_len
     local big=(--protocol throughput --runs "$TP_RUNS" --batch "$LARGE" --sentences "$LARGE")
     local bf16=bf16 g=${GRAPH:+, graph} wdt=bf16
     [ "$DEVICE" = cpu ] && wdt=fp32  # REDUCED: the whole-step rows run on the CPU too
+    if [ "${ONLY_WHOLE:-0}" = 1 ]; then  # just the whole-step rows (gpu_evidence.sh's last part)
+        speed "$task batch 1, $wdt$g${FUSED:+ + fused} + whole step" "${ours[@]}" "${ct16[@]}" \
+            --names "${names[@]/%/_whole}" "${ct16n[@]}" --dtype $wdt $GRAPH $FUSED --whole-step "${lat[@]}" "${common[@]}"
+        speed "$task batch $BATCH, $wdt$g${FUSED:+ + fused} + whole step" "${ours[@]}" "${ct16[@]}" \
+            --names "${names[@]/%/_whole}" "${ct16n[@]}" --dtype $wdt $GRAPH $FUSED --whole-step "${b128[@]}" "${common[@]}"
+        return 0
+    fi
     [ "${FP32:-1}" = 1 ] && speed "$task batch 1, fp32$g" "${ours[@]}" "${ct[@]}" --names "${names[@]}" "${ctn[@]}" \
         --dtype fp32 $GRAPH "${lat[@]}" "${common[@]}"
     [ "$DEVICE" = cuda ] && [ "${LARGE_FIRST:-0}" = 1 ] && speed "$task batch $LARGE, bf16$g" "${ours[@]}" "${ct16[@]}" \
