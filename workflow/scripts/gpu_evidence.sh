@@ -7,7 +7,7 @@
 #   3. the WMT speed rows: CTranslate2, unfused and fused in one run (speed_check.sh -> OUT/speed/);
 #   4. IWSLT with the whole search step in the CUDA graph, beside CTranslate2 (-> OUT/speed-whole/).
 #
-#   DATA=ddtp_prepared bash workflow/scripts/gpu_evidence.sh OUT            # one GPU, about 9 minutes
+#   DATA=ddtp_prepared bash workflow/scripts/gpu_evidence.sh OUT            # one GPU, about 9 minutes (+1.5 for part 4)
 #   REDUCED=1 DATA=DIR bash workflow/scripts/gpu_evidence.sh OUT            # CPU, tiny (tests)
 #
 # DATA is a prepared DDTP directory (`lightformer data prepare ddtp` here; small enough to carry).
