@@ -13,6 +13,7 @@ slower than ``beam_search`` (static shapes, every slot written each step): it is
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
@@ -37,6 +38,9 @@ class Finished:
         self.tokens = torch.zeros(B, K + 1, width, dtype=torch.long, device=device)  # the prefix row, col 0 = </s>
         self.pos_scores = torch.zeros(B, K + 1, width - 1, device=device)
         self.done = torch.zeros((), dtype=torch.bool, device=device)
+        # fixed per search, not rebuilt per step: each sentence's first row, each prefix column
+        self.first_row = torch.arange(B, device=device)[:, None] * K
+        self.cols = torch.arange(width - 1, device=device)
 
     def reset(self) -> None:
         self.count.zero_()
@@ -69,14 +73,13 @@ def finalise_on_device(fin: Finished, top, tokens: torch.Tensor, pos_scores: tor
     slot = fin.count[:, None] + is_eos.long().cumsum(1) - 1
     accept = is_eos & (slot < K)
     slot = torch.where(accept, slot, K)  # turned away: the spare slot
-    rows = (torch.arange(B, device=top_beam.device)[:, None] * K + top_beam).view(-1)
+    rows = (fin.first_row + top_beam).view(-1)
     step = length - 1  # tokens before </s>
     # the host path divides by a Python float: the same float32 divisor here
     norm = top_scores / (length.double() ** lenpen).float()
     width = tokens.size(1)
-    cols = torch.arange(width - 1, device=tokens.device)
-    eos_lp = lprobs.index_select(0, rows)[:, EOS]
-    ps = torch.where(cols == step, eos_lp[:, None], pos_scores.index_select(0, rows))  # (B*K, width-1)
+    eos_lp = lprobs[:, EOS].index_select(0, rows)  # the </s> column only, not (rows, vocabulary)
+    ps = torch.where(fin.cols == step, eos_lp[:, None], pos_scores.index_select(0, rows))  # (B*K, width-1)
     fin.scores.scatter_(1, slot, norm)
     fin.length.scatter_(1, slot, step.expand(B, K))
     fin.tokens.scatter_(1, slot[..., None].expand(B, K, width), tokens.index_select(0, rows).view(B, K, width))
@@ -193,8 +196,9 @@ def device_beam_search(model, src_tokens: torch.Tensor, cfg: SearchConfig, encod
     B, K = src_tokens.size(0), cfg.beam
     max_len = _max_len(model, src_tokens, cfg)
     enc, _, _ = _decoder_state(model, src_tokens, K, max_len, False, encoder_out, True, False, None)  # no cache yet
-    key = ("whole_step", id(model), B * K, enc.out.size(1), max_len, enc.padding_mask is not None, cfg.lenpen,
-           cfg.unk_penalty, cfg.min_len, cfg.fixed_length, cuda_graph)
+    # the state keeps cfg and its graphs bake it in: every search option is part of the key
+    key = ("whole_step", id(model), B, enc.out.size(1), enc.padding_mask is not None, dataclasses.astuple(cfg),
+           cuda_graph)
     state = graph_pool.get(key) if graph_pool is not None else None
     if state is None:
         cache = init_cache(model.decoder, enc, capacity=max_len + 1, static=True)

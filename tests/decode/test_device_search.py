@@ -71,6 +71,14 @@ def test_buffers_are_reused_for_a_new_source_and_the_ngram_ban_runs_eagerly(mode
     state = next(iter(pool.values()))
     assert_same(device_beam_search(model, second, cfg, graph_pool=pool), beam_search(model, second, cfg))
     assert list(pool.values()) == [state]  # one set of buffers for the one shape
+    # the same rows but another beam, or another option the state bakes in: new buffers, right answers
+    twelve = sources(n=12, seed=9)
+    twelve = torch.nn.functional.pad(twelve, (first.size(1) - twelve.size(1), 0), value=1)  # left pads: the same width
+    for other, src in ((SearchConfig(beam=2, max_len_b=10), twelve),  # 12 x 2 rows, as many as 8 x 3
+                       (SearchConfig(beam=3, max_len_b=10, lenpen=0.5), first),
+                       (SearchConfig(beam=3, max_len_b=10, no_repeat_ngram_size=2), first)):
+        assert_same(device_beam_search(model, src, other, graph_pool=pool), beam_search(model, src, other))
+    assert len(pool) == 4
     banned = SearchConfig(beam=3, max_len_b=10, no_repeat_ngram_size=2)
     assert_same(device_beam_search(model, first, banned), beam_search(model, first, banned))
     fixed = SearchConfig(beam=2, max_len_b=6, fixed_length=True)
