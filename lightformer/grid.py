@@ -15,6 +15,7 @@ import dataclasses
 import itertools
 
 from lightformer.compress.spec import INITS, RANK_ALLOCS
+from lightformer.errors import LightformerError
 
 BUDGETS = ("finetune", "full")
 SHORTHANDS = {"random_full": ("random", "full")}  # config init -> (init, budget)
@@ -127,6 +128,9 @@ def expand_controls(block: dict | None, ratios: list[float]) -> dict[str, Contro
     if not block:
         return out
     scales = block.get("lr_scale", [1.0])
+    if isinstance(scales, dict) and set(scales) - set(block["models"]):
+        raise LightformerError(f"controls.lr_scale names {', '.join(sorted(set(scales) - set(block['models'])))}, "
+                               f"which controls.models does not train; models: {', '.join(block['models'])}")
     for model in block["models"]:
         for lr_scale in scales.get(model, [1.0]) if isinstance(scales, dict) else scales:
             for ratio in (block.get("ratio") or ratios) if model == "dense_small" else [None]:

@@ -127,3 +127,5 @@ def test_a_control_sweep_can_differ_per_model():
     for bad in ({"share_everything": [1.0]}, {"dense_small": []}, {"dense_small": [0]}):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(dict(block, lr_scale=bad), schema)
+    with pytest.raises(grid.LightformerError, match="share_sandwich, which controls.models does not train"):
+        grid.expand_controls(dict(block, lr_scale={"share_sandwich": [0.5]}), [])  # a sweep that would never run

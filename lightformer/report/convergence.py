@@ -111,10 +111,10 @@ def convergence_figure(curves: dict[str, list[Path]], path: Path) -> None:
 
     plt, _ = pyplot()
     fig, (by_update, by_flops) = plt.subplots(1, 2, figsize=(13, 4.5))
-    models = sorted(m for m, paths in curves.items() if len(read_curve(Path(paths[0]))))
-    colours = plt.get_cmap("tab20" if len(models) > 10 else "tab10")  # a grid with sweeps has ~20 lines
-    for i, model in enumerate(models):
-        df = read_curve(Path(curves[model][0]))
+    read = {m: read_curve(Path(paths[0])) for m, paths in sorted(curves.items())}  # each file read once
+    read = {m: df for m, df in read.items() if len(df)}
+    colours = plt.get_cmap("tab20" if len(read) > 10 else "tab10")  # a grid with sweeps has ~20 lines
+    for i, (model, df) in enumerate(read.items()):
         style = "-" if model == "baseline" else "--" if "scratch" in model or model.startswith(("dense_small", "share_")) else ":"
         kw = {"color": colours(i % colours.N), "label": model, "lw": 2 if model == "baseline" else 1.3}
         by_update.plot(df["update"], df["valid_loss"], style, **kw)

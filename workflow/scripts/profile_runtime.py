@@ -76,10 +76,13 @@ def step_parts(args) -> None:
 
 
 def int8_graphs(args) -> None:
+    with tempfile.TemporaryDirectory(prefix="lightformer-profile-") as tmp:  # the graphs are removed afterwards
+        _int8_graphs(args, model(args.model), Path(tmp))
+
+
+def _int8_graphs(args, m, tmp: Path) -> None:
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
 
-    m = model(args.model)
-    tmp = Path(tempfile.mkdtemp(prefix="lightformer-profile-"))
     enc_path, step_path = export_onnx(m, tmp)
     graphs = {"fp32": step_path, "dynamic int8": quantize_int8(step_path, tmp)}
     for block in (32, 128):

@@ -142,11 +142,13 @@ measure() {  # task beam lenpen src_len
     local big=(--protocol throughput --runs "$TP_RUNS" --batch "$LARGE" --sentences "$LARGE")
     local bf16=bf16 g=${GRAPH:+, graph} wdt=bf16
     [ "$DEVICE" = cpu ] && wdt=fp32  # REDUCED: the whole-step rows run on the CPU too
+    whole() {  # batch label, protocol arguments: the whole search step in the graph, beside CTranslate2
+        local label=$1; shift
+        speed "$task batch $label, $wdt$g${FUSED:+ + fused} + whole step" "${ours[@]}" "${ct16[@]}" \
+            --names "${names[@]/%/_whole}" "${ct16n[@]}" --dtype $wdt $GRAPH $FUSED --whole-step "$@" "${common[@]}"
+    }
     if [ "${ONLY_WHOLE:-0}" = 1 ]; then  # just the whole-step rows (gpu_evidence.sh's last part)
-        speed "$task batch 1, $wdt$g${FUSED:+ + fused} + whole step" "${ours[@]}" "${ct16[@]}" \
-            --names "${names[@]/%/_whole}" "${ct16n[@]}" --dtype $wdt $GRAPH $FUSED --whole-step "${lat[@]}" "${common[@]}"
-        speed "$task batch $BATCH, $wdt$g${FUSED:+ + fused} + whole step" "${ours[@]}" "${ct16[@]}" \
-            --names "${names[@]/%/_whole}" "${ct16n[@]}" --dtype $wdt $GRAPH $FUSED --whole-step "${b128[@]}" "${common[@]}"
+        whole 1 "${lat[@]}"; whole "$BATCH" "${b128[@]}"
         return 0
     fi
     [ "${FP32:-1}" = 1 ] && speed "$task batch 1, fp32$g" "${ours[@]}" "${ct[@]}" --names "${names[@]}" "${ctn[@]}" \
@@ -158,16 +160,14 @@ measure() {  # task beam lenpen src_len
     [ -n "$FUSED" ] && speed "$task batch 1, bf16$g + fused" "${ours[@]}" --names "${names[@]}" \
         --dtype $bf16 $GRAPH $FUSED "${lat[@]}" "${common[@]}"
     # the whole search step in the graph (decode/device_search.py), beside CTranslate2 in the same run
-    [ -n "$WHOLE" ] && speed "$task batch 1, $wdt$g${FUSED:+ + fused} + whole step" "${ours[@]}" "${ct16[@]}" \
-        --names "${names[@]/%/_whole}" "${ct16n[@]}" --dtype $wdt $GRAPH $FUSED $WHOLE "${lat[@]}" "${common[@]}"
+    [ -n "$WHOLE" ] && whole 1 "${lat[@]}"
     [ "${FP32:-1}" = 1 ] && speed "$task batch $BATCH, fp32$g" "${ours[@]}" "${ct[@]}" --names "${names[@]}" "${ctn[@]}" \
         --dtype fp32 $GRAPH "${b128[@]}" "${common[@]}"
     [ "$DEVICE" = cuda ] && speed "$task batch $BATCH, bf16$g" "${ours[@]}" "${ct16[@]}" --names "${names[@]}" "${ct16n[@]}" \
         --dtype $bf16 $GRAPH "${b128[@]}" "${common[@]}"
     [ -n "$FUSED" ] && speed "$task batch $BATCH, bf16$g + fused" "${ours[@]}" --names "${names[@]}" \
         --dtype $bf16 $GRAPH $FUSED "${b128[@]}" "${common[@]}"
-    [ -n "$WHOLE" ] && speed "$task batch $BATCH, $wdt$g${FUSED:+ + fused} + whole step" "${ours[@]}" "${ct16[@]}" \
-        --names "${names[@]/%/_whole}" "${ct16n[@]}" --dtype $wdt $GRAPH $FUSED $WHOLE "${b128[@]}" "${common[@]}"
+    [ -n "$WHOLE" ] && whole "$BATCH" "${b128[@]}"
     [ "$DEVICE" = cuda ] && [ "${LARGE_FIRST:-0}" != 1 ] && speed "$task batch $LARGE, bf16$g" "${ours[@]}" "${ct16[@]}" --names "${names[@]}" "${ct16n[@]}" \
         --dtype $bf16 $GRAPH "${big[@]}" "${common[@]}"
     [ "${FP32:-1}" = 1 ] && speed "$task batch $LARGE, fp32$g" "${ours[@]}" "${ct[@]}" --names "${names[@]}" "${ctn[@]}" \
